@@ -1,0 +1,53 @@
+#include <exception>
+#include <iostream>
+#include <map>
+
+#include "apps/command.hpp"
+#include "core/error.hpp"
+#include "core/log.hpp"
+#include "core/provenance.hpp"
+#include "core/version.hpp"
+
+int main(int argc, char** argv) {
+  using namespace lungvol;
+  CLI::App app{"lungvol: chest CT lung and lesion volumetry for clinical trials"};
+  app.require_subcommand(1);
+  app.set_version_flag("--version", std::string(kSoftwareName) + " " + kSoftwareVersion);
+  app::GlobalOptions global;
+  app.add_option("--threads", global.threads, "worker threads (0 = all cores)")
+      ->check(CLI::NonNegativeNumber);
+  app.add_option("--log-level", global.log_level, "debug, info, warn, error or off")
+      ->check(CLI::IsMember({"debug", "info", "warn", "error", "off"}));
+
+  std::map<CLI::App*, app::Action> actions;
+  auto add = [&](app::Action (*factory)(CLI::App&, const app::GlobalOptions&)) {
+    const auto before = app.get_subcommands({});
+    app::Action action = factory(app, global);
+    for (CLI::App* sub : app.get_subcommands({})) {
+      if (std::find(before.begin(), before.end(), sub) == before.end()) actions[sub] = action;
+    }
+  };
+  add(app::add_protocols_command);
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    const int rc = app.exit(e);
+    return rc == 0 ? 0 : static_cast<int>(ExitCode::kUsage);
+  }
+  log::set_level(log::level_from_string(global.log_level));
+  set_thread_count(global.threads);
+  try {
+    for (CLI::App* sub : app.get_subcommands()) return actions.at(sub)();
+  } catch (const Error& e) {
+    std::cerr << "lungvol: error: " << e.what() << "\n";
+    return e.exit_status();
+  } catch (const std::bad_alloc&) {
+    std::cerr << "lungvol: error: out of memory\n";
+    return static_cast<int>(ExitCode::kProcessing);
+  } catch (const std::exception& e) {
+    std::cerr << "lungvol: error: " << e.what() << "\n";
+    return static_cast<int>(ExitCode::kProcessing);
+  }
+  return 0;
+}

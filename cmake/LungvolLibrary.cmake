@@ -1,0 +1,16 @@
+# lungvol_library(NAME SOURCES ... DEPS ...): one folder = one library = one namespace.
+function(lungvol_library name)
+  cmake_parse_arguments(ARG "" "" "SOURCES;DEPS;PRIVATE_DEPS" ${ARGN})
+  add_library(lungvol_${name} STATIC ${ARG_SOURCES})
+  add_library(lungvol::${name} ALIAS lungvol_${name})
+  target_include_directories(lungvol_${name} PUBLIC ${PROJECT_SOURCE_DIR} ${CMAKE_BINARY_DIR}/generated)
+  target_link_libraries(lungvol_${name} PUBLIC ${ARG_DEPS} PRIVATE ${ARG_PRIVATE_DEPS})
+  lungvol_warnings(lungvol_${name})
+endfunction()
+
+function(lungvol_warnings target)
+  target_compile_options(${target} PRIVATE -Wall -Wextra -Wpedantic -Wno-unknown-pragmas)
+  if(LUNGVOL_WERROR)
+    target_compile_options(${target} PRIVATE -Werror)
+  endif()
+endfunction()

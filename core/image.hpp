@@ -1,0 +1,52 @@
+#pragma once
+// The pipeline's image types. A deliberate departure from DESIGN.md's itk::Image: a plain
+// contiguous buffer plus LPS geometry keeps ITK out of every header (compile time) and lets
+// our voxel loops run over raw memory. io/ converts to and from ITK at the file boundary.
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+namespace lungvol {
+
+struct Geometry {
+  std::array<std::size_t, 3> size{0, 0, 0};  // voxels along i (columns), j (rows), k (slices)
+  std::array<double, 3> spacing{1.0, 1.0, 1.0};  // mm
+  std::array<double, 3> origin{0.0, 0.0, 0.0};   // LPS mm of voxel (0,0,0)
+  // Row-major 3x3; column c is the LPS direction of index axis c.
+  std::array<double, 9> direction{1, 0, 0, 0, 1, 0, 0, 0, 1};
+
+  std::size_t voxel_count() const { return size[0] * size[1] * size[2]; }
+  std::size_t slice_voxels() const { return size[0] * size[1]; }
+  double voxel_volume_mm3() const { return spacing[0] * spacing[1] * spacing[2]; }
+  double voxel_volume_ml() const { return voxel_volume_mm3() / 1000.0; }
+  std::size_t index(std::size_t i, std::size_t j, std::size_t k) const {
+    return i + size[0] * (j + size[1] * k);
+  }
+  std::array<double, 3> to_physical(double i, double j, double k) const;
+  // Same grid (size, spacing, origin, direction) within a small tolerance.
+  bool same_grid(const Geometry& other, double tol_mm = 1e-3) const;
+};
+
+template <class T>
+struct Image {
+  Geometry geom;
+  std::vector<T> data;
+
+  Image() = default;
+  explicit Image(const Geometry& g, T fill = T{}) : geom(g), data(g.voxel_count(), fill) {}
+  T& operator[](std::size_t n) { return data[n]; }
+  const T& operator[](std::size_t n) const { return data[n]; }
+  T& at(std::size_t i, std::size_t j, std::size_t k) { return data[geom.index(i, j, k)]; }
+  const T& at(std::size_t i, std::size_t j, std::size_t k) const {
+    return data[geom.index(i, j, k)];
+  }
+  std::size_t size() const { return data.size(); }
+  bool empty() const { return data.empty(); }
+};
+
+using CtImage = Image<std::int16_t>;    // Hounsfield units
+using LabelImage = Image<std::uint8_t>;  // values from core/labels.hpp
+using MaskImage = Image<std::uint8_t>;   // 0 / 1
+
+}  // namespace lungvol

@@ -1,0 +1,74 @@
+#pragma once
+// A measurement protocol: every HU threshold the pipeline uses, loaded from a versioned TOML
+// file in protocols/ (never hard-coded). Bands are half-open [lo_hu, hi_hu).
+#include <string>
+#include <vector>
+
+namespace lungvol {
+
+struct HuBand {
+  double lo_hu = 0;
+  double hi_hu = 0;
+  bool contains(double hu) const { return hu >= lo_hu && hu < hi_hu; }
+};
+
+struct HuClass {
+  std::string name;
+  HuBand band;
+  std::string description;
+};
+
+struct LungParams {
+  double air_max_hu = -500;        // aerated lung seed: HU below this
+  double airway_max_hu = -900;     // start of the adaptive airway region growing
+  double fill_max_hu = 200;        // dense tissue admitted into the lung when closing over lesions
+  double closing_radius_mm = 20;   // "rolling ball" radius that brings pleural lesions back in
+  double min_lung_ml = 100;        // below this a component is not a lung (bowel gas, noise)
+};
+
+struct LesionParams {
+  std::vector<std::string> ground_glass_classes;  // names from Protocol::classes
+  std::vector<std::string> solid_classes;
+  HuBand ground_glass;  // derived: union of the ground-glass classes
+  HuBand solid;         // derived: union of the solid classes, starts where ground_glass ends
+  double min_lesion_mm3 = 10;
+  double vessel_radius_mm = 1.5;  // structures thinner than 2x this are vessels, not lesions
+  double low_hu() const { return ground_glass.lo_hu; }
+  double split_hu() const { return solid.lo_hu; }
+  double high_hu() const { return solid.hi_hu; }
+};
+
+struct DensitometryParams {
+  std::vector<double> laa_hu{-950, -910, -856};  // %LAA below each threshold
+  HuBand haa{-600, -250};                         // high-attenuation area band
+  std::vector<double> percentiles{10, 15};        // PDxx
+};
+
+struct Protocol {
+  std::string name;
+  std::string version;
+  std::string description;
+  std::vector<std::string> references;
+  std::string source_path;
+  std::string sha256;  // of the file's bytes
+
+  LungParams lung;
+  LesionParams lesion;
+  DensitometryParams densitometry;
+  std::vector<HuClass> classes;
+
+  // Same protocol with the lesion thresholds moved (threshold sweeps, --split etc.).
+  Protocol with_lesion_thresholds(double low_hu, double split_hu) const;
+};
+
+// Parses and validates TOML text; `origin` names the file in error messages.
+Protocol parse_protocol(const std::string& toml_text, const std::string& origin);
+// A path to a .toml file, or the name of a built-in protocol (file in the protocol directory).
+Protocol load_protocol(const std::string& name_or_path);
+// Directory of the built-in protocols: $LUNGVOL_PROTOCOL_DIR, the installed share dir or the
+// source tree's protocols/.
+std::string protocol_directory();
+std::vector<Protocol> list_builtin_protocols();
+inline constexpr const char* kDefaultProtocol = "covid-ggo-solid";
+
+}  // namespace lungvol

@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# The README's test command: installs packages, builds, runs the whole test suite.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+WERROR=OFF
+if [ "${CI:-}" = "true" ]; then WERROR=ON; fi
+bash scripts/build.sh -DLUNGVOL_WERROR=$WERROR
+BUILD_DIR=${LUNGVOL_BUILD_DIR:-build}
+ctest --test-dir "$BUILD_DIR" --output-on-failure -j "${LUNGVOL_JOBS:-$(nproc)}" "$@"
