@@ -27,7 +27,11 @@ int main(int argc, char** argv) {
       if (std::find(before.begin(), before.end(), sub) == before.end()) actions[sub] = action;
     }
   };
+  add(app::add_analyze_command);
   add(app::add_protocols_command);
+  add(app::add_inspect_command);
+  add(app::add_convert_command);
+  add(app::add_endpoint_command);
 
   try {
     app.parse(argc, argv);

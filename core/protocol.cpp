@@ -111,8 +111,9 @@ Protocol parse_protocol(const std::string& text, const std::string& origin) {
 
   const auto lung = t["lung"];
   p.lung.air_max_hu = number(lung["air_max_hu"], origin, "lung.air_max_hu", p.lung.air_max_hu);
-  p.lung.airway_max_hu =
-      number(lung["airway_max_hu"], origin, "lung.airway_max_hu", p.lung.airway_max_hu);
+  p.lung.chest_wall_mm =
+      number(lung["chest_wall_mm"], origin, "lung.chest_wall_mm", p.lung.chest_wall_mm);
+  p.lung.bone_min_hu = number(lung["bone_min_hu"], origin, "lung.bone_min_hu", p.lung.bone_min_hu);
   p.lung.fill_max_hu = number(lung["fill_max_hu"], origin, "lung.fill_max_hu", p.lung.fill_max_hu);
   p.lung.closing_radius_mm =
       number(lung["closing_radius_mm"], origin, "lung.closing_radius_mm", p.lung.closing_radius_mm);

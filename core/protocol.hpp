@@ -20,9 +20,10 @@ struct HuClass {
 
 struct LungParams {
   double air_max_hu = -500;        // aerated lung seed: HU below this
-  double airway_max_hu = -900;     // start of the adaptive airway region growing
   double fill_max_hu = 200;        // dense tissue admitted into the lung when closing over lesions
   double closing_radius_mm = 20;   // "rolling ball" radius that brings pleural lesions back in
+  double chest_wall_mm = 15;       // closing adds tissue only this close to bone (the chest wall)
+  double bone_min_hu = 250;        // bone, for the chest-wall test
   double min_lung_ml = 100;        // below this a component is not a lung (bowel gas, noise)
 };
 

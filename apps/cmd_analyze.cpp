@@ -1,0 +1,50 @@
+#include <fmt/format.h>
+
+#include <iostream>
+
+#include "apps/command.hpp"
+#include "pipeline/analyze.hpp"
+
+namespace lungvol::app {
+
+Action add_analyze_command(CLI::App& app, const GlobalOptions&) {
+  auto* cmd = app.add_subcommand(
+      "analyze", "segment lungs and lesions of one CT, measure volumes and densities");
+  auto opt = std::make_shared<pipeline::AnalyzeOptions>();
+  auto json = std::make_shared<bool>(false);
+  cmd->add_option("input", opt->input, "DICOM folder or file, or a NIfTI/NRRD/MHA volume")
+      ->required();
+  cmd->add_option("-o,--output", opt->outdir, "output folder")->required();
+  cmd->add_option("--protocol", opt->protocol, "built-in protocol name or TOML file")
+      ->capture_default_str();
+  cmd->add_option("--series", opt->read.series_uid, "SeriesInstanceUID to analyze");
+  cmd->add_flag("--resample-nonuniform", opt->read.resample_nonuniform,
+                "resample a series with gaps or uneven spacing instead of refusing it");
+  cmd->add_flag("--no-label-maps", [opt](std::int64_t) { opt->write_label_maps = false; },
+                "do not write lungs.nii.gz / lesions.nii.gz");
+  cmd->add_flag("--no-qc", [opt](std::int64_t) { opt->write_qc_images = false; },
+                "do not write QC PNG images");
+  cmd->add_flag("--json", *json, "print metrics.json to stdout instead of the summary");
+  return [opt, json]() {
+    const pipeline::Analysis a = pipeline::analyze(*opt);
+    if (*json) {
+      std::cout << pipeline::metrics_json(a).dump(2) << "\n";
+      return 0;
+    }
+    const auto& l = a.region("lungs");
+    const auto& r = a.region("right");
+    const auto& lf = a.region("left");
+    std::cout << fmt::format(
+        "lungs {:.1f} mL (right {:.1f}, left {:.1f}); lesion {:.1f} mL = {:.2f}% "
+        "(ground-glass {:.2f}%, solid {:.2f}%); mean {:.0f} HU, PD15 {:.0f} HU; {:.2f} s\n",
+        l.volumes.volume_ml, r.volumes.volume_ml, lf.volumes.volume_ml, l.volumes.lesion_ml,
+        l.volumes.lesion_pct, l.volumes.ggo_pct, l.volumes.solid_pct, l.density.mean_hu,
+        l.density.percentiles.size() > 1 ? l.density.percentiles[1].second : l.density.median_hu,
+        a.timings.total_s);
+    for (const auto& w : a.warnings) std::cout << "warning: " << w << "\n";
+    std::cout << "outputs in " << opt->outdir << "\n";
+    return 0;
+  };
+}
+
+}  // namespace lungvol::app

@@ -1,0 +1,227 @@
+// Header-only DICOM parsing for discovery: large values (pixel data) stay on disk until the
+// decoder asks for them, so discovery costs one small read per file and the later decode
+// reuses the same parsed object (no second parse).
+#include <algorithm>
+#include <cstring>
+#include <fstream>
+#include <mutex>
+#include <ostream>
+
+#include <dcmtk/dcmdata/dcdeftag.h>
+#include <dcmtk/dcmdata/dcfilefo.h>
+#include <dcmtk/dcmdata/dcmetinf.h>
+#include <dcmtk/dcmdata/dcrledrg.h>
+#include <dcmtk/dcmdata/dcuid.h>
+#include <dcmtk/dcmdata/dcxfer.h>
+#include <dcmtk/dcmjpeg/djdecode.h>
+#include <dcmtk/dcmjpls/djdecode.h>
+#include <dcmtk/oflog/oflog.h>
+#include <gdcmTrace.h>
+
+#include "io/dicom_internal.hpp"
+
+namespace lungvol::io::detail {
+namespace {
+
+// Values longer than this are not read during discovery.
+constexpr Uint32 kMaxHeaderValue = 4096;
+
+std::string get_string(DcmItem& item, const DcmTagKey& tag) {
+  OFString s;
+  if (item.findAndGetOFStringArray(tag, s).good()) {
+    std::string out = s.c_str();
+    while (!out.empty() && (out.back() == ' ' || out.back() == '\0')) out.pop_back();
+    return out;
+  }
+  return {};
+}
+
+int get_int(DcmItem& item, const DcmTagKey& tag, int fallback) {
+  Uint16 u = 0;
+  if (item.findAndGetUint16(tag, u).good()) return u;
+  const std::string s = get_string(item, tag);
+  if (!s.empty()) {
+    try {
+      return std::stoi(s);
+    } catch (...) {
+    }
+  }
+  return fallback;
+}
+
+bool get_doubles(DcmItem& item, const DcmTagKey& tag, double* out, int n) {
+  for (int i = 0; i < n; ++i) {
+    Float64 v = 0;
+    if (item.findAndGetFloat64(tag, v, static_cast<unsigned long>(i)).bad()) return false;
+    out[i] = v;
+  }
+  return true;
+}
+
+bool get_raw16(DcmItem& item, const DcmTagKey& tag, std::uint16_t& out) {
+  Uint16 u = 0;
+  if (item.findAndGetUint16(tag, u).good()) {
+    out = u;
+    return true;
+  }
+  Sint16 s = 0;
+  if (item.findAndGetSint16(tag, s).good()) {
+    out = static_cast<std::uint16_t>(s);
+    return true;
+  }
+  return false;
+}
+
+DcmItem* sub_item(DcmItem* parent, const DcmTagKey& seq) {
+  DcmItem* item = nullptr;
+  if (parent && parent->findAndGetSequenceItem(seq, item, 0).good()) return item;
+  return nullptr;
+}
+
+// Functional groups (Enhanced CT): per-frame values override the shared ones.
+void read_frame_groups(DcmItem* group, Header& h, FrameInfo& f) {
+  if (!group) return;
+  if (DcmItem* m = sub_item(group, DCM_PixelMeasuresSequence)) {
+    double ps[2];
+    if (get_doubles(*m, DCM_PixelSpacing, ps, 2)) {
+      h.pixel_spacing = {ps[0], ps[1]};
+      h.has_pixel_spacing = true;
+    }
+    double t = 0;
+    if (get_doubles(*m, DCM_SliceThickness, &t, 1)) h.slice_thickness = t;
+  }
+  if (DcmItem* o = sub_item(group, DCM_PlaneOrientationSequence)) {
+    if (get_doubles(*o, DCM_ImageOrientationPatient, f.iop.data(), 6)) f.has_iop = true;
+  }
+  if (DcmItem* p = sub_item(group, DCM_PlanePositionSequence)) {
+    if (get_doubles(*p, DCM_ImagePositionPatient, f.ipp.data(), 3)) f.has_ipp = true;
+  }
+  if (DcmItem* r = sub_item(group, DCM_PixelValueTransformationSequence)) {
+    double v = 0;
+    if (get_doubles(*r, DCM_RescaleSlope, &v, 1)) f.slope = v;
+    if (get_doubles(*r, DCM_RescaleIntercept, &v, 1)) f.intercept = v;
+  }
+}
+
+// A cheap look at the first bytes: "DICM" at 128, or a dataset starting with group 0002/0008
+// (files without preamble). Keeps non-DICOM files (NIfTI, text) away from the parser.
+bool looks_like_dicom(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return false;
+  unsigned char buf[132] = {};
+  in.read(reinterpret_cast<char*>(buf), sizeof buf);
+  const auto got = in.gcount();
+  if (got == 132 && std::memcmp(buf + 128, "DICM", 4) == 0) return true;
+  if (got < 8) return false;
+  const unsigned group_le = buf[0] | (buf[1] << 8);
+  const unsigned group_be = (buf[0] << 8) | buf[1];
+  return group_le == 0x0002 || group_le == 0x0008 || group_be == 0x0008;
+}
+
+std::ostream& gdcm_sink() {
+  static std::ostream sink(nullptr);  // discards: our errors carry GDCM's failures
+  return sink;
+}
+
+}  // namespace
+
+void register_dcmtk_codecs() {
+  static std::once_flag once;
+  std::call_once(once, [] {
+    // DCMTK logs decoder complaints to stderr by default; our errors carry the message.
+    OFLog::configure(OFLogger::FATAL_LOG_LEVEL);
+    gdcm::Trace::SetStream(gdcm_sink());
+    gdcm::Trace::WarningOff();
+    gdcm::Trace::DebugOff();
+    DJDecoderRegistration::registerCodecs();
+    DJLSDecoderRegistration::registerCodecs();
+    DcmRLEDecoderRegistration::registerCodecs();
+  });
+}
+
+bool read_header(const std::string& path, Header& h, std::string& reason) {
+  register_dcmtk_codecs();
+  h = Header{};
+  h.path = path;
+  if (!looks_like_dicom(path)) {
+    reason = "not DICOM";
+    return false;
+  }
+  auto file = std::make_shared<DcmFileFormat>();
+  const OFCondition cond =
+      file->loadFile(OFFilename(path.c_str()), EXS_Unknown, EGL_noChange, kMaxHeaderValue,
+                     ERM_autoDetect);
+  DcmDataset* ds = file->getDataset();
+  if (cond.bad()) {
+    // Keep what was parsed (often the series UID), so the failure can be reported against
+    // the series it belongs to.
+    h.parse_error = std::string("corrupt or truncated DICOM (") + cond.text() + ")";
+  }
+  if (!ds || ds->card() == 0) {
+    reason = cond.bad() ? h.parse_error : "empty DICOM dataset";
+    return false;
+  }
+  h.file = file;
+  const E_TransferSyntax xfer = ds->getOriginalXfer();
+  const DcmXfer x(xfer);
+  h.transfer_syntax = x.getXferName();
+  h.transfer_syntax_uid = x.getXferID();
+
+  h.sop_class = get_string(*ds, DCM_SOPClassUID);
+  if (h.sop_class.empty()) h.sop_class = get_string(*file->getMetaInfo(), DCM_MediaStorageSOPClassUID);
+  h.sop_instance = get_string(*ds, DCM_SOPInstanceUID);
+  h.modality = get_string(*ds, DCM_Modality);
+  h.image_type = get_string(*ds, DCM_ImageType);
+  h.series_uid = get_string(*ds, DCM_SeriesInstanceUID);
+  h.study_uid = get_string(*ds, DCM_StudyInstanceUID);
+  h.study_date = get_string(*ds, DCM_StudyDate);
+  h.patient_id = get_string(*ds, DCM_PatientID);
+  h.description = get_string(*ds, DCM_SeriesDescription);
+  h.kernel = get_string(*ds, DCM_ConvolutionKernel);
+  h.manufacturer = get_string(*ds, DCM_Manufacturer);
+  h.photometric = get_string(*ds, DCM_PhotometricInterpretation);
+  h.rows = get_int(*ds, DCM_Rows, 0);
+  h.columns = get_int(*ds, DCM_Columns, 0);
+  h.bits_allocated = get_int(*ds, DCM_BitsAllocated, 0);
+  h.bits_stored = get_int(*ds, DCM_BitsStored, h.bits_allocated);
+  h.high_bit = get_int(*ds, DCM_HighBit, h.bits_stored - 1);
+  h.pixel_representation = get_int(*ds, DCM_PixelRepresentation, 0);
+  h.samples_per_pixel = get_int(*ds, DCM_SamplesPerPixel, 1);
+  h.n_frames = std::max(1, get_int(*ds, DCM_NumberOfFrames, 1));
+  h.has_pixel_data = ds->tagExists(DCM_PixelData);
+  h.has_padding = get_raw16(*ds, DCM_PixelPaddingValue, h.padding_raw);
+  h.has_padding_limit = get_raw16(*ds, DCM_PixelPaddingRangeLimit, h.padding_limit_raw);
+
+  double ps[2];
+  if (get_doubles(*ds, DCM_PixelSpacing, ps, 2)) {
+    h.pixel_spacing = {ps[0], ps[1]};
+    h.has_pixel_spacing = true;
+  }
+  double t = 0;
+  if (get_doubles(*ds, DCM_SliceThickness, &t, 1)) h.slice_thickness = t;
+
+  FrameInfo top;
+  top.has_ipp = get_doubles(*ds, DCM_ImagePositionPatient, top.ipp.data(), 3);
+  top.has_iop = get_doubles(*ds, DCM_ImageOrientationPatient, top.iop.data(), 6);
+  double v = 0;
+  if (get_doubles(*ds, DCM_RescaleSlope, &v, 1)) top.slope = v;
+  if (get_doubles(*ds, DCM_RescaleIntercept, &v, 1)) top.intercept = v;
+
+  DcmItem* shared = sub_item(ds, DCM_SharedFunctionalGroupsSequence);
+  DcmSequenceOfItems* per_frame = nullptr;
+  ds->findAndGetSequence(DCM_PerFrameFunctionalGroupsSequence, per_frame);
+  h.enhanced = shared != nullptr || per_frame != nullptr;
+  h.frames.assign(static_cast<std::size_t>(h.n_frames), top);
+  if (h.enhanced) {
+    for (std::size_t f = 0; f < h.frames.size(); ++f) {
+      read_frame_groups(shared, h, h.frames[f]);
+      if (per_frame && f < per_frame->card()) read_frame_groups(per_frame->getItem(f), h, h.frames[f]);
+    }
+  }
+  for (auto& f : h.frames) {
+    if (f.slope == 0) f.slope = 1;  // a zero slope is invalid; 1 is what writers meant
+  }
+  return true;
+}
+
+}  // namespace lungvol::io::detail

@@ -1,0 +1,70 @@
+#pragma once
+// Internal to lungvol::io: one parsed DICOM header and the decoder that turns its frames into
+// HU. DCMTK types stay behind a forward declaration.
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+class DcmFileFormat;
+
+namespace lungvol::io::detail {
+
+// Below this HU a value is clamped (and counted); it leaves room for -3024-style padding.
+constexpr int kMinHu = -1024 - 2048;
+constexpr int kMaxHu = 32767;
+// Beyond these limits a decoded value cannot come from a CT: the stream is corrupt or its
+// signedness is mis-declared.
+constexpr int kImplausibleLowHu = -4096;
+constexpr double kImplausibleFraction = 0.001;
+// Value given to pixels equal to PixelPaddingValue (outside the reconstruction circle): air.
+constexpr int kPaddingHu = -1024;
+
+struct FrameInfo {
+  std::array<double, 3> ipp{0, 0, 0};
+  bool has_ipp = false;
+  std::array<double, 6> iop{0, 0, 0, 0, 0, 0};
+  bool has_iop = false;
+  double slope = 1.0;
+  double intercept = 0.0;
+};
+
+struct Header {
+  std::string path;
+  std::shared_ptr<DcmFileFormat> file;  // parsed without large values (loaded on demand)
+  std::string sop_class, sop_instance, modality, image_type, series_uid, study_uid, study_date,
+      patient_id, description, kernel, manufacturer, photometric;
+  std::string transfer_syntax;      // name
+  std::string transfer_syntax_uid;
+  int rows = 0, columns = 0, bits_allocated = 0, bits_stored = 0, high_bit = -1;
+  int pixel_representation = 0, samples_per_pixel = 1, n_frames = 1;
+  bool has_pixel_data = false;
+  bool enhanced = false;  // multi-frame with functional groups
+  std::array<double, 2> pixel_spacing{0, 0};  // row spacing (between rows), column spacing
+  bool has_pixel_spacing = false;
+  double slice_thickness = 0;
+  bool has_padding = false, has_padding_limit = false;
+  std::uint16_t padding_raw = 0, padding_limit_raw = 0;
+  std::vector<FrameInfo> frames;  // one per frame
+  std::string parse_error;        // non-empty: the file is truncated / corrupt
+};
+
+void register_dcmtk_codecs();  // once, thread-safe
+
+// Reads the header of `path` (no pixel data). Returns false with `reason` when the file is not
+// DICOM at all; a DICOM file that fails part-way returns true with parse_error set.
+bool read_header(const std::string& path, Header& out, std::string& reason);
+
+struct DecodeStats {
+  std::size_t clamped = 0;
+  std::size_t padded = 0;
+  std::string warning;  // e.g. signedness fixed
+};
+
+// Decodes every frame of `h` into `dst[f]` (rows*columns int16 HU each), releasing the
+// file's memory afterwards. Throws Error(kDicom) naming the file and transfer syntax.
+void decode_frames(Header& h, const std::vector<std::int16_t*>& dst, DecodeStats& stats);
+
+}  // namespace lungvol::io::detail

@@ -1,0 +1,161 @@
+#include "pipeline/analyze.hpp"
+
+#include <cmath>
+
+#include "core/error.hpp"
+#include "core/fs.hpp"
+#include "core/log.hpp"
+#include "core/provenance.hpp"
+#include "core/timer.hpp"
+#include "core/version.hpp"
+#include "io/image_io.hpp"
+#include "pipeline/tables.hpp"
+#include "report/qc_images.hpp"
+
+namespace lungvol::pipeline {
+
+const RegionResult& Analysis::region(const std::string& name) const {
+  for (const auto& r : regions) {
+    if (r.name == name) return r;
+  }
+  throw Error(ExitCode::kProcessing, "no region named '" + name + "'");
+}
+
+std::vector<RegionResult> measure_regions(std::vector<vol::RegionHistograms> histograms,
+                                          const Protocol& protocol, double voxel_ml) {
+  std::vector<RegionResult> out;
+  out.reserve(histograms.size());
+  for (auto& h : histograms) {
+    RegionResult r;
+    r.name = h.name;
+    r.volumes = vol::measure_volumes(h, protocol, voxel_ml);
+    r.density = dens::measure_density(h.lung, protocol.densitometry, voxel_ml);
+    r.histograms = std::move(h);
+    out.push_back(std::move(r));
+  }
+  return out;
+}
+
+void segment_and_measure(Analysis& a) {
+  const CtImage& ct = a.input.image;
+  Stopwatch sw;
+  a.lungs = seg::segment_lungs(ct, a.protocol.lung);
+  a.timings.lungs_s = sw.lap();
+  a.lesions = seg::segment_lesions(ct, a.lungs.lungs, a.protocol.lesion);
+  a.timings.lesions_s = sw.lap();
+  auto hist = vol::build_region_histograms(ct, a.lungs.lungs, a.lesions.suppressed);
+  a.regions = measure_regions(std::move(hist), a.protocol, ct.geom.voxel_volume_ml());
+  a.timings.measure_s = sw.lap();
+  for (const auto& w : a.lungs.warnings) a.warnings.push_back(w);
+}
+
+Analysis analyze(const AnalyzeOptions& options) {
+  Stopwatch total;
+  Analysis a;
+  a.analyzed_at = utc_timestamp();
+  a.protocol = load_protocol(options.protocol);
+  Stopwatch sw;
+  a.input = io::load_ct(options.input, options.read);
+  a.timings.read_s = sw.lap();
+  a.warnings = a.input.warnings;
+  log::info("read {} ({} x {} x {} voxels) in {:.2f} s", options.input,
+            a.input.image.geom.size[0], a.input.image.geom.size[1], a.input.image.geom.size[2],
+            a.timings.read_s);
+  segment_and_measure(a);
+  if (!options.outdir.empty()) write_outputs(a, options);
+  a.timings.total_s = total.seconds();
+  if (!options.outdir.empty()) {
+    // metrics.json carries the final total; rewrite it (small) now that it is known.
+    write_text_atomic(options.outdir + "/metrics.json", metrics_json(a).dump(2) + "\n");
+  }
+  return a;
+}
+
+namespace {
+double finite_or_zero(double v) { return std::isfinite(v) ? v : 0.0; }
+
+nlohmann::json region_json(const RegionResult& r) {
+  const auto& v = r.volumes;
+  const auto& d = r.density;
+  nlohmann::json density = {{"mean_hu", d.mean_hu},   {"median_hu", finite_or_zero(d.median_hu)},
+                            {"sd_hu", d.sd_hu},       {"skewness", d.skewness},
+                            {"kurtosis", d.kurtosis}, {"haa_pct", d.haa_pct},
+                            {"mass_g", d.mass_g}};
+  for (const auto& [q, hu] : d.percentiles) {
+    density["p" + std::to_string(int(std::lround(q))) + "_hu"] = finite_or_zero(hu);
+  }
+  for (const auto& [t, pct] : d.laa_pct) {
+    density["laa" + std::to_string(int(std::lround(-t))) + "_pct"] = pct;
+  }
+  nlohmann::json classes = nlohmann::json::object();
+  for (const auto& c : v.classes) classes[c.name] = {{"volume_ml", c.volume_ml}, {"pct", c.pct}};
+  return {{"volume_ml", v.volume_ml}, {"lesion_ml", v.lesion_ml}, {"ggo_ml", v.ggo_ml},
+          {"solid_ml", v.solid_ml},   {"lesion_pct", v.lesion_pct}, {"ggo_pct", v.ggo_pct},
+          {"solid_pct", v.solid_pct}, {"density", density},         {"classes", classes}};
+}
+}  // namespace
+
+nlohmann::json metrics_json(const Analysis& a) {
+  const auto& in = a.input;
+  const auto& g = in.image.geom;
+  nlohmann::json regions = nlohmann::json::object();
+  for (const auto& r : a.regions) regions[r.name] = region_json(r);
+  const auto& s = in.series;
+  return {
+      {"schema", "lungvol.metrics/1"},
+      {"software", {{"name", kSoftwareName}, {"version", kSoftwareVersion}}},
+      {"analyzed_at", a.analyzed_at},
+      {"input",
+       {{"path", in.source_path},
+        {"series_instance_uid", s.series_instance_uid},
+        {"study_instance_uid", s.study_instance_uid},
+        {"study_date", s.study_date},
+        {"patient_id", s.patient_id},
+        {"series_description", s.description},
+        {"kernel", s.kernel},
+        {"n_slices", g.size[2]},
+        {"size", {g.size[0], g.size[1], g.size[2]}},
+        {"spacing_mm", {g.spacing[0], g.spacing[1], g.spacing[2]}},
+        {"sha256", in.sha256},
+        {"selection_reason", in.selection_reason},
+        {"warnings", a.warnings}}},
+      {"protocol",
+       {{"name", a.protocol.name},
+        {"version", a.protocol.version},
+        {"sha256", a.protocol.sha256},
+        {"lesion_band_hu", {a.protocol.lesion.low_hu(), a.protocol.lesion.high_hu()}},
+        {"split_hu", a.protocol.lesion.split_hu()}}},
+      {"segmentation",
+       {{"airway_ml", a.lungs.airway_ml},
+        {"dense_added_ml", a.lungs.dense_added_ml},
+        {"lungs_touching", a.lungs.lungs_touching}}},
+      {"regions", regions},
+      {"timing_s",
+       {{"read", a.timings.read_s},
+        {"segment", a.timings.lungs_s + a.timings.lesions_s},
+        {"lungs", a.timings.lungs_s},
+        {"lesions", a.timings.lesions_s},
+        {"measure", a.timings.measure_s},
+        {"write", a.timings.write_s},
+        {"total", a.timings.total_s}}},
+  };
+}
+
+void write_outputs(Analysis& a, const AnalyzeOptions& options) {
+  Stopwatch sw;
+  const std::string& dir = options.outdir;
+  ensure_directory(dir);
+  if (options.write_label_maps) {
+    io::write_label_image(a.lungs.lungs, dir + "/lungs.nii.gz");
+    io::write_label_image(a.lesions.lesions, dir + "/lesions.nii.gz");
+  }
+  if (options.write_qc_images) {
+    report::write_qc_images(a.input.image, a.lungs.lungs, a.lesions.lesions, dir);
+  }
+  write_measurements_csv(a, dir + "/measurements.csv");
+  write_histograms_csv(a, dir + "/histograms.csv");
+  a.timings.write_s = sw.lap();
+  write_text_atomic(dir + "/metrics.json", metrics_json(a).dump(2) + "\n");
+}
+
+}  // namespace lungvol::pipeline

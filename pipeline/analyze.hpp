@@ -1,0 +1,64 @@
+#pragma once
+// One scan from input to outputs: read, segment lungs and lesions, measure, write. The apps
+// `analyze` and `batch` are thin wrappers around this.
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "core/protocol.hpp"
+#include "densitometry/density.hpp"
+#include "io/series.hpp"
+#include "segmentation/lesions.hpp"
+#include "segmentation/lungs.hpp"
+#include "volumetry/volumes.hpp"
+
+namespace lungvol::pipeline {
+
+struct RegionResult {
+  std::string name;
+  vol::RegionVolumes volumes;
+  dens::DensityMetrics density;
+  vol::RegionHistograms histograms;
+};
+
+struct Timings {
+  double read_s = 0, lungs_s = 0, lesions_s = 0, measure_s = 0, write_s = 0, total_s = 0;
+};
+
+struct Analysis {
+  io::LoadedCt input;
+  Protocol protocol;
+  seg::LungSegmentation lungs;
+  seg::LesionSegmentation lesions;
+  std::vector<RegionResult> regions;  // vol::region_names() order
+  Timings timings;
+  std::vector<std::string> warnings;  // reading + segmentation
+  std::string analyzed_at;            // UTC ISO 8601
+  const RegionResult& region(const std::string& name) const;
+};
+
+// Segments and measures an image already in memory (fills lungs, lesions, regions, timings).
+void segment_and_measure(Analysis& a);
+// Measures from histograms only (threshold sweeps, re-measurement with another protocol).
+std::vector<RegionResult> measure_regions(std::vector<vol::RegionHistograms> histograms,
+                                          const Protocol& protocol, double voxel_ml);
+
+struct AnalyzeOptions {
+  std::string input;
+  std::string outdir;
+  std::string protocol = kDefaultProtocol;
+  io::ReadOptions read;
+  bool write_label_maps = true;
+  bool write_qc_images = true;
+};
+
+Analysis analyze(const AnalyzeOptions& options);
+
+// metrics.json (schema lungvol.metrics/1; see docs/outputs.md).
+nlohmann::json metrics_json(const Analysis& a);
+// Writes metrics.json, measurements.csv, histograms.csv, lungs.nii.gz, lesions.nii.gz and the
+// QC PNGs into outdir; every file atomically.
+void write_outputs(Analysis& a, const AnalyzeOptions& options);
+
+}  // namespace lungvol::pipeline

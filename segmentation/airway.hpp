@@ -1,0 +1,22 @@
+#pragma once
+// Trachea and main bronchi, found by following the tracheal lumen down slice by slice.
+#include <string>
+#include <vector>
+
+#include "core/image.hpp"
+#include "core/protocol.hpp"
+
+namespace lungvol::seg {
+
+struct AirwayResult {
+  MaskImage mask;  // lumen of trachea and main bronchi (slightly dilated to take the wall's
+                   // partial-volume rim with it)
+  std::vector<std::string> warnings;
+  bool carina_found = false;
+};
+
+// `air` is the inside-the-body air mask (lungs + airways); the trachea is the central small
+// region in the most cranial slices.
+AirwayResult segment_airway(const CtImage& ct, const MaskImage& air, const LungParams& p);
+
+}  // namespace lungvol::seg

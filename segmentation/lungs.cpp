@@ -1,0 +1,403 @@
+#include "segmentation/lungs.hpp"
+
+#include <algorithm>
+#include <array>
+#include <cmath>
+#include <deque>
+
+#include "core/error.hpp"
+#include "core/labels.hpp"
+#include "core/log.hpp"
+#include "core/timer.hpp"
+#include "segmentation/airway.hpp"
+#include "segmentation/components.hpp"
+#include "segmentation/morphology.hpp"
+
+namespace lungvol::seg {
+namespace {
+
+// Low-density voxels connected, within their axial slice, to the slice border: outside air,
+// the gap under the table and FOV padding. Everything else is "inside" the patient.
+MaskImage outside_air(const CtImage& ct, double air_max_hu) {
+  MaskImage low(ct.geom, 0);
+#pragma omp parallel for schedule(static)
+  for (std::ptrdiff_t n = 0; n < std::ptrdiff_t(ct.size()); ++n) low[n] = ct[n] < air_max_hu;
+  MaskImage inside = low;
+  // fill_holes_2d on the complement gives "not reachable from the border through low voxels".
+  for (auto& v : inside.data) v = !v;
+  fill_holes_2d(inside);
+  MaskImage outside(ct.geom, 0);
+#pragma omp parallel for schedule(static)
+  for (std::ptrdiff_t n = 0; n < std::ptrdiff_t(ct.size()); ++n) outside[n] = !inside[n];
+  return outside;
+}
+
+struct Blob {
+  std::uint32_t id = 0;
+  std::uint64_t voxels = 0;
+  std::array<double, 3> centroid{0, 0, 0};  // physical LPS mm
+  double left_fraction = 0;  // fraction of voxels on the patient's left of the body midline
+};
+
+std::vector<Blob> describe(const Components& c, double midline_x) {
+  std::vector<Blob> blobs(c.sizes.size());
+  std::vector<std::array<double, 3>> sum(c.sizes.size(), {0, 0, 0});
+  std::vector<std::uint64_t> left(c.sizes.size(), 0);
+  const Geometry& g = c.labels.geom;
+  std::size_t n = 0;
+  for (std::size_t k = 0; k < g.size[2]; ++k) {
+    for (std::size_t j = 0; j < g.size[1]; ++j) {
+      for (std::size_t i = 0; i < g.size[0]; ++i, ++n) {
+        const auto id = c.labels[n];
+        if (!id) continue;
+        sum[id][0] += double(i);
+        sum[id][1] += double(j);
+        sum[id][2] += double(k);
+        if (g.to_physical(double(i), double(j), double(k))[0] > midline_x) ++left[id];
+      }
+    }
+  }
+  for (std::size_t id = 1; id < c.sizes.size(); ++id) {
+    Blob& b = blobs[id];
+    b.id = std::uint32_t(id);
+    b.voxels = c.sizes[id];
+    const double s = double(std::max<std::uint64_t>(1, b.voxels));
+    b.centroid = g.to_physical(sum[id][0] / s, sum[id][1] / s, sum[id][2] / s);
+    b.left_fraction = double(left[id]) / s;
+  }
+  blobs.erase(blobs.begin());
+  std::sort(blobs.begin(), blobs.end(),
+            [](const Blob& a, const Blob& b) { return a.voxels > b.voxels; });
+  return blobs;
+}
+
+double body_midline_x(const MaskImage& outside) {
+  const Geometry& g = outside.geom;
+  double sum = 0;
+  std::uint64_t count = 0;
+  std::size_t n = 0;
+  for (std::size_t k = 0; k < g.size[2]; ++k) {
+    for (std::size_t j = 0; j < g.size[1]; ++j) {
+      for (std::size_t i = 0; i < g.size[0]; ++i, ++n) {
+        if (!outside[n]) {
+          sum += double(i);
+          ++count;
+        }
+      }
+    }
+  }
+  const double ci = count ? sum / double(count) : double(g.size[0]) / 2;
+  return g.to_physical(ci, double(g.size[1]) / 2, double(g.size[2]) / 2)[0];
+}
+
+// Splits one component holding both lungs: erode until two large parts appear, then give every
+// voxel to the nearer part (multi-source breadth-first search inside the mask).
+bool split_touching_lungs(const MaskImage& mask, Image<std::uint32_t>& out_labels,
+                          double midline_x) {
+  MaskImage background(mask.geom, 0);
+  for (std::size_t n = 0; n < mask.size(); ++n) background[n] = !mask[n];
+  const auto dist2 = squared_distance_to(background);
+  const std::size_t total = count_nonzero(mask);
+  for (double r : {1.5, 2.5, 3.5, 5.0, 7.0, 9.0, 12.0, 15.0}) {
+    MaskImage core(mask.geom, 0);
+    const float r2 = float(r * r);
+    for (std::size_t n = 0; n < mask.size(); ++n) core[n] = mask[n] && dist2[n] > r2;
+    Components c = label_components(core);
+    auto blobs = describe(c, midline_x);
+    if (blobs.size() < 2) continue;
+    std::uint64_t core_total = 0;
+    for (const auto& b : blobs) core_total += b.voxels;
+    if (double(blobs[1].voxels) < 0.15 * double(core_total)) continue;
+    if ((blobs[0].centroid[0] - midline_x) * (blobs[1].centroid[0] - midline_x) >= 0) continue;
+    // Grow the two cores back over the mask.
+    out_labels = Image<std::uint32_t>(mask.geom, 0);
+    std::deque<std::size_t> queue;
+    for (std::size_t n = 0; n < mask.size(); ++n) {
+      const auto id = c.labels[n];
+      if (id == blobs[0].id || id == blobs[1].id) {
+        out_labels[n] = id == blobs[0].id ? 1 : 2;
+        queue.push_back(n);
+      }
+    }
+    const Geometry& g = mask.geom;
+    const std::size_t nx = g.size[0], ny = g.size[1], nz = g.size[2], sxy = nx * ny;
+    while (!queue.empty()) {
+      const std::size_t v = queue.front();
+      queue.pop_front();
+      const std::size_t i = v % nx, j = (v / nx) % ny, k = v / sxy;
+      auto visit = [&](std::size_t w) {
+        if (mask[w] && !out_labels[w]) {
+          out_labels[w] = out_labels[v];
+          queue.push_back(w);
+        }
+      };
+      if (i > 0) visit(v - 1);
+      if (i + 1 < nx) visit(v + 1);
+      if (j > 0) visit(v - nx);
+      if (j + 1 < ny) visit(v + nx);
+      if (k > 0) visit(v - sxy);
+      if (k + 1 < nz) visit(v + sxy);
+    }
+    (void)total;
+    return true;
+  }
+  return false;
+}
+
+// Majority-vote downsampling of a mask by integer factors (the coarse grid of the closing).
+MaskImage downsample(const MaskImage& m, const std::array<std::size_t, 3>& f) {
+  Geometry g = m.geom;
+  for (int a = 0; a < 3; ++a) {
+    g.size[a] = (m.geom.size[a] + f[a] - 1) / f[a];
+    g.spacing[a] = m.geom.spacing[a] * double(f[a]);
+  }
+  MaskImage out(g, 0);
+  std::vector<std::uint32_t> count(out.size(), 0), total(out.size(), 0);
+  const Geometry& s = m.geom;
+  for (std::size_t k = 0; k < s.size[2]; ++k) {
+    for (std::size_t j = 0; j < s.size[1]; ++j) {
+      const std::size_t row = g.index(0, j / f[1], k / f[2]);
+      const std::uint8_t* src = &m.at(0, j, k);
+      for (std::size_t i = 0; i < s.size[0]; ++i) {
+        count[row + i / f[0]] += src[i] != 0;
+        ++total[row + i / f[0]];
+      }
+    }
+  }
+  for (std::size_t n = 0; n < out.size(); ++n) out[n] = 2 * count[n] >= total[n] && count[n];
+  return out;
+}
+
+// Brings dense lesions back into one lung: 2-D hole filling, then a closing with a ball of
+// closing_radius_mm (the "rolling ball" along the pleura) on a grid of about 2 mm, admitting
+// only voxels that are inside the patient, not bone (HU below fill_max_hu), not airway, not the
+// other lung, not in the hilum (within kHilumMm of the main bronchi or in the medial, central
+// part of the slice), where a closing would take in the pulmonary arteries and veins, and only
+// along the chest wall (within chest_wall_mm of bone), so that the diaphragm dome and the
+// cardiac notch are not filled.
+constexpr double kHilumMm = 30.0;
+
+// Per-slice extent of a lung. The hilum is the medial third of the lung's width within the
+// central half of its antero-posterior depth: a closing there would take in the hilar vessels.
+struct SliceExtent {
+  std::size_t imin = 0, imax = 0, jmin = 0, jmax = 0;
+  bool empty = true;
+  bool in_hilum(std::size_t i, std::size_t j, bool medial_plus_i) const {
+    const double w = double(imax - imin) / 3.0;
+    const bool medial = medial_plus_i ? double(i) > double(imax) - w : double(i) < double(imin) + w;
+    const double d = double(jmax - jmin) / 4.0;
+    return medial && double(j) > double(jmin) + d && double(j) < double(jmax) - d;
+  }
+};
+
+SliceExtent slice_extent(const MaskImage& m, std::size_t k) {
+  SliceExtent e;
+  const Geometry& g = m.geom;
+  e.imin = g.size[0];
+  e.jmin = g.size[1];
+  for (std::size_t j = 0; j < g.size[1]; ++j) {
+    const std::uint8_t* row = &m.at(0, j, k);
+    for (std::size_t i = 0; i < g.size[0]; ++i) {
+      if (!row[i]) continue;
+      e.imin = std::min(e.imin, i);
+      e.imax = std::max(e.imax, i);
+      e.jmin = std::min(e.jmin, j);
+      e.jmax = std::max(e.jmax, j);
+      e.empty = false;
+    }
+  }
+  return e;
+}
+constexpr double kCoarseMm = 2.0;
+
+std::size_t include_dense_tissue(const CtImage& ct, LabelImage& labels, std::uint8_t lung,
+                                 const MaskImage& outside, const MaskImage& airway,
+                                 bool medial_plus_i, const LungParams& p) {
+  const Box box = bounding_box(labels, lung, p.closing_radius_mm + 2.0);
+  if (box.empty()) return 0;
+  const LabelImage sub = crop(labels, box);
+  MaskImage grown(sub.geom, 0);
+  for (std::size_t n = 0; n < grown.size(); ++n) grown[n] = sub[n] == lung;
+  fill_holes_2d(grown);
+  if (p.closing_radius_mm > 0) {
+    std::array<std::size_t, 3> f{1, 1, 1};
+    for (int a = 0; a < 3; ++a) {
+      f[a] = std::max<std::size_t>(1, std::size_t(std::floor(kCoarseMm / sub.geom.spacing[a])));
+    }
+    const MaskImage coarse = downsample(grown, f);
+    MaskImage bay = close(coarse, p.closing_radius_mm);
+    for (std::size_t n = 0; n < bay.size(); ++n) bay[n] = bay[n] && !coarse[n];
+    const CtImage sub_ct = crop(ct, box);
+    const MaskImage sub_out = crop(outside, box);
+    const MaskImage sub_airway = crop(airway, box);
+    const auto hilum_d2 = squared_distance_to(sub_airway);
+    // Bays are admitted only along the chest wall: near bone (ribs, spine, sternum).
+    const double wall_mm = p.chest_wall_mm;
+    MaskImage bone(sub.geom, 0);
+    for (std::size_t n = 0; n < bone.size(); ++n) {
+      bone[n] = sub_ct[n] >= p.bone_min_hu && sub[n] == labels::kBackground;
+    }
+    const auto bone_d2 = squared_distance_to(bone);
+    const float wall2 = float(wall_mm * wall_mm);
+    const float hilum2 = float(kHilumMm * kHilumMm);
+    const Geometry& g = sub.geom;
+    const Geometry& cg = bay.geom;
+    for (std::size_t k = 0; k < g.size[2]; ++k) {
+      const SliceExtent e = slice_extent(grown, k);
+      if (e.empty) continue;
+      for (std::size_t j = 0; j < g.size[1]; ++j) {
+        for (std::size_t i = 0; i < g.size[0]; ++i) {
+          const std::size_t n = g.index(i, j, k);
+          if (grown[n] || !bay[cg.index(i / f[0], j / f[1], k / f[2])]) continue;
+          if (sub_ct[n] >= p.fill_max_hu || sub_out[n] || hilum_d2[n] <= hilum2) continue;
+          if (bone_d2[n] > wall2) continue;
+          if (e.in_hilum(i, j, medial_plus_i)) continue;
+          grown[n] = 1;
+        }
+      }
+    }
+    fill_holes_2d(grown);
+  }
+  std::size_t added = 0;
+  MaskImage m(sub.geom, 0);
+  for (std::size_t n = 0; n < m.size(); ++n) {
+    if (sub[n] == lung) {
+      m[n] = 1;
+    } else if (grown[n] && sub[n] == labels::kBackground) {
+      m[n] = 1;
+      ++added;
+    }
+  }
+  paste_nonzero(labels, m, box, lung);
+  return added;
+}
+
+}  // namespace
+
+int superior_step(const Geometry& g) { return g.direction[8] >= 0 ? 1 : -1; }
+
+LungSegmentation segment_lungs(const CtImage& ct, const LungParams& p) {
+  LungSegmentation result;
+  const Geometry& g = ct.geom;
+  const double voxel_ml = g.voxel_volume_ml();
+  Stopwatch sw;
+  const MaskImage outside = outside_air(ct, p.air_max_hu);
+  log::debug("lungs: outside air {:.2f} s", sw.lap());
+
+  MaskImage air(g, 0);
+#pragma omp parallel for schedule(static)
+  for (std::ptrdiff_t n = 0; n < std::ptrdiff_t(ct.size()); ++n) {
+    air[n] = ct[n] < p.air_max_hu && !outside[n];
+  }
+  // Lungs and airways are one large connected air space; bowel gas and noise are small.
+  remove_small_components(air, std::uint64_t(std::ceil(p.min_lung_ml / voxel_ml)));
+  if (count_nonzero(air) == 0) {
+    throw Error(ExitCode::kProcessing,
+                "no air-filled lung found inside the body (no region below " +
+                    std::to_string(int(p.air_max_hu)) + " HU larger than " +
+                    std::to_string(int(p.min_lung_ml)) + " mL)");
+  }
+
+  log::debug("lungs: air components {:.2f} s", sw.lap());
+  const AirwayResult airway = segment_airway(ct, air, p);
+  log::debug("lungs: airway {:.2f} s", sw.lap());
+  for (const auto& w : airway.warnings) result.warnings.push_back(w);
+  result.airway_ml = double(count_nonzero(airway.mask)) * voxel_ml;
+  for (std::size_t n = 0; n < air.size(); ++n) {
+    if (airway.mask[n]) air[n] = 0;
+  }
+
+  const double midline = body_midline_x(outside);
+  Components comps = label_components(air);
+  auto blobs = describe(comps, midline);
+  const std::uint64_t min_vox = std::uint64_t(std::ceil(p.min_lung_ml / voxel_ml));
+
+  result.lungs = LabelImage(g, labels::kBackground);
+  LabelImage& lab = result.lungs;
+  if (blobs.empty() || blobs[0].voxels < min_vox) {
+    throw Error(ExitCode::kProcessing, "no lung found (largest air region below minimum size)");
+  }
+  const Blob& first = blobs[0];
+  const bool spans_both = first.left_fraction > 0.2 && first.left_fraction < 0.8;
+  if (spans_both) {
+    MaskImage one(g, 0);
+    for (std::size_t n = 0; n < air.size(); ++n) one[n] = comps.labels[n] == first.id;
+    Image<std::uint32_t> split;
+    if (!split_touching_lungs(one, split, midline)) {
+      throw Error(ExitCode::kProcessing,
+                  "the lungs form one region that could not be separated into left and right");
+    }
+    // Which part is right: the one with the smaller mean x (LPS x grows to the patient's left).
+    double sx[3] = {0, 0, 0};
+    std::uint64_t cnt[3] = {0, 0, 0};
+    std::size_t n = 0;
+    for (std::size_t k = 0; k < g.size[2]; ++k) {
+      for (std::size_t j = 0; j < g.size[1]; ++j) {
+        for (std::size_t i = 0; i < g.size[0]; ++i, ++n) {
+          if (!split[n]) continue;
+          sx[split[n]] += g.to_physical(double(i), double(j), double(k))[0];
+          ++cnt[split[n]];
+        }
+      }
+    }
+    const bool one_is_right = sx[1] / double(cnt[1]) < sx[2] / double(cnt[2]);
+    for (std::size_t v = 0; v < lab.size(); ++v) {
+      if (!split[v]) continue;
+      const bool right = (split[v] == 1) == one_is_right;
+      lab[v] = right ? labels::kRightLung : labels::kLeftLung;
+    }
+    result.lungs_touching = true;
+    result.warnings.push_back("the lungs touch; separated by erosion and regrowth");
+  } else {
+    // Two separate lungs: the largest, and the largest region on the other side of the body.
+    const bool first_left = first.centroid[0] > midline;
+    const Blob* second = nullptr;
+    for (std::size_t b = 1; b < blobs.size(); ++b) {
+      if (blobs[b].voxels < min_vox) break;
+      if ((blobs[b].centroid[0] > midline) != first_left) {
+        second = &blobs[b];
+        break;
+      }
+    }
+    if (!second) {
+      throw Error(ExitCode::kProcessing,
+                  "found only one lung (no second air region of at least " +
+                      std::to_string(int(p.min_lung_ml)) + " mL on the other side)");
+    }
+    const std::uint32_t left_id = first_left ? first.id : second->id;
+    const std::uint32_t right_id = first_left ? second->id : first.id;
+    for (std::size_t n = 0; n < lab.size(); ++n) {
+      if (comps.labels[n] == right_id) lab[n] = labels::kRightLung;
+      else if (comps.labels[n] == left_id) lab[n] = labels::kLeftLung;
+    }
+  }
+  // Airway voxels keep their label so that closing cannot claim them.
+  for (std::size_t n = 0; n < lab.size(); ++n) {
+    if (airway.mask[n]) lab[n] = labels::kAirway;
+  }
+  log::debug("lungs: left/right {:.2f} s", sw.lap());
+  // Medial is towards the other lung; in index space that is +i for the right lung when the
+  // right lung's mean i is the smaller one.
+  double sum_i[2] = {0, 0};
+  std::uint64_t cnt_i[2] = {0, 0};
+  for (std::size_t n = 0; n < lab.size(); ++n) {
+    if (lab[n] == labels::kRightLung || lab[n] == labels::kLeftLung) {
+      const int side = lab[n] == labels::kRightLung ? 0 : 1;
+      sum_i[side] += double(n % g.size[0]);
+      ++cnt_i[side];
+    }
+  }
+  const bool right_medial_plus_i =
+      sum_i[0] / double(std::max<std::uint64_t>(1, cnt_i[0])) <
+      sum_i[1] / double(std::max<std::uint64_t>(1, cnt_i[1]));
+  std::size_t added = 0;
+  added += include_dense_tissue(ct, lab, labels::kRightLung, outside, airway.mask,
+                                right_medial_plus_i, p);
+  added += include_dense_tissue(ct, lab, labels::kLeftLung, outside, airway.mask,
+                                !right_medial_plus_i, p);
+  result.dense_added_ml = double(added) * voxel_ml;
+  log::debug("lungs: dense tissue {:.2f} s", sw.lap());
+  return result;
+}
+
+}  // namespace lungvol::seg

@@ -1,0 +1,43 @@
+#pragma once
+// Binary morphology on masks (0/1 bytes), exact for balls in millimetres: every operation is a
+// threshold on a separable Euclidean distance transform, so its cost does not grow with the
+// radius and anisotropic voxels are handled exactly.
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+#include "core/image.hpp"
+
+namespace lungvol::seg {
+
+// Squared Euclidean distance (mm^2) from each voxel to the nearest voxel where `feature` is
+// non-zero; +inf where there is none. Felzenszwalb & Huttenlocher's lower envelope per axis.
+std::vector<float> squared_distance_to(const MaskImage& feature);
+
+MaskImage dilate(const MaskImage& mask, double radius_mm);
+// Voxels farther than radius_mm from any background voxel; outside the image is not background.
+MaskImage erode(const MaskImage& mask, double radius_mm);
+MaskImage close(const MaskImage& mask, double radius_mm);
+MaskImage open(const MaskImage& mask, double radius_mm);
+
+// Fills, slice by slice (axial, k), background regions not connected to the slice border.
+void fill_holes_2d(MaskImage& mask);
+
+struct Box {
+  std::array<std::size_t, 3> lo{0, 0, 0};
+  std::array<std::size_t, 3> hi{0, 0, 0};  // exclusive
+  bool empty() const { return hi[0] <= lo[0] || hi[1] <= lo[1] || hi[2] <= lo[2]; }
+};
+// Bounding box of voxels equal to `value` (any non-zero when value == 0), grown by `margin_mm`
+// and clipped to the image.
+template <class T>
+Box bounding_box(const Image<T>& image, T value, double margin_mm);
+template <class T>
+Image<T> crop(const Image<T>& image, const Box& box);
+// Writes `part` (cropped with `box`) back into `image` where `part` is non-zero.
+void paste_nonzero(MaskImage& image, const MaskImage& part, const Box& box, std::uint8_t value);
+
+std::size_t count_nonzero(const MaskImage& mask);
+
+}  // namespace lungvol::seg

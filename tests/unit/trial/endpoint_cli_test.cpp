@@ -1,0 +1,70 @@
+// `lungvol endpoint` end to end: files written, table printed, exit codes of the contract.
+#include <filesystem>
+
+#include <gtest/gtest.h>
+
+#include "core/fs.hpp"
+#include "tests/support/test_paths.hpp"
+
+namespace lungvol {
+namespace {
+
+const char* kTable =
+    "subject_id,arm,visit,status,lesion_pct,ggo_pct,solid_pct\n"
+    "a1,MSC,baseline,ok,10,6,4\na1,MSC,day28,ok,5,3,2\n"
+    "a2,MSC,baseline,ok,20,10,10\na2,MSC,day28,failed,,,\n"
+    "b1,Placebo,baseline,ok,10,5,5\nb1,Placebo,day28,ok,9,5,4\n";
+
+std::string lungvol() { return "'" + test::lungvol_binary() + "'"; }
+
+TEST(EndpointCli, BatchFolderWritesOutputs) {
+  const std::string dir = test::temp_dir("endpoint_cli");
+  write_text_atomic(dir + "/visits_wide.csv", kTable);
+  const std::string log = dir + "/log.txt";
+  ASSERT_EQ(test::run_command(lungvol() + " endpoint '" + dir + "'", log), 0) << read_text_file(log);
+  for (const char* f : {"changes.csv", "comparison.csv", "table2.md"}) {
+    EXPECT_TRUE(std::filesystem::is_regular_file(dir + "/endpoint/" + f)) << f;
+  }
+  const std::string out = read_text_file(log);
+  EXPECT_NE(out.find("comparing arms MSC minus Placebo"), std::string::npos) << out;
+  EXPECT_NE(out.find("| Change in the total lesion proportion"), std::string::npos) << out;
+  // a2's failed day28 scan: LOCF from baseline (change 0) in mITT.
+  const std::string changes = read_text_file(dir + "/endpoint/changes.csv");
+  EXPECT_NE(changes.find("a2,MSC,lesion_pct_change,day28,mITT,20,20,baseline,0,0,0,true,imputed_locf"),
+            std::string::npos)
+      << changes;
+}
+
+TEST(EndpointCli, TableOptionAndArmsOrder) {
+  const std::string dir = test::temp_dir("endpoint_cli_table");
+  write_text_atomic(dir + "/v.csv", kTable);
+  ASSERT_EQ(test::run_command(lungvol() + " endpoint --table '" + dir + "/v.csv' -o '" + dir +
+                                  "/out' --arms Placebo,MSC --normal",
+                              dir + "/log.txt"),
+            0)
+      << read_text_file(dir + "/log.txt");
+  const std::string cmp = read_text_file(dir + "/out/endpoint/comparison.csv");
+  EXPECT_NE(cmp.find("lesion_pct_change,day28,mITT,Placebo,1,"), std::string::npos) << cmp;
+  EXPECT_NE(cmp.find(",normal_cc,"), std::string::npos);
+  EXPECT_EQ(cmp.find(",exact,"), std::string::npos);
+}
+
+TEST(EndpointCli, ExitCodes) {
+  const std::string dir = test::temp_dir("endpoint_cli_errors");
+  const std::string log = dir + "/log.txt";
+  EXPECT_EQ(test::run_command(lungvol() + " endpoint '" + dir + "/nothing'", log), 3);
+  write_text_atomic(dir + "/bad.csv", "subject_id,arm,visit,lesion_pct\na,x,baseline,1\na,x,day28,oops\n");
+  EXPECT_EQ(test::run_command(lungvol() + " endpoint --table '" + dir + "/bad.csv' -o '" + dir + "'", log), 2);
+  EXPECT_NE(read_text_file(log).find("line 3"), std::string::npos) << read_text_file(log);
+  write_text_atomic(dir + "/three.csv",
+                    "subject_id,arm,visit,lesion_pct\na,x,baseline,1\nb,y,baseline,1\nc,z,baseline,1\n");
+  EXPECT_EQ(test::run_command(lungvol() + " endpoint --table '" + dir + "/three.csv' -o '" + dir + "'", log), 2);
+  EXPECT_EQ(test::run_command(lungvol() + " endpoint", log), 2);  // neither OUTDIR nor --table
+  write_text_atomic(dir + "/good.csv", kTable);
+  EXPECT_EQ(test::run_command(lungvol() + " endpoint --table '" + dir + "/good.csv' -o '" + dir +
+                                  "' --schedule '" + dir + "/missing.toml'", log),
+            3);
+}
+
+}  // namespace
+}  // namespace lungvol

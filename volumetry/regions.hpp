@@ -1,0 +1,26 @@
+#pragma once
+// Regions of a scan (both lungs, each lung, upper/middle/lower thirds) and their histograms,
+// built in one pass over the volume.
+#include <string>
+#include <vector>
+
+#include "core/histogram.hpp"
+#include "core/image.hpp"
+
+namespace lungvol::vol {
+
+struct RegionHistograms {
+  std::string name;        // lungs, right, left, right_upper, ..., upper, middle, lower
+  HuHistogram lung;        // every lung voxel of the region
+  HuHistogram suppressed;  // lung voxels in the lesion band that are not lesion (vessels, specks)
+};
+
+// Region names in output order.
+const std::vector<std::string>& region_names();
+
+// Thirds of each lung's craniocaudal extent (by slice position) define the zones; upper/middle/
+// lower combine the two lungs' zones.
+std::vector<RegionHistograms> build_region_histograms(const CtImage& ct, const LabelImage& lungs,
+                                                      const MaskImage& suppressed);
+
+}  // namespace lungvol::vol
