@@ -24,6 +24,13 @@ Action add_analyze_command(CLI::App& app, const GlobalOptions&) {
                 "do not write lungs.nii.gz / lesions.nii.gz");
   cmd->add_flag("--no-qc", [opt](std::int64_t) { opt->write_qc_images = false; },
                 "do not write QC PNG images");
+  cmd->add_option_function<std::string>(
+         "--calibrate",
+         [opt](const std::string&) { opt->calibrate_air = true; },
+         "'air': correct HU so that outside air reads -1000 HU before measuring")
+      ->check(CLI::IsMember({"air"}));
+  cmd->add_flag("--no-dicom", [opt](std::int64_t) { opt->write_dicom = false; },
+                "do not write the DICOM SEG and SR objects");
   cmd->add_flag("--json", *json, "print metrics.json to stdout instead of the summary");
   return [opt, json]() {
     const pipeline::Analysis a = pipeline::analyze(*opt);

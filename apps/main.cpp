@@ -31,7 +31,11 @@ int main(int argc, char** argv) {
   add(app::add_protocols_command);
   add(app::add_inspect_command);
   add(app::add_convert_command);
+  add(app::add_phantom_command);
+  add(app::add_batch_command);
+  add(app::add_sweep_command);
   add(app::add_endpoint_command);
+  add(app::add_export_command);
 
   try {
     app.parse(argc, argv);

@@ -115,6 +115,10 @@ void to_hu(const Header& h, const T* src, const Layout& layout, std::size_t n,
     pad_hi = h.has_padding_limit ? stored(h.padding_limit_raw) : pad_lo;
     if (pad_lo > pad_hi) std::swap(pad_lo, pad_hi);
   }
+  // The common case (slope 1, integer intercept) needs no floating-point rounding.
+  const bool integer_rescale = f.slope == 1.0 && f.intercept == std::floor(f.intercept) &&
+                               std::abs(f.intercept) < 1e6;
+  const std::int32_t int_intercept = integer_rescale ? static_cast<std::int32_t>(f.intercept) : 0;
   std::size_t clamped = 0, padded = 0, bad = 0;
   for (std::size_t i = 0; i < n; ++i) {
     const std::int32_t v = stored(src[i]);
@@ -123,7 +127,8 @@ void to_hu(const Header& h, const T* src, const Layout& layout, std::size_t n,
       ++padded;
       continue;
     }
-    const double hu = std::nearbyint(v * f.slope + f.intercept);
+    const double hu = integer_rescale ? static_cast<double>(v + int_intercept)
+                                      : std::nearbyint(v * f.slope + f.intercept);
     if (hu < kMinHu || hu > kMaxHu) {
       ++clamped;
       if (hu < kImplausibleLowHu || hu > kMaxHu) ++bad;
@@ -171,19 +176,46 @@ void decode_frames(Header& h, const std::vector<std::int16_t*>& dst, DecodeStats
                     std::to_string(h.pixel_representation) +
                     " disagrees with the codestream; the codestream's signedness was used";
   }
-  std::size_t implausible = 0;
-  for (std::size_t f = 0; f < n_frames; ++f) {
-    const FrameInfo& fi = h.frames.at(f);
-    if (bytes_per == 1) {
-      to_hu(h, static_cast<const std::uint8_t*>(raw.data) + f * frame_px, raw.layout, frame_px, fi,
-            dst[f], stats, implausible);
+  auto convert = [&](const Layout& layout, DecodeStats& st) {
+    std::size_t implausible = 0;
+    for (std::size_t f = 0; f < n_frames; ++f) {
+      const FrameInfo& fi = h.frames.at(f);
+      if (bytes_per == 1) {
+        to_hu(h, static_cast<const std::uint8_t*>(raw.data) + f * frame_px, layout, frame_px, fi,
+              dst[f], st, implausible);
+      } else {
+        to_hu(h, static_cast<const std::uint16_t*>(raw.data) + f * frame_px, layout, frame_px, fi,
+              dst[f], st, implausible);
+      }
+    }
+    return implausible;
+  };
+  const double limit = kImplausibleFraction * static_cast<double>(frame_px * n_frames);
+  DecodeStats first;
+  std::size_t implausible = convert(raw.layout, first);
+  if (static_cast<double>(implausible) > limit && raw.layout.pixel_representation == 0 &&
+      raw.layout.bits_stored == 16 && bytes_per == 2) {
+    // Known encoder bug (e.g. Toshiba JPEG 2000): signed samples under an unsigned header. Accept
+    // the signed reading only if it is plausible, and say so.
+    Layout as_signed = raw.layout;
+    as_signed.pixel_representation = 1;
+    DecodeStats second;
+    const std::size_t again = convert(as_signed, second);
+    if (static_cast<double>(again) <= limit) {
+      implausible = again;
+      first = second;
+      first.warning = "'" + h.path + "': PixelRepresentation says unsigned but the values are "
+                      "signed (implausible as unsigned); read as signed";
     } else {
-      to_hu(h, static_cast<const std::uint16_t*>(raw.data) + f * frame_px, raw.layout, frame_px,
-            fi, dst[f], stats, implausible);
+      first = DecodeStats{};
+      convert(raw.layout, first);  // restore the header's reading for the error below
     }
   }
+  stats.clamped += first.clamped;
+  stats.padded += first.padded;
+  if (!first.warning.empty()) stats.warning = first.warning;
   h.file.reset();  // the decoded copy is in `dst`; drop DCMTK's buffers now
-  if (static_cast<double>(implausible) > kImplausibleFraction * static_cast<double>(frame_px * n_frames)) {
+  if (static_cast<double>(implausible) > limit) {
     fail(h, std::to_string(implausible) + " of " + std::to_string(frame_px * n_frames) +
                 " decoded values are outside [" + std::to_string(kImplausibleLowHu) + ", " +
                 std::to_string(kMaxHu) +

@@ -8,6 +8,7 @@
 #include <ostream>
 
 #include <dcmtk/dcmdata/dcdeftag.h>
+#include <dcmtk/dcmdata/dcobject.h>
 #include <dcmtk/dcmdata/dcfilefo.h>
 #include <dcmtk/dcmdata/dcmetinf.h>
 #include <dcmtk/dcmdata/dcrledrg.h>
@@ -130,6 +131,8 @@ void register_dcmtk_codecs() {
   std::call_once(once, [] {
     // DCMTK logs decoder complaints to stderr by default; our errors carry the message.
     OFLog::configure(OFLogger::FATAL_LOG_LEVEL);
+    // Some archives re-encode every tag as VR UN; let DCMTK restore the dictionary VR.
+    dcmEnableUnknownVRConversion.set(OFTrue);
     gdcm::Trace::SetStream(gdcm_sink());
     gdcm::Trace::WarningOff();
     gdcm::Trace::DebugOff();

@@ -347,24 +347,25 @@ FullDiscovery discover_full(const std::string& path) {
     std::stable_sort(parts.begin(), parts.end(), [](const auto& a, const auto& b) {
       return a.second.slices.size() > b.second.slices.size();
     });
+    std::string all;
+    for (const auto& q : parts) {
+      all += (all.empty() ? "" : ", ") + q.first.describe() + " (" +
+             std::to_string(q.second.slices.size()) + " files)";
+    }
     for (std::size_t p = 0; p < parts.size(); ++p) {
       SeriesRecord& rec = parts[p].second;
       assemble(rec, d.headers);
       if (parts.size() > 1) {
-        std::string all;
-        for (const auto& q : parts) {
-          all += (all.empty() ? "" : ", ") + q.first.describe() + " (" +
-                 std::to_string(q.second.slices.size()) + " files)";
-        }
         rec.info.warnings.push_back("SeriesInstanceUID holds " + std::to_string(parts.size()) +
                                     " geometries (" + all + "); this is part " +
                                     std::to_string(p + 1));
         if (p > 0) rec.info.series_instance_uid += "#" + std::to_string(p + 1);
         for (std::size_t q = 0; q < parts.size(); ++q) {
           if (q != p && parts[q].first.same_orientation(parts[p].first)) {
-            rec.info.problems.push_back("mixed slice geometry in one orientation: " +
-                                        parts[p].first.describe() + " and " +
-                                        parts[q].first.describe());
+            rec.info.problems.insert(rec.info.problems.begin(),
+                                     "mixed slice geometry in one orientation: " +
+                                         parts[p].first.describe() + " and " +
+                                         parts[q].first.describe());
             rec.nonuniform_only = false;
             break;
           }

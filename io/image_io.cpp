@@ -13,7 +13,10 @@
 #include <itkImage.h>
 #include <itkImageFileReader.h>
 #include <itkImageFileWriter.h>
+#include <itkMetaImageIO.h>
 #include <itkMultiThreaderBase.h>
+#include <itkNiftiImageIO.h>
+#include <itkNrrdImageIO.h>
 
 #include "core/error.hpp"
 #include "core/fs.hpp"
@@ -116,6 +119,15 @@ void write_itk(const Image<T>& image, const std::string& path) {
   write_file_atomic(path, [&](const std::string& tmp) {
     const std::string itk_path = nii_gz ? tmp.substr(0, tmp.size() - 3) : tmp;
     auto writer = itk::ImageFileWriter<itk::Image<T, 3>>::New();
+    // Name the ImageIO ourselves: asking the factories lets another IO probe (and delete) the
+    // temporary file first.
+    if (ends_with(path, ".nii") || nii_gz) {
+      writer->SetImageIO(itk::NiftiImageIO::New());
+    } else if (ends_with(path, ".nrrd") || ends_with(path, ".nhdr")) {
+      writer->SetImageIO(itk::NrrdImageIO::New());
+    } else {
+      writer->SetImageIO(itk::MetaImageIO::New());
+    }
     writer->SetFileName(itk_path);
     writer->SetInput(itk_image);
     writer->SetUseCompression(!nii_gz);

@@ -1,5 +1,7 @@
 #include "phantom/anatomy.hpp"
 
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <cmath>
 #include <random>
@@ -28,7 +30,7 @@ constexpr double kDeg = M_PI / 180.0;
 // Nominal adult dimensions (mm) at scale 1.
 constexpr double kBodyHalfWidth = 165, kBodyHalfDepth = 120;
 constexpr double kTableGap = 12, kTableThickness = 10;
-constexpr double kLungHeight = 240;         // left lung, base to apex
+constexpr double kLungHeight = 240;                 // left lung, base to apex
 constexpr double kThoraxSpan = 1.25 * kLungHeight;  // z extent the layout needs
 
 Vec3 any_perpendicular(Vec3 d) {
@@ -70,13 +72,17 @@ void grow_vessel_tree(const Anatomy& a, std::uint8_t side_label, Vec3 start, Vec
 Geometry phantom_geometry(const PhantomOptions& o) {
   Geometry g;
   for (int a = 0; a < 3; ++a) {
-    if (o.size[a] < 8) throw Error(ExitCode::kUsage, "phantom: --size needs at least 8 voxels per axis");
+    if (o.size[a] < 8)
+      throw Error(ExitCode::kUsage, "phantom: --size needs at least 8 voxels per axis");
     if (!(o.spacing[a] > 0) || !std::isfinite(o.spacing[a])) {
       throw Error(ExitCode::kUsage, "phantom: --spacing must be positive");
     }
     g.size[a] = o.size[a];
     g.spacing[a] = o.spacing[a];
-    g.origin[a] = -0.5 * static_cast<double>(o.size[a] - 1) * o.spacing[a];
+    // Centred on LPS (0,0,0), rounded to 1/1024 mm so that float32 headers (NIfTI) hold it
+    // exactly.
+    g.origin[a] =
+        std::round(-0.5 * static_cast<double>(o.size[a] - 1) * o.spacing[a] * 1024.0) / 1024.0;
   }
   return g;
 }
@@ -109,8 +115,16 @@ Anatomy build_anatomy(const Geometry& geom, const PhantomOptions& o) {
   a.rib_outer = a.muscle.offset(-muscle);
   a.rib_inner = a.rib_outer.offset(-rib);
   a.cavity = a.rib_inner.offset(-pleural_gap);
-  if (a.cavity.a < 10 * s || a.cavity.b < 10 * s) {
-    throw Error(ExitCode::kUsage, "phantom: the field of view is too small for a chest");
+  // Below this the "chest" would be a few voxels of noise, useless as a test object.
+  const double lung_width_mm = a.cavity.a - 22 * s;
+  if (s < 0.2 || sz < 0.2 || lung_width_mm < 6 * voxel_xy ||
+      0.92 * kLungHeight * sz < 6 * geom.spacing[2]) {
+    throw Error(
+        ExitCode::kUsage,
+        fmt::format("phantom: a {:.0f} x {:.0f} x {:.0f} mm field of view with {:g} x {:g} "
+                    "x {:g} mm voxels is too small or too coarse for a chest (needs at "
+                    "least about 70 x 60 x 60 mm and 6 voxels across each lung)",
+                    fov_x, fov_y, fov_z, geom.spacing[0], geom.spacing[1], geom.spacing[2]));
   }
   const double Ac = a.cavity.a, Bc = a.cavity.b;
 
@@ -151,8 +165,10 @@ Anatomy build_anatomy(const Geometry& geom, const PhantomOptions& o) {
   const Vec3 arch{28 * s, trachea_y, z_carina + 0.16 * c_left};
   const Vec3 desc0{x_desc, a.spine_y - 0.5 * a.vertebra_r, z_carina + 0.1 * c_left};
   const Vec3 desc1{x_desc, a.spine_y - 0.5 * a.vertebra_r, -0.5 * fov_z - 10};
-  a.aorta = {{asc0, asc1, r_asc, r_asc}, {asc1, arch, r_asc, 12 * s},
-             {arch, desc0, 12 * s, r_desc}, {desc0, desc1, r_desc, r_desc}};
+  a.aorta = {{asc0, asc1, r_asc, r_asc},
+             {asc1, arch, r_asc, 12 * s},
+             {arch, desc0, 12 * s, r_desc},
+             {desc0, desc1, r_desc, r_desc}};
 
   // Lungs: half-ellipsoids reaching the midline band medially and beyond the cavity
   // laterally, so the cavity wall shapes their lateral surface.
@@ -160,13 +176,14 @@ Anatomy build_anatomy(const Geometry& geom, const PhantomOptions& o) {
   const double lung_a = 0.62 * (Ac - w_med) * rng.jitter(0.03);
   const double lung_b = 1.0 * Bc * rng.jitter(0.03);
   const double lung_cy = yc + 0.06 * Bc;
-  a.right_lung = {{{-(w_med + lung_a), lung_cy, zb_right}, {lung_a, lung_b, c_right}},
-                  20 * sz, -1};
+  a.right_lung = {{{-(w_med + lung_a), lung_cy, zb_right}, {lung_a, lung_b, c_right}}, 20 * sz, -1};
   a.left_lung = {{{w_med + lung_a, lung_cy, zb_left}, {lung_a, lung_b, c_left}}, 15 * sz, 1};
   a.lung_box_medial = w_med;
   a.lung_box_lateral = Ac;
-  a.junction = {{0, yc - 0.8 * Bc, z_carina - 0.05 * c_left},
-                {w_med + 30 * s, 0.15 * Bc, 0.18 * c_left}};
+  // Anterior junction (--touching): a retrosternal bulge of both lungs meeting at x = 0,
+  // wide enough to merge with each lung's anterior-medial part.
+  a.junction = {{0, yc - 0.55 * Bc, z_carina - 0.05 * c_left},
+                {w_med + 45 * s, 0.3 * Bc, 0.22 * c_left}};
 
   // Ribs: horizontal arcs from the lung bases to the apices, open anteriorly (cartilage).
   a.rib_period = 26 * sz;
@@ -242,7 +259,8 @@ bool in_airway_lumen(const Anatomy& a, Vec3 p) {
 }
 
 Box lungs_box(const Anatomy& a) {
-  Box b{{-a.cavity.a, a.cavity.cy - a.cavity.b, std::min(a.right_lung.shape.c.z, a.left_lung.shape.c.z)},
+  Box b{{-a.cavity.a, a.cavity.cy - a.cavity.b,
+         std::min(a.right_lung.shape.c.z, a.left_lung.shape.c.z)},
         {a.cavity.a, a.cavity.cy + a.cavity.b, a.lung_z_top}};
   return grow(b, 1e-6);
 }

@@ -12,9 +12,9 @@ namespace lungvol::phantom {
 
 // One lung: a half-ellipsoid above a domed diaphragm, clipped by the thoracic cavity.
 struct LungShape {
-  Ellipsoid shape;    // centre z = base (deepest diaphragm point)
-  double dome = 0;    // diaphragm dome height above the base at the shape's axis
-  double side = 1;    // -1 right (towards -x), +1 left
+  Ellipsoid shape;  // centre z = base (deepest diaphragm point)
+  double dome = 0;  // diaphragm dome height above the base at the shape's axis
+  double side = 1;  // -1 right (towards -x), +1 left
   bool contains(Vec3 p) const {
     if (p.z < shape.c.z) return false;
     const double dx = (p.x - shape.c.x) / shape.r.x, dy = (p.y - shape.c.y) / shape.r.y;

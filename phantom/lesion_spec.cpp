@@ -1,6 +1,6 @@
-#include <sstream>
-
 #include <fmt/format.h>
+
+#include <sstream>
 
 #include "core/error.hpp"
 #include "phantom/phantom.hpp"
@@ -27,7 +27,8 @@ std::array<double, 3> parse_triple(const std::string& text, const std::string& e
   const auto parts = split(text, ',');
   std::array<double, 3> v{};
   if (parts.size() != 3) {
-    throw Error(ExitCode::kUsage, "--lesions: '" + entry + "': expected three numbers in '" + text + "'");
+    throw Error(ExitCode::kUsage,
+                "--lesions: '" + entry + "': expected three numbers in '" + text + "'");
   }
   for (int n = 0; n < 3; ++n) {
     try {
@@ -35,7 +36,8 @@ std::array<double, 3> parse_triple(const std::string& text, const std::string& e
       v[n] = std::stod(trim(parts[n]), &used);
       if (used != trim(parts[n]).size()) throw std::invalid_argument("trailing");
     } catch (const std::exception&) {
-      throw Error(ExitCode::kUsage, "--lesions: '" + entry + "': '" + parts[n] + "' is not a number");
+      throw Error(ExitCode::kUsage,
+                  "--lesions: '" + entry + "': '" + parts[n] + "' is not a number");
     }
   }
   return v;
@@ -50,8 +52,7 @@ std::vector<LesionSpec> parse_lesion_spec(const std::string& spec) {
     if (entry.empty()) continue;
     const auto f = split(entry, ':');
     if (f.size() != 4) {
-      throw Error(ExitCode::kUsage,
-                  "--lesions: '" + entry + "': expected TYPE:SIDE:U,V,W:A,B,C");
+      throw Error(ExitCode::kUsage, "--lesions: '" + entry + "': expected TYPE:SIDE:U,V,W:A,B,C");
     }
     LesionSpec l;
     const std::string type = trim(f[0]), side = trim(f[1]);
@@ -63,7 +64,8 @@ std::vector<LesionSpec> parse_lesion_spec(const std::string& spec) {
       l.type = LesionType::kSolid;
       l.pleural = true;
     } else {
-      throw Error(ExitCode::kUsage, "--lesions: '" + entry + "': type must be ggo, solid or pleural");
+      throw Error(ExitCode::kUsage,
+                  "--lesions: '" + entry + "': type must be ggo, solid or pleural");
     }
     if (side == "right" || side == "r") {
       l.side = LungSide::kRight;
@@ -75,7 +77,8 @@ std::vector<LesionSpec> parse_lesion_spec(const std::string& spec) {
     l.uvw = parse_triple(f[2], entry);
     l.semi_axes_mm = parse_triple(f[3], entry);
     for (double r : l.semi_axes_mm) {
-      if (!(r > 0)) throw Error(ExitCode::kUsage, "--lesions: '" + entry + "': semi-axes must be positive");
+      if (!(r > 0))
+        throw Error(ExitCode::kUsage, "--lesions: '" + entry + "': semi-axes must be positive");
     }
     out.push_back(l);
   }

@@ -1,7 +1,7 @@
 #pragma once
 // Counter-based Gaussian noise: the value at a voxel depends only on (seed, voxel index), so
 // images are identical for any thread count or loop order.
-#include <cmath>
+#include <array>
 #include <cstdint>
 
 namespace lungvol::phantom {
@@ -13,16 +13,16 @@ inline std::uint64_t mix64(std::uint64_t z) {
   return z ^ (z >> 31);
 }
 
-// Two independent standard normal values for voxel pair `pair` (voxels 2*pair, 2*pair+1),
-// by Box-Muller on two 24-bit uniforms; |value| < 5.9 by construction.
-inline void gaussian_pair(std::uint64_t key, std::uint64_t pair, float& n0, float& n1) {
-  const std::uint64_t h = mix64(key ^ mix64(pair));
-  const float u1 = (static_cast<float>(h >> 40) + 0.5f) * 0x1.0p-24f;
-  const float u2 = (static_cast<float>(h & 0xFFFFFFu) + 0.5f) * 0x1.0p-24f;
-  const float r = std::sqrt(-2.0f * std::log(u1));
-  const float t = 6.2831853071795864f * u2;
-  n0 = r * std::cos(t);
-  n1 = r * std::sin(t);
+// Standard normal quantiles at (m + 0.5) / 65536: a 16-bit uniform picks a normal value by
+// table look-up (inverse transform), so one 64-bit hash gives four values. The distribution is
+// the normal, discretised to 65536 equiprobable levels and bounded by |x| < 4.34.
+const std::array<float, 65536>& normal_quantiles();
+
+// Four independent standard normal values for voxels 4*block .. 4*block+3.
+inline void gaussian_quad(const std::array<float, 65536>& q, std::uint64_t key, std::uint64_t block,
+                          float out[4]) {
+  const std::uint64_t h = mix64(key ^ mix64(block));
+  for (int n = 0; n < 4; ++n) out[n] = q[(h >> (16 * n)) & 0xFFFFu];
 }
 
 }  // namespace lungvol::phantom

@@ -29,7 +29,8 @@ void paint_body(const Anatomy& a, CtImage& ct) {
   std::vector<std::int16_t> slice(g.slice_voxels(), to_hu(hu::kAir));
   for (std::size_t j = 0; j < g.size[1]; ++j) {
     for (std::size_t i = 0; i < g.size[0]; ++i) {
-      const Vec3 p = voxel_centre(g, static_cast<std::ptrdiff_t>(i), static_cast<std::ptrdiff_t>(j), 0);
+      const Vec3 p =
+          voxel_centre(g, static_cast<std::ptrdiff_t>(i), static_cast<std::ptrdiff_t>(j), 0);
       double v = hu::kAir;
       const double table_top = a.table_y - a.table_curve * p.x * p.x;
       if (std::abs(p.x) <= a.table_half_width && p.y >= table_top &&
@@ -68,13 +69,15 @@ void paint_skeleton(const Anatomy& a, CtImage& ct) {
   }
   // Sternum.
   const Ellipse2& st = a.sternum;
-  for_each_voxel(g, Box{{-st.a, st.cy - st.b, a.sternum_z_lo}, {st.a, st.cy + st.b, a.sternum_z_hi}},
+  for_each_voxel(g,
+                 Box{{-st.a, st.cy - st.b, a.sternum_z_lo}, {st.a, st.cy + st.b, a.sternum_z_hi}},
                  [&](std::size_t n, Vec3 p) {
                    if (st.contains(p.x, p.y)) ct[n] = to_hu(hu::kSternum);
                  });
   // Spine: vertebral bodies (cortex + cancellous bone) separated by discs, spinal canal,
   // spinous processes.
-  const double zlo = g.origin[2] - g.spacing[2], zhi = g.origin[2] + g.spacing[2] * static_cast<double>(g.size[2]);
+  const double zlo = g.origin[2] - g.spacing[2],
+               zhi = g.origin[2] + g.spacing[2] * static_cast<double>(g.size[2]);
   const Ellipse2& sp = a.spinous;
   const Box spine{{-a.vertebra_r, a.spine_y - a.vertebra_r, zlo},
                   {a.vertebra_r, sp.cy + sp.b, zhi}};
@@ -84,7 +87,9 @@ void paint_skeleton(const Anatomy& a, CtImage& ct) {
     const double phase = std::fmod(p.z - zlo, a.vertebra_period);
     const bool disc = phase < a.disc_height;
     if (r <= a.vertebra_r) {
-      ct[n] = to_hu(disc ? hu::kDisc : r > a.vertebra_r - a.cortex ? hu::kCorticalBone : hu::kCancellousBone);
+      ct[n] = to_hu(disc                          ? hu::kDisc
+                    : r > a.vertebra_r - a.cortex ? hu::kCorticalBone
+                                                  : hu::kCancellousBone);
       return;
     }
     const double dc = p.y - a.canal_y;
@@ -116,11 +121,97 @@ void paint_lungs(const Anatomy& a, CtImage& ct, LabelImage& lungs) {
     ct[n] = to_hu(hu::kLung);
     lungs[n] = side;
   });
+}
+
+void paint_vessels(const Anatomy& a, CtImage& ct, const LabelImage& lungs) {
   // Vessels belong to their lung: only lung voxels are painted.
   for (const Tube& t : a.vessels) {
     for_each_voxel(ct.geom, t.box(), [&](std::size_t n, Vec3 p) {
       if (is_lung(lungs[n]) && t.contains(p)) ct[n] = to_hu(hu::kVessel);
     });
+  }
+}
+
+// Where the diaphragm dome, the mediastinal band and the organ margins meet, the analytic
+// lung can leave slivers of a few voxels cut off from the lung. Truth should be one piece per
+// lung, so everything but each lung's largest 6-connected component becomes soft tissue.
+// Visited voxels are marked in the label's high bit, so no extra volume is allocated.
+void remove_lung_islands(CtImage& ct, LabelImage& lungs) {
+  constexpr std::uint8_t kSeen = 0x80;
+  const Geometry& g = lungs.geom;
+  const std::size_t nx = g.size[0], ny = g.size[1], nz = g.size[2];
+  struct Seed {
+    std::size_t i, j, k;
+  };
+  std::vector<Seed> stack;
+  // Scan-line flood fill (6-connected) from `start` over voxels equal to `from`, setting them
+  // to `to`; returns the size. Whole runs along x are filled at once.
+  auto flood = [&](std::size_t start, std::uint8_t from, std::uint8_t to) {
+    std::size_t size = 0;
+    stack.assign(1, Seed{start % nx, (start / nx) % ny, start / (nx * ny)});
+    while (!stack.empty()) {
+      const Seed s = stack.back();
+      stack.pop_back();
+      std::uint8_t* row = &lungs.data[nx * (s.j + ny * s.k)];
+      if (row[s.i] != from) continue;
+      std::size_t l = s.i, r = s.i;
+      while (l > 0 && row[l - 1] == from) --l;
+      while (r + 1 < nx && row[r + 1] == from) ++r;
+      std::fill(row + l, row + r + 1, to);
+      size += r - l + 1;
+      auto scan = [&](std::size_t j2, std::size_t k2) {
+        const std::uint8_t* row2 = &lungs.data[nx * (j2 + ny * k2)];
+        bool in_run = false;
+        for (std::size_t x = l; x <= r; ++x) {
+          const bool fill = row2[x] == from;
+          if (fill && !in_run) stack.push_back({x, j2, k2});
+          in_run = fill;
+        }
+      };
+      if (s.j > 0) scan(s.j - 1, s.k);
+      if (s.j + 1 < ny) scan(s.j + 1, s.k);
+      if (s.k > 0) scan(s.j, s.k - 1);
+      if (s.k + 1 < nz) scan(s.j, s.k + 1);
+    }
+    return size;
+  };
+  struct Piece {
+    std::size_t seed, size;
+    std::uint8_t label;
+  };
+  std::vector<Piece> pieces;
+  for (std::size_t n = 0; n < lungs.size(); ++n) {
+    const std::uint8_t v = lungs[n];
+    if (is_lung(v)) pieces.push_back({n, flood(n, v, static_cast<std::uint8_t>(v | kSeen)), v});
+  }
+  for (const std::uint8_t label : {labels::kRightLung, labels::kLeftLung}) {
+    std::size_t largest = 0;
+    for (const Piece& p : pieces) {
+      if (p.label == label) largest = std::max(largest, p.size);
+    }
+    bool kept = false;
+    for (const Piece& p : pieces) {
+      if (p.label != label) continue;
+      if (p.size == largest && !kept) {
+        kept = true;
+        continue;
+      }
+      flood(p.seed, static_cast<std::uint8_t>(label | kSeen), labels::kBackground);
+      log::debug("phantom: removed a {}-voxel island of {}", p.size,
+                 labels::lung_label_name(label));
+    }
+  }
+  // The removed voxels lie against the mediastinum or diaphragm: soft tissue.
+  const auto total = static_cast<std::ptrdiff_t>(lungs.size());
+#pragma omp parallel for schedule(static)
+  for (std::ptrdiff_t n = 0; n < total; ++n) {
+    std::uint8_t& v = lungs.data[static_cast<std::size_t>(n)];
+    if (v & kSeen) {
+      v = static_cast<std::uint8_t>(v & ~kSeen);
+    } else if (v == labels::kBackground &&
+               ct.data[static_cast<std::size_t>(n)] == to_hu(hu::kLung)) {
+      ct.data[static_cast<std::size_t>(n)] = to_hu(hu::kSoftTissue);
+    }
   }
 }
 
@@ -166,22 +257,27 @@ void add_noise(const PhantomOptions& o, CtImage& ct, const LabelImage& lesions) 
   if (o.noise_hu <= 0) return;
   const std::uint64_t key = mix64(o.seed ^ 0xC0FFEE1234567ULL);
   const auto sd = static_cast<float>(o.noise_hu);
-  const auto pairs = static_cast<std::ptrdiff_t>((ct.size() + 1) / 2);
+  const auto& quantiles = normal_quantiles();
   const std::size_t total = ct.size();
+  const auto blocks = static_cast<std::ptrdiff_t>((total + 3) / 4);
 #pragma omp parallel for schedule(static)
-  for (std::ptrdiff_t m = 0; m < pairs; ++m) {
-    float g[2];
-    gaussian_pair(key, static_cast<std::uint64_t>(m), g[0], g[1]);
-    for (int h = 0; h < 2; ++h) {
-      const std::size_t n = 2 * static_cast<std::size_t>(m) + static_cast<std::size_t>(h);
+  for (std::ptrdiff_t b = 0; b < blocks; ++b) {
+    float g[4];
+    gaussian_quad(quantiles, key, static_cast<std::uint64_t>(b), g);
+    for (std::size_t h = 0; h < 4; ++h) {
+      const std::size_t n = 4 * static_cast<std::size_t>(b) + h;
       if (n >= total) break;
-      double v = ct[n] + static_cast<double>(sd * g[h]);
-      if (lesions[n] == labels::kGroundGlass) {
-        v = std::clamp(v, hu::kGroundGlassMin, hu::kGroundGlassMax);
-      } else if (lesions[n] == labels::kSolid) {
-        v = std::clamp(v, hu::kSolidMin, hu::kSolidMax);
+      // float arithmetic and floor(v + 0.5): this loop touches every voxel of the volume.
+      float v = static_cast<float>(ct[n]) + sd * g[h];
+      const std::uint8_t lesion = lesions[n];
+      if (lesion == labels::kGroundGlass) {
+        v = std::clamp(v, static_cast<float>(hu::kGroundGlassMin),
+                       static_cast<float>(hu::kGroundGlassMax));
+      } else if (lesion == labels::kSolid) {
+        v = std::clamp(v, static_cast<float>(hu::kSolidMin), static_cast<float>(hu::kSolidMax));
       }
-      ct[n] = to_hu(v);
+      v = std::clamp(std::floor(v + 0.5f), -1024.0f, 3071.0f);
+      ct[n] = static_cast<std::int16_t>(v);
     }
   }
 }
@@ -194,7 +290,8 @@ struct LesionVolume {
 };
 LesionVolume lesion_reference_volume(const Anatomy& a, const PlacedLesion& l) {
   const Ellipsoid& e = l.shape;
-  const std::uint8_t side = l.spec.side == LungSide::kRight ? labels::kRightLung : labels::kLeftLung;
+  const std::uint8_t side =
+      l.spec.side == LungSide::kRight ? labels::kRightLung : labels::kLeftLung;
   auto in_lung = [&](Vec3 p) { return lung_side_at(a, p) == side && !in_airway_lumen(a, p); };
   bool inside = true;
   const int n_theta = 48, n_phi = 96;
@@ -212,7 +309,8 @@ LesionVolume lesion_reference_volume(const Anatomy& a, const PlacedLesion& l) {
   }
   if (inside) return {e.volume_mm3() / 1000.0, true};
   const double h = std::min({e.r.x, e.r.y, e.r.z}) / 40.0;
-  const int nx = static_cast<int>(std::ceil(2 * e.r.x / h)), ny = static_cast<int>(std::ceil(2 * e.r.y / h)),
+  const int nx = static_cast<int>(std::ceil(2 * e.r.x / h)),
+            ny = static_cast<int>(std::ceil(2 * e.r.y / h)),
             nz = static_cast<int>(std::ceil(2 * e.r.z / h));
   const double hx = 2 * e.r.x / nx, hy = 2 * e.r.y / ny, hz = 2 * e.r.z / nz;
   std::size_t count = 0;
@@ -230,14 +328,15 @@ LesionVolume lesion_reference_volume(const Anatomy& a, const PlacedLesion& l) {
 }
 
 json vec(Vec3 v) { return json::array({v.x, v.y, v.z}); }
-json ellipsoid_json(const Ellipsoid& e) { return {{"centre_mm", vec(e.c)}, {"semi_axes_mm", vec(e.r)}}; }
+json ellipsoid_json(const Ellipsoid& e) {
+  return {{"centre_mm", vec(e.c)}, {"semi_axes_mm", vec(e.r)}};
+}
 
 json lesion_truth(const Anatomy& a, const PlacedLesion& l, const Geometry& g,
                   const LabelImage& lungs, double voxel_ml) {
   const Ellipsoid& e = l.shape;
-  const std::size_t voxels = count_voxels(g, e.box(), [&](std::size_t n, Vec3 p) {
-    return is_lung(lungs[n]) && e.contains(p);
-  });
+  const std::size_t voxels = count_voxels(
+      g, e.box(), [&](std::size_t n, Vec3 p) { return is_lung(lungs[n]) && e.contains(p); });
   // Chest wall contact: a lesion voxel whose in-plane neighbour lies outside the cavity
   // (lungs never do), i.e. in the chest wall.
   const std::size_t wall = count_voxels(g, e.box(), [&](std::size_t n, Vec3 p) {
@@ -281,14 +380,24 @@ Phantom make_phantom(const PhantomOptions& o) {
   ph.lungs = LabelImage(g, labels::kBackground);
   ph.lesions = LabelImage(g, labels::kNoLesion);
 
+  Stopwatch step;
+  std::string steps;
+  auto done = [&](const char* what) { steps += fmt::format(" {} {:.2f}", what, step.lap()); };
   paint_body(a, ph.ct);
   paint_skeleton(a, ph.ct);
   paint_mediastinum(a, ph.ct);
+  done("body");
   paint_lungs(a, ph.ct, ph.lungs);
+  done("lungs");
+  remove_lung_islands(ph.ct, ph.lungs);
+  done("islands");
+  paint_vessels(a, ph.ct, ph.lungs);
   paint_airways(a, ph.ct, ph.lungs);
   const std::vector<PlacedLesion> placed = place_lesions(a, o);
   paint_lesions(placed, ph.ct, ph.lungs, ph.lesions);
+  done("vessels/airways/lesions");
   add_noise(o, ph.ct, ph.lesions);
+  done("noise");
 
   // Truth by counting the label maps.
   std::size_t n_right = 0, n_left = 0, n_airway = 0, n_ggo = 0, n_solid = 0;
@@ -311,12 +420,17 @@ Phantom make_phantom(const PhantomOptions& o) {
   const double vml = g.voxel_volume_ml();
   auto region = [&](std::size_t lung_n, std::size_t ggo_n, std::size_t solid_n) {
     const double lung_ml = static_cast<double>(lung_n) * vml;
-    const double ggo_ml = static_cast<double>(ggo_n) * vml, solid_ml = static_cast<double>(solid_n) * vml;
+    const double ggo_ml = static_cast<double>(ggo_n) * vml,
+                 solid_ml = static_cast<double>(solid_n) * vml;
     auto pct = [&](double v) { return lung_ml > 0 ? 100.0 * v / lung_ml : 0.0; };
-    return json{{"volume_ml", lung_ml},       {"lesion_ml", ggo_ml + solid_ml},
-                {"ggo_ml", ggo_ml},           {"solid_ml", solid_ml},
-                {"lesion_pct", pct(ggo_ml + solid_ml)}, {"ggo_pct", pct(ggo_ml)},
-                {"solid_pct", pct(solid_ml)}, {"voxels", lung_n}};
+    return json{{"volume_ml", lung_ml},
+                {"lesion_ml", ggo_ml + solid_ml},
+                {"ggo_ml", ggo_ml},
+                {"solid_ml", solid_ml},
+                {"lesion_pct", pct(ggo_ml + solid_ml)},
+                {"ggo_pct", pct(ggo_ml)},
+                {"solid_pct", pct(solid_ml)},
+                {"voxels", lung_n}};
   };
 
   json t;
@@ -335,7 +449,8 @@ Phantom make_phantom(const PhantomOptions& o) {
                     {"lesion_spec", o.lesions.empty() ? "default" : format_lesion_spec(o.lesions)}};
   t["voxel_ml"] = vml;
   const double lung_ml = static_cast<double>(n_right + n_left) * vml;
-  const double ggo_ml = static_cast<double>(n_ggo) * vml, solid_ml = static_cast<double>(n_solid) * vml;
+  const double ggo_ml = static_cast<double>(n_ggo) * vml,
+               solid_ml = static_cast<double>(n_solid) * vml;
   auto pct = [&](double v) { return lung_ml > 0 ? 100.0 * v / lung_ml : 0.0; };
   t["volumes"] = {{"right_lung_ml", static_cast<double>(n_right) * vml},
                   {"left_lung_ml", static_cast<double>(n_left) * vml},
@@ -347,8 +462,11 @@ Phantom make_phantom(const PhantomOptions& o) {
                   {"lesion_pct", pct(ggo_ml + solid_ml)},
                   {"ggo_pct", pct(ggo_ml)},
                   {"solid_pct", pct(solid_ml)}};
-  t["voxel_counts"] = {{"right_lung", n_right}, {"left_lung", n_left}, {"airway", n_airway},
-                       {"ggo", n_ggo},          {"solid", n_solid}};
+  t["voxel_counts"] = {{"right_lung", n_right},
+                       {"left_lung", n_left},
+                       {"airway", n_airway},
+                       {"ggo", n_ggo},
+                       {"solid", n_solid}};
   t["regions"] = {{"lungs", region(n_right + n_left, n_ggo, n_solid)},
                   {"right", region(n_right, r_ggo, r_solid)},
                   {"left", region(n_left, l_ggo, l_solid)}};
@@ -357,7 +475,8 @@ Phantom make_phantom(const PhantomOptions& o) {
   double ggo_analytic = 0, solid_analytic = 0;
   for (const PlacedLesion& l : placed) {
     json j = lesion_truth(a, l, g, ph.lungs, vml);
-    (l.spec.type == LesionType::kSolid ? solid_analytic : ggo_analytic) += j["analytic_ml"].get<double>();
+    (l.spec.type == LesionType::kSolid ? solid_analytic : ggo_analytic) +=
+        j["analytic_ml"].get<double>();
     lesion_list.push_back(std::move(j));
   }
   t["lesions"] = std::move(lesion_list);
@@ -370,11 +489,16 @@ Phantom make_phantom(const PhantomOptions& o) {
                            {"left_lung_ml", nullptr},
                            {"lung_ml", nullptr},
                            {"airway_ml", nullptr}};
-  t["hu"] = {{"air", hu::kAir},          {"lung", hu::kLung},
-             {"vessel", hu::kVessel},    {"ground_glass", hu::kGroundGlass},
-             {"solid", hu::kSolid},      {"soft_tissue", hu::kSoftTissue},
-             {"fat", hu::kFat},          {"bone", hu::kRib},
-             {"table", hu::kTable},      {"ground_glass_range", {hu::kGroundGlassMin, hu::kGroundGlassMax}},
+  t["hu"] = {{"air", hu::kAir},
+             {"lung", hu::kLung},
+             {"vessel", hu::kVessel},
+             {"ground_glass", hu::kGroundGlass},
+             {"solid", hu::kSolid},
+             {"soft_tissue", hu::kSoftTissue},
+             {"fat", hu::kFat},
+             {"bone", hu::kRib},
+             {"table", hu::kTable},
+             {"ground_glass_range", {hu::kGroundGlassMin, hu::kGroundGlassMax}},
              {"solid_range", {hu::kSolidMin, hu::kSolidMax}}};
   t["anatomy"] = {{"scale_xy", a.scale_xy},
                   {"scale_z", a.scale_z},
@@ -388,8 +512,9 @@ Phantom make_phantom(const PhantomOptions& o) {
                   {"carina_mm", vec(a.trachea.b)},
                   {"vessel_segments", a.vessels.size()}};
   ph.truth = std::move(t);
-  log::debug("phantom: {}x{}x{} voxels generated in {:.2f} s", g.size[0], g.size[1], g.size[2],
-             timer.seconds());
+  done("truth");
+  log::debug("phantom: {}x{}x{} voxels generated in {:.2f} s (s:{})", g.size[0], g.size[1],
+             g.size[2], timer.seconds(), steps);
   return ph;
 }
 

@@ -5,10 +5,9 @@
 #include <array>
 #include <cstddef>
 #include <cstdint>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "core/image.hpp"
 #include "io/dicom_write.hpp"
@@ -71,7 +70,7 @@ struct PhantomOptions {
   std::uint64_t seed = 1;  // noise and the subject's anatomy (small variations)
   std::array<std::size_t, 3> size{192, 192, 80};
   std::array<double, 3> spacing{1.8, 1.8, 4.0};  // mm
-  double noise_hu = 15.0;                         // Gaussian SD
+  double noise_hu = 15.0;                        // Gaussian SD
   double lesion_scale = 1.0;  // multiplies every lesion semi-axis; positions stay fixed
   bool with_lesions = true;
   bool touching = false;  // lungs meet at an anterior junction line (hard L/R split)
@@ -90,7 +89,8 @@ struct Phantom {
 Phantom make_phantom(const PhantomOptions& options);
 
 // DIR/dicom/IM0001.. (one file per slice), DIR/truth.json, DIR/truth_lungs.nii.gz,
-// DIR/truth_lesions.nii.gz; every file written atomically. Throws Error(kOutput).
+// DIR/truth_lesions.nii.gz; every file written atomically. Old slices (IM<digits>) of an
+// earlier phantom in DIR/dicom are removed first. Throws Error(kOutput).
 void write_phantom(const Phantom& phantom, const std::string& dir, const io::CtSeriesMeta& meta);
 
 }  // namespace lungvol::phantom

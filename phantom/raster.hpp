@@ -14,7 +14,13 @@ struct IndexRange {
   std::ptrdiff_t lo[3] = {0, 0, 0};
   std::ptrdiff_t hi[3] = {0, 0, 0};  // exclusive
   bool empty() const { return hi[0] <= lo[0] || hi[1] <= lo[1] || hi[2] <= lo[2]; }
+  std::size_t voxels() const {
+    return empty() ? 0
+                   : static_cast<std::size_t>((hi[0] - lo[0]) * (hi[1] - lo[1]) * (hi[2] - lo[2]));
+  }
 };
+
+inline constexpr std::size_t kParallelVoxels = 1 << 16;
 
 inline IndexRange index_range(const Geometry& g, const Box& b) {
   IndexRange r;
@@ -30,8 +36,7 @@ inline IndexRange index_range(const Geometry& g, const Box& b) {
   return r;
 }
 
-inline Vec3 voxel_centre(const Geometry& g, std::ptrdiff_t i, std::ptrdiff_t j,
-                         std::ptrdiff_t k) {
+inline Vec3 voxel_centre(const Geometry& g, std::ptrdiff_t i, std::ptrdiff_t j, std::ptrdiff_t k) {
   return {g.origin[0] + static_cast<double>(i) * g.spacing[0],
           g.origin[1] + static_cast<double>(j) * g.spacing[1],
           g.origin[2] + static_cast<double>(k) * g.spacing[2]};
@@ -43,7 +48,10 @@ template <class F>
 void for_each_voxel(const Geometry& g, const Box& box, F&& f) {
   const IndexRange r = index_range(g, box);
   if (r.empty()) return;
-#pragma omp parallel for schedule(dynamic, 1)
+  // Small shapes (vessel segments) run serially: a thread team per segment costs more than
+  // it saves, and much more on a loaded machine.
+  const bool parallel = r.voxels() > kParallelVoxels;
+#pragma omp parallel for schedule(dynamic, 1) if (parallel)
   for (std::ptrdiff_t k = r.lo[2]; k < r.hi[2]; ++k) {
     for (std::ptrdiff_t j = r.lo[1]; j < r.hi[1]; ++j) {
       std::size_t n = g.index(static_cast<std::size_t>(r.lo[0]), static_cast<std::size_t>(j),
@@ -59,7 +67,8 @@ std::size_t count_voxels(const Geometry& g, const Box& box, P&& pred) {
   const IndexRange r = index_range(g, box);
   if (r.empty()) return 0;
   std::size_t count = 0;
-#pragma omp parallel for schedule(dynamic, 1) reduction(+ : count)
+  const bool parallel = r.voxels() > kParallelVoxels;
+#pragma omp parallel for schedule(dynamic, 1) reduction(+ : count) if (parallel)
   for (std::ptrdiff_t k = r.lo[2]; k < r.hi[2]; ++k) {
     for (std::ptrdiff_t j = r.lo[1]; j < r.hi[1]; ++j) {
       std::size_t n = g.index(static_cast<std::size_t>(r.lo[0]), static_cast<std::size_t>(j),

@@ -8,6 +8,8 @@
 #include "core/provenance.hpp"
 #include "core/timer.hpp"
 #include "core/version.hpp"
+#include "dicomout/seg.hpp"
+#include "dicomout/sr.hpp"
 #include "io/image_io.hpp"
 #include "pipeline/tables.hpp"
 #include "report/qc_images.hpp"
@@ -37,10 +39,20 @@ std::vector<RegionResult> measure_regions(std::vector<vol::RegionHistograms> his
 }
 
 void segment_and_measure(Analysis& a) {
-  const CtImage& ct = a.input.image;
+  CtImage& ct = a.input.image;
   Stopwatch sw;
   a.lungs = seg::segment_lungs(ct, a.protocol.lung);
   a.timings.lungs_s = sw.lap();
+  // The air check needs the trachea; segmenting before a correction is safe because the lung
+  // threshold (-500 HU) is far from air.
+  a.calibration = dens::check_calibration(ct, a.lungs.lungs);
+  for (const auto& f : a.calibration.flags) a.warnings.push_back("calibration: " + f);
+  if (a.calibrate_air) {
+    a.air_correction = dens::apply_air_calibration(a.input.image, a.calibration);
+    if (!a.air_correction.applied) {
+      a.warnings.push_back("--calibrate air not applied: " + a.air_correction.reason);
+    }
+  }
   a.lesions = seg::segment_lesions(ct, a.lungs.lungs, a.protocol.lesion);
   a.timings.lesions_s = sw.lap();
   auto hist = vol::build_region_histograms(ct, a.lungs.lungs, a.lesions.suppressed);
@@ -56,6 +68,7 @@ Analysis analyze(const AnalyzeOptions& options) {
   a.protocol = load_protocol(options.protocol);
   Stopwatch sw;
   a.input = io::load_ct(options.input, options.read);
+  a.calibrate_air = options.calibrate_air;
   a.timings.read_s = sw.lap();
   a.warnings = a.input.warnings;
   log::info("read {} ({} x {} x {} voxels) in {:.2f} s", options.input,
@@ -93,6 +106,34 @@ nlohmann::json region_json(const RegionResult& r) {
           {"solid_ml", v.solid_ml},   {"lesion_pct", v.lesion_pct}, {"ggo_pct", v.ggo_pct},
           {"solid_pct", v.solid_pct}, {"density", density},         {"classes", classes}};
 }
+
+nlohmann::json stats_json(const dens::RegionStats& s) {
+  const auto or_null = [&](double v) { return s.n ? nlohmann::json(v) : nlohmann::json(nullptr); };
+  return {{"mean_hu", or_null(s.mean_hu)}, {"sd_hu", or_null(s.sd_hu)},
+          {"median_hu", or_null(s.median_hu)}, {"n", s.n}, {"found", s.found}};
+}
+
+nlohmann::json calibration_json(const Analysis& a) {
+  const dens::CalibrationParams p;
+  const auto& c = a.air_correction;
+  return {{"outside_air", stats_json(a.calibration.outside_air)},
+          {"trachea", stats_json(a.calibration.trachea)},
+          {"expected_air_hu", p.expected_air_hu},
+          {"air_tolerance_hu", p.air_tolerance_hu},
+          {"trachea_tolerance_hu", p.trachea_tolerance_hu},
+          {"body_margin_mm", p.body_margin_mm},
+          {"flags", a.calibration.flags},
+          {"checked", a.calibration.checked},
+          {"within_tolerance", a.calibration.within_tolerance},
+          {"correction",
+           {{"applied", c.applied},
+            {"mode", c.mode},
+            {"reference", c.reference},
+            {"measured_air_hu", c.measured_air_hu},
+            {"slope", c.slope},
+            {"intercept_hu", c.intercept_hu},
+            {"reason", c.reason}}}};
+}
 }  // namespace
 
 nlohmann::json metrics_json(const Analysis& a) {
@@ -129,6 +170,7 @@ nlohmann::json metrics_json(const Analysis& a) {
        {{"airway_ml", a.lungs.airway_ml},
         {"dense_added_ml", a.lungs.dense_added_ml},
         {"lungs_touching", a.lungs.lungs_touching}}},
+      {"calibration", calibration_json(a)},
       {"regions", regions},
       {"timing_s",
        {{"read", a.timings.read_s},
@@ -141,6 +183,31 @@ nlohmann::json metrics_json(const Analysis& a) {
   };
 }
 
+namespace {
+// SEG and SR need the source instances; for other inputs they are skipped with a warning.
+void write_dicom_outputs(Analysis& a, const std::string& dir) {
+  const Geometry& g = a.input.image.geom;
+  if (!dicomout::has_dicom_source(a.input.series, g)) {
+    a.warnings.push_back("DICOM SEG/SR not written: the input is not an unresampled DICOM series");
+    return;
+  }
+  // The numbers do not depend on these objects: a source header DCMTK cannot copy into a SEG
+  // costs the DICOM outputs (with a warning), not the analysis.
+  try {
+    const dicomout::SegWriteResult seg = dicomout::write_dicom_seg(
+        g, a.lungs.lungs, a.lesions.lesions, a.input.series, dir + "/seg.dcm");
+    std::vector<dicomout::SrRegion> regions;
+    for (const auto& r : a.regions) regions.push_back({r.name, r.volumes, r.density});
+    dicomout::SrOptions so;
+    so.protocol = a.protocol.name + " " + a.protocol.version;
+    dicomout::write_dicom_sr(g, a.input.series, seg, regions, dir + "/sr.dcm", so);
+  } catch (const Error& e) {
+    a.warnings.push_back(std::string("DICOM SEG/SR not written: ") + e.what());
+    log::warn("DICOM SEG/SR not written: {}", e.what());
+  }
+}
+}  // namespace
+
 void write_outputs(Analysis& a, const AnalyzeOptions& options) {
   Stopwatch sw;
   const std::string& dir = options.outdir;
@@ -152,6 +219,7 @@ void write_outputs(Analysis& a, const AnalyzeOptions& options) {
   if (options.write_qc_images) {
     report::write_qc_images(a.input.image, a.lungs.lungs, a.lesions.lesions, dir);
   }
+  if (options.write_dicom) write_dicom_outputs(a, dir);
   write_measurements_csv(a, dir + "/measurements.csv");
   write_histograms_csv(a, dir + "/histograms.csv");
   a.timings.write_s = sw.lap();

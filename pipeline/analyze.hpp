@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/protocol.hpp"
+#include "densitometry/calibration.hpp"
 #include "densitometry/density.hpp"
 #include "io/series.hpp"
 #include "segmentation/lesions.hpp"
@@ -32,6 +33,9 @@ struct Analysis {
   seg::LungSegmentation lungs;
   seg::LesionSegmentation lesions;
   std::vector<RegionResult> regions;  // vol::region_names() order
+  bool calibrate_air = false;         // --calibrate air: correct HU before measuring
+  dens::CalibrationCheck calibration;
+  dens::AirCorrection air_correction;
   Timings timings;
   std::vector<std::string> warnings;  // reading + segmentation
   std::string analyzed_at;            // UTC ISO 8601
@@ -51,14 +55,16 @@ struct AnalyzeOptions {
   io::ReadOptions read;
   bool write_label_maps = true;
   bool write_qc_images = true;
+  bool write_dicom = true;  // seg.dcm + sr.dcm, when the input is a DICOM series
+  bool calibrate_air = false;
 };
 
 Analysis analyze(const AnalyzeOptions& options);
 
 // metrics.json (schema lungvol.metrics/1; see docs/outputs.md).
 nlohmann::json metrics_json(const Analysis& a);
-// Writes metrics.json, measurements.csv, histograms.csv, lungs.nii.gz, lesions.nii.gz and the
-// QC PNGs into outdir; every file atomically.
+// Writes metrics.json, measurements.csv, histograms.csv, lungs.nii.gz, lesions.nii.gz, the QC
+// PNGs and (for DICOM input) seg.dcm and sr.dcm into outdir; every file atomically.
 void write_outputs(Analysis& a, const AnalyzeOptions& options);
 
 }  // namespace lungvol::pipeline

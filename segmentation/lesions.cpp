@@ -1,5 +1,6 @@
 #include "segmentation/lesions.hpp"
 
+#include <algorithm>
 #include <cmath>
 
 #include "core/labels.hpp"
@@ -65,6 +66,16 @@ LesionSegmentation segment_lesions(const CtImage& ct, const LabelImage& lungs,
   }
   const double voxel_mm3 = g.voxel_volume_mm3();
   remove_small_components(region, std::uint64_t(std::ceil(p.min_lesion_mm3 / voxel_mm3)));
+  // Smoothing pulls a lesion's outermost voxels out of the band; take back the voxels next to
+  // the region whose own HU is in the band.
+  const double rim_mm = 1.01 * std::max({g.spacing[0], g.spacing[1], g.spacing[2]});
+  const MaskImage near = dilate(region, rim_mm);
+#pragma omp parallel for schedule(static)
+  for (std::ptrdiff_t n = 0; n < std::ptrdiff_t(region.size()); ++n) {
+    if (!region[n] && near[n] && is_lung(sub_lungs[n]) && sub_ct[n] >= lo && sub_ct[n] < hi) {
+      region[n] = 1;
+    }
+  }
 
   LabelImage sub_lesions(sub_ct.geom, labels::kNoLesion);
   MaskImage sub_suppressed(sub_ct.geom, 0);

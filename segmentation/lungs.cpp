@@ -144,6 +144,67 @@ bool split_touching_lungs(const MaskImage& mask, Image<std::uint32_t>& out_label
   return false;
 }
 
+// Axial hole filling that leaves the diaphragm dome out: near the lung base the liver or spleen
+// dome is a soft-tissue island enclosed by lung in axial slices. Holes up to kSmallHoleMm2 per
+// slice (vessels, small lesions) are always filled; a larger hole is filled only when, seen
+// from below, it rests on lung rather than on abdominal tissue.
+constexpr double kSmallHoleMm2 = 400;
+
+// Removes from `region` its 3-D components that, seen from below, rest more on non-lung tissue
+// than on lung (the diaphragm dome and the abdomen below it), keeping small ones (at most
+// `keep_area_mm2` in every slice) whatever they rest on.
+void drop_regions_on_tissue(MaskImage& region, const MaskImage& lung, const LabelImage& labels,
+                            int superior, double keep_area_mm2 = 0) {
+  const Geometry& g = region.geom;
+  const std::size_t sxy = g.slice_voxels();
+  const Components c = label_components(region);
+  const std::size_t nc = c.sizes.size();
+  if (nc <= 1) return;
+  std::vector<std::uint64_t> max_area(nc, 0), area(nc, 0), on_tissue(nc, 0), on_lung(nc, 0);
+  for (std::size_t k = 0; k < g.size[2]; ++k) {
+    std::fill(area.begin(), area.end(), 0);
+    const std::ptrdiff_t below = std::ptrdiff_t(k) - superior;
+    for (std::size_t p = 0; p < sxy; ++p) {
+      const std::size_t n = k * sxy + p;
+      const auto id = c.labels[n];
+      if (!id) continue;
+      ++area[id];
+      if (below < 0 || below >= std::ptrdiff_t(g.size[2])) continue;
+      const std::size_t b = std::size_t(below) * sxy + p;
+      if (c.labels[b] == id) continue;
+      if (lung[b]) {
+        ++on_lung[id];
+      } else if (labels[b] == labels::kBackground) {
+        ++on_tissue[id];
+      }
+    }
+    for (std::size_t id = 1; id < nc; ++id) max_area[id] = std::max(max_area[id], area[id]);
+  }
+  const double pixel_mm2 = g.spacing[0] * g.spacing[1];
+  std::vector<std::uint8_t> keep(nc, 0);
+  for (std::size_t id = 1; id < nc; ++id) {
+    keep[id] = double(max_area[id]) * pixel_mm2 <= keep_area_mm2 || on_lung[id] >= on_tissue[id];
+  }
+  for (std::size_t n = 0; n < region.size(); ++n) {
+    if (c.labels[n] && !keep[c.labels[n]]) region[n] = 0;
+  }
+}
+
+void fill_lung_holes(MaskImage& lung, const LabelImage& labels, int superior) {
+  MaskImage holes = lung;
+  fill_holes_2d(holes);
+  bool any = false;
+  for (std::size_t n = 0; n < lung.size(); ++n) {
+    holes[n] = holes[n] && !lung[n];
+    any |= holes[n] != 0;
+  }
+  if (!any) return;
+  drop_regions_on_tissue(holes, lung, labels, superior, kSmallHoleMm2);
+  for (std::size_t n = 0; n < lung.size(); ++n) {
+    if (holes[n]) lung[n] = 1;
+  }
+}
+
 // Majority-vote downsampling of a mask by integer factors (the coarse grid of the closing).
 MaskImage downsample(const MaskImage& m, const std::array<std::size_t, 3>& f) {
   Geometry g = m.geom;
@@ -218,7 +279,8 @@ std::size_t include_dense_tissue(const CtImage& ct, LabelImage& labels, std::uin
   const LabelImage sub = crop(labels, box);
   MaskImage grown(sub.geom, 0);
   for (std::size_t n = 0; n < grown.size(); ++n) grown[n] = sub[n] == lung;
-  fill_holes_2d(grown);
+  const int superior = superior_step(sub.geom);
+  fill_lung_holes(grown, sub, superior);
   if (p.closing_radius_mm > 0) {
     std::array<std::size_t, 3> f{1, 1, 1};
     for (int a = 0; a < 3; ++a) {
@@ -242,6 +304,7 @@ std::size_t include_dense_tissue(const CtImage& ct, LabelImage& labels, std::uin
     const float hilum2 = float(kHilumMm * kHilumMm);
     const Geometry& g = sub.geom;
     const Geometry& cg = bay.geom;
+    MaskImage admit(g, 0);
     for (std::size_t k = 0; k < g.size[2]; ++k) {
       const SliceExtent e = slice_extent(grown, k);
       if (e.empty) continue;
@@ -252,11 +315,15 @@ std::size_t include_dense_tissue(const CtImage& ct, LabelImage& labels, std::uin
           if (sub_ct[n] >= p.fill_max_hu || sub_out[n] || hilum_d2[n] <= hilum2) continue;
           if (bone_d2[n] > wall2) continue;
           if (e.in_hilum(i, j, medial_plus_i)) continue;
-          grown[n] = 1;
+          admit[n] = 1;
         }
       }
     }
-    fill_holes_2d(grown);
+    drop_regions_on_tissue(admit, grown, sub, superior);
+    for (std::size_t n = 0; n < admit.size(); ++n) {
+      if (admit[n]) grown[n] = 1;
+    }
+    fill_lung_holes(grown, sub, superior);
   }
   std::size_t added = 0;
   MaskImage m(sub.geom, 0);

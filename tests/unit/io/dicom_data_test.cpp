@@ -2,6 +2,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
@@ -46,7 +47,10 @@ std::string expect_dicom_error(const std::string& path) {
 }
 
 TEST(DicomData, PopiSeries) {
+  const auto t0 = std::chrono::steady_clock::now();
   const LoadedCt ct = load_ct(test::shared_data("popi-4dct-phase00-itkelastix/dicom"));
+  std::cout << "POPI load_ct (141 x 512 x 512, incl. sha256): "
+            << std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() << " s\n";
   const Geometry& g = ct.image.geom;
   EXPECT_EQ(g.size[0], 512u);
   EXPECT_EQ(g.size[1], 512u);
@@ -129,6 +133,71 @@ TEST(DicomData, WgCtJ2kRanges) {
     return w.find("padding") != std::string::npos;
   }));
   EXPECT_EQ(range(load_ct(test::shared_data(kTs + "CT2_J2KR")).image), std::make_pair(-2048, 1433));
+}
+
+struct Expected {
+  std::string file;
+  int lo, hi;  // HU range from SOURCE.md (pydicom 2.3.1 + GDCM 3.0); where the minimum is the
+               // file's PixelPaddingValue (693_*: -3024) the reader's rule maps it to -1024
+};
+class EdgeCaseFile : public ::testing::TestWithParam<Expected> {};
+
+TEST_P(EdgeCaseFile, HuRangeMatchesSourceTable) {
+  const LoadedCt ct = load_ct(test::shared_data(GetParam().file));
+  EXPECT_EQ(range(ct.image), std::make_pair(GetParam().lo, GetParam().hi));
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    PydicomEdgeCases, EdgeCaseFile,
+    ::testing::Values(Expected{"pydicom-ct-edgecases/pydicom/CT_small.dcm", -896, 1167},
+                      Expected{"pydicom-ct-edgecases/pydicom-data/693_J2KR.dcm", -1024, 1468},
+                      Expected{"pydicom-ct-edgecases/pydicom-data/693_UNCR.dcm", -1024, 1468},
+                      Expected{"pydicom-ct-edgecases/pydicom-data/bad_sequence.dcm", -1011, 1243},
+                      Expected{"pydicom-ct-edgecases/pylibjpeg-data/ELSCINT1_JP2vsJ2K.dcm", -1000, 3095},
+                      Expected{"pydicom-ct-edgecases/pylibjpeg-data/J2K_pixelrep_mismatch.dcm", -2000, 1896},
+                      Expected{"pydicom-ct-edgecases/pylibjpeg-data/TOSHIBA_J2K_OpenJPEGv2Regression.dcm", -2048, 1969},
+                      Expected{"pydicom-ct-edgecases/pylibjpeg-data/TOSHIBA_J2K_SIZ0_PixRep1.dcm", -2048, 1717},
+                      Expected{"pydicom-ct-edgecases/pylibjpeg-data/explicit_VR-UN.dcm", -1024, 1186},
+                      Expected{"dicom-ct-transfer-syntaxes-cornerstone/CT2_J2KR", -2048, 1433}));
+
+// SOURCE.md: SIZ1_PixRep0 is SIZ0_PixRep1's converse (header unsigned, codestream signed); a
+// naive decode gives 0..65535. Read as signed with a warning, both give the same voxels.
+TEST(DicomData, ToshibaSignednessMismatchIsRepaired) {
+  const LoadedCt a = load_ct(test::shared_data("pydicom-ct-edgecases/pylibjpeg-data/TOSHIBA_J2K_SIZ1_PixRep0.dcm"));
+  const LoadedCt b = load_ct(test::shared_data("pydicom-ct-edgecases/pylibjpeg-data/TOSHIBA_J2K_SIZ0_PixRep1.dcm"));
+  EXPECT_EQ(max_abs_diff(a.image, b.image), 0);
+  EXPECT_TRUE(std::any_of(a.warnings.begin(), a.warnings.end(), [](const std::string& w) {
+    return w.find("signed") != std::string::npos;
+  }));
+}
+
+TEST(DicomData, UncompressedEqualsJ2kLossless693) {
+  const LoadedCt a = load_ct(test::shared_data("pydicom-ct-edgecases/pydicom-data/693_UNCR.dcm"));
+  const LoadedCt b = load_ct(test::shared_data("pydicom-ct-edgecases/pydicom-data/693_J2KR.dcm"));
+  EXPECT_EQ(max_abs_diff(a.image, b.image), 0);
+}
+
+// SOURCE.md: 2-frame JPEG Extended, fragmented, no Basic Offset Table, no rescale: HU = stored.
+TEST(DicomData, FragmentedMultiFrameJpegWithoutOffsetTable) {
+  // SOURCE.md's 1010..2223 is the stored range read at top level; the file's Shared Functional
+  // Groups (PixelValueTransformationSequence) hold RescaleIntercept -1024, so HU = stored - 1024.
+  const std::string f = test::shared_data(kTs + "CT0012.fragmented_no_bot_jpeg_baseline.51.dcm");
+  const Discovery d = discover_dicom(f);
+  ASSERT_EQ(d.series.size(), 1u);
+  EXPECT_EQ(d.series[0].n_slices, 2u);
+  try {
+    const LoadedCt ct = load_ct(f);
+    EXPECT_EQ(range(ct.image), std::make_pair(1010 - 1024, 2223 - 1024));
+  } catch (const Error& e) {
+    ADD_FAILURE() << e.what();
+  }
+}
+
+TEST(DicomData, ScoutIsSkipped) {
+  const Discovery d = discover_dicom(test::shared_data("pydicom-ct-edgecases/pylibjpeg-data/MAROTECH_CT_JP2Lossy.dcm"));
+  EXPECT_TRUE(d.series.empty());
+  ASSERT_EQ(d.skipped.size(), 1u);
+  EXPECT_NE(d.skipped[0].reason.find("localizer"), std::string::npos);
 }
 
 TEST(DicomData, EnhancedCtMultiFrame) {

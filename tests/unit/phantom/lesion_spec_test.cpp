@@ -6,7 +6,8 @@
 namespace lungvol::phantom {
 
 TEST(LesionSpec, ParsesEntries) {
-  const auto l = parse_lesion_spec("ggo:right:0.1,-0.2,0.5:20,15,25; pleural:left:0.3,0.1,0.4:15,18,20");
+  const auto l =
+      parse_lesion_spec("ggo:right:0.1,-0.2,0.5:20,15,25; pleural:left:0.3,0.1,0.4:15,18,20");
   ASSERT_EQ(l.size(), 2u);
   EXPECT_EQ(l[0].type, LesionType::kGroundGlass);
   EXPECT_EQ(l[0].side, LungSide::kRight);
@@ -25,9 +26,9 @@ TEST(LesionSpec, ParsesEntries) {
 }
 
 TEST(LesionSpec, RejectsBadEntriesAsUsageErrors) {
-  for (const char* bad : {"ggo:right:0.1,0.2:1,2,3", "blob:right:0,0,0.5:1,2,3",
-                          "ggo:middle:0,0,0.5:1,2,3", "solid:left:0,0,0.5:1,-2,3",
-                          "solid:left:0,x,0.5:1,2,3"}) {
+  for (const char* bad :
+       {"ggo:right:0.1,0.2:1,2,3", "blob:right:0,0,0.5:1,2,3", "ggo:middle:0,0,0.5:1,2,3",
+        "solid:left:0,0,0.5:1,-2,3", "solid:left:0,x,0.5:1,2,3"}) {
     try {
       parse_lesion_spec(bad);
       ADD_FAILURE() << bad;

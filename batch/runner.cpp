@@ -1,0 +1,319 @@
+#include "batch/runner.hpp"
+
+#include <fcntl.h>
+#include <omp.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <exception>
+#include <filesystem>
+#include <mutex>
+#include <thread>
+
+#include <fmt/format.h>
+
+#include "batch/exports.hpp"
+#include "core/error.hpp"
+#include "core/fs.hpp"
+#include "core/hash.hpp"
+#include "core/log.hpp"
+#include "core/provenance.hpp"
+#include "core/version.hpp"
+#include "io/image_io.hpp"
+#include "io/series.hpp"
+
+namespace fs = std::filesystem;
+
+namespace lungvol::batch {
+
+int BatchSummary::exit_status() const {
+  return counts.failed > 0 ? static_cast<int>(ExitCode::kBatchFailures) : 0;
+}
+
+DirectoryLock::DirectoryLock(const std::string& lock_path) {
+  fd_ = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  if (fd_ < 0) throw Error(ExitCode::kOutput, "cannot create lock file '" + lock_path + "'");
+  if (::flock(fd_, LOCK_EX | LOCK_NB) != 0) {
+    char buf[32] = {0};
+    const auto n = ::pread(fd_, buf, sizeof buf - 1, 0);
+    std::string holder = n > 0 ? std::string(buf, static_cast<std::size_t>(n)) : "unknown";
+    holder.erase(std::remove(holder.begin(), holder.end(), '\n'), holder.end());
+    ::close(fd_);
+    fd_ = -1;
+    throw Error(ExitCode::kOutput,
+                "another lungvol batch (pid " + holder + ") is using this output folder; it holds '" +
+                    lock_path + "'. Wait for it to finish or use another -o folder");
+  }
+  // The pid is only informative (the kernel releases the flock when the process dies).
+  const std::string pid = std::to_string(::getpid()) + "\n";
+  if (::ftruncate(fd_, 0) == 0) {
+    [[maybe_unused]] const auto w = ::pwrite(fd_, pid.data(), pid.size(), 0);
+  }
+}
+
+DirectoryLock::~DirectoryLock() {
+  if (fd_ >= 0) ::close(fd_);  // closing releases the flock
+}
+
+namespace {
+
+// The hash load_ct() will record, computed without decoding pixels: lets a rerun skip a scan
+// whose input has not changed. "" when it cannot be computed (the scan is then analyzed).
+std::string input_hash(const std::string& path, const std::string& series_uid) {
+  try {
+    std::error_code ec;
+    if (fs::is_regular_file(path, ec) && io::is_image_file(path)) return sha256_file(path);
+    const io::Discovery d = io::discover_dicom(path);
+    std::string reason;
+    return sha256_files(io::choose_series(d, series_uid, &reason).files);
+  } catch (const std::exception&) {
+    return "";
+  }
+}
+
+std::string own_command_line() {
+  std::string raw;
+  try {
+    raw = read_text_file("/proc/self/cmdline");
+  } catch (const std::exception&) {
+    return "";
+  }
+  std::string out;
+  for (char c : raw) out.push_back(c == '\0' ? ' ' : c);
+  while (!out.empty() && out.back() == ' ') out.pop_back();
+  return out;
+}
+
+std::string join_lines(const std::vector<std::string>& v) {
+  std::string out;
+  for (const auto& s : v) out += (out.empty() ? "" : "\n") + s;
+  return out;
+}
+
+std::string format_duration(double s) {
+  const long t = static_cast<long>(s + 0.5);
+  return t >= 3600 ? fmt::format("{}:{:02d}:{:02d}", t / 3600, (t / 60) % 60, t % 60)
+                   : fmt::format("{}:{:02d}", t / 60, t % 60);
+}
+
+class Progress {
+ public:
+  Progress(std::size_t total, bool tty) : total_(total), tty_(tty) {}
+  void scan_done(const ManifestEntry& e, const std::string& outcome, double seconds,
+                 const std::string& error = "", int exit_code = 0) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (!error.empty()) {
+      if (tty_) std::fprintf(stderr, "\r\033[K");  // the warning replaces the progress line
+      log::warn("batch: {} {} failed (exit {}): {}", e.subject_id, e.visit, exit_code, error);
+    }
+    ++done_;
+    if (outcome == "failed") ++failed_;
+    const double elapsed = std::chrono::duration<double>(Clock::now() - start_).count();
+    // ETA from the wall-clock rate so far (skips are cheap and parallel jobs overlap).
+    const double eta = done_ ? elapsed / static_cast<double>(done_) *
+                                   static_cast<double>(total_ - done_)
+                             : 0.0;
+    if (tty_) {
+      std::fprintf(stderr, "\r\033[Kbatch: %zu/%zu done, %zu failed, elapsed %s, ETA %s",
+                   done_, total_, failed_, format_duration(elapsed).c_str(),
+                   format_duration(eta).c_str());
+      if (done_ == total_) std::fputc('\n', stderr);
+      std::fflush(stderr);
+    } else {
+      log::info("batch: [{}/{}] {} {} {} ({:.1f} s); {} failed; ETA {}", done_, total_,
+                e.subject_id, e.visit, outcome, seconds, failed_, format_duration(eta));
+    }
+  }
+
+ private:
+  using Clock = std::chrono::steady_clock;
+  std::mutex mutex_;
+  std::size_t total_, done_ = 0, failed_ = 0;
+  bool tty_;
+  Clock::time_point start_ = Clock::now();
+};
+
+struct Job {
+  const BatchOptions& options;
+  const Protocol& protocol;
+  Store& store;
+  std::int64_t run_id;
+  Progress& progress;
+  std::atomic<std::size_t> analyzed{0}, skipped{0}, failed{0};
+};
+
+ScanRecord base_record(const ManifestEntry& e, const Job& job) {
+  ScanRecord r;
+  r.subject_id = e.subject_id;
+  r.arm = e.arm;
+  r.visit = e.visit;
+  r.visit_day = e.visit_day;
+  r.site = e.site;
+  r.population = e.population;
+  r.path = e.full_path;
+  r.series_uid = e.series_uid;
+  r.protocol_name = job.protocol.name;
+  r.protocol_version = job.protocol.version;
+  r.protocol_sha256 = job.protocol.sha256;
+  r.software_version = kSoftwareVersion;
+  r.run_id = job.run_id;
+  r.outdir = (fs::path(job.options.outdir) / "scans" / e.subject_id / e.visit).string();
+  return r;
+}
+
+void process(const ManifestEntry& e, Job& job) {
+  const auto t0 = std::chrono::steady_clock::now();
+  auto seconds = [&] {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  };
+  ScanRecord rec = base_record(e, job);
+  if (!job.options.force) {
+    const auto prior = job.store.find_scan(e.subject_id, e.visit);
+    if (prior && prior->status == "ok" && prior->protocol_sha256 == job.protocol.sha256 &&
+        prior->software_version == kSoftwareVersion && !prior->input_sha256.empty() &&
+        input_hash(e.full_path, e.series_uid) == prior->input_sha256) {
+      ++job.skipped;
+      job.progress.scan_done(e, "skipped (done)", seconds());
+      return;
+    }
+  }
+  int exit_code = 0;
+  try {
+    pipeline::AnalyzeOptions o;
+    o.input = e.full_path;
+    o.outdir = rec.outdir;
+    o.protocol = job.protocol.source_path;
+    o.read.series_uid = e.series_uid;
+    o.write_label_maps = job.options.write_label_maps;
+    o.write_qc_images = job.options.write_qc_images;
+    const pipeline::Analysis a = pipeline::analyze(o);
+    rec.series_uid = a.input.series.series_instance_uid;
+    rec.input_sha256 = a.input.sha256;
+    rec.study_date = a.input.series.study_date;
+    rec.analyzed_at = a.analyzed_at;
+    rec.timing_s = a.timings.total_s;
+    rec.voxel_ml = a.input.image.geom.voxel_volume_ml();
+    rec.warnings = join_lines(a.warnings);
+    rec.status = "ok";
+    job.store.save_scan(rec, a.regions);
+    ++job.analyzed;
+    job.progress.scan_done(e, "ok", seconds());
+    return;
+  } catch (const Error& err) {
+    // A store failure is not the scan's fault: the batch cannot go on.
+    if (err.code() == ExitCode::kOutput && std::string(err.what()).find(job.store.path()) !=
+                                               std::string::npos) {
+      throw;
+    }
+    rec.error = err.what();
+    exit_code = err.exit_status();
+  } catch (const std::bad_alloc&) {
+    rec.error = "out of memory";
+    exit_code = static_cast<int>(ExitCode::kProcessing);
+  } catch (const std::exception& err) {
+    rec.error = err.what();
+    exit_code = static_cast<int>(ExitCode::kProcessing);
+  }
+  rec.status = "failed";
+  rec.analyzed_at = utc_timestamp();
+  rec.timing_s = seconds();
+  job.store.save_failure(rec, exit_code);
+  ++job.failed;
+  job.progress.scan_done(e, "failed", seconds(), rec.error, exit_code);
+}
+
+}  // namespace
+
+BatchSummary run_batch(const BatchOptions& options) {
+  const auto t0 = std::chrono::steady_clock::now();
+  if (options.jobs < 1) throw Error(ExitCode::kUsage, "batch: --jobs must be at least 1");
+  const trial::VisitSchedule schedule = options.schedule.empty()
+                                            ? trial::default_visit_schedule()
+                                            : trial::load_visit_schedule(options.schedule);
+  const Manifest manifest = read_manifest(options.manifest, schedule);
+  Protocol protocol = load_protocol(options.protocol);
+  protocol.source_path = fs::absolute(protocol.source_path).string();
+
+  ensure_directory(options.outdir);
+  DirectoryLock lock((fs::path(options.outdir) / ".lock").string());
+  Store store((fs::path(options.outdir) / "results.sqlite").string());
+
+  const int total_threads = options.threads > 0 ? options.threads : omp_get_num_procs();
+  const int jobs = std::min<int>(options.jobs, static_cast<int>(manifest.entries.size()));
+  const int per_job = std::max(1, total_threads / std::max(1, jobs));
+
+  RunInfo info;
+  info.started_at = utc_timestamp();
+  info.software_version = kSoftwareVersion;
+  info.protocol_name = protocol.name;
+  info.protocol_version = protocol.version;
+  info.protocol_sha256 = protocol.sha256;
+  info.lesion_low_hu = protocol.lesion.low_hu();
+  info.lesion_split_hu = protocol.lesion.split_hu();
+  info.lesion_high_hu = protocol.lesion.high_hu();
+  info.schedule_toml = options.schedule.empty() ? "" : read_text_file(options.schedule);
+  info.manifest_path = fs::absolute(options.manifest).string();
+  info.manifest_sha256 = manifest.sha256;
+  info.host = host_name();
+  info.command_line = options.command_line.empty() ? own_command_line() : options.command_line;
+  info.jobs = jobs;
+  info.threads = per_job;
+  const std::int64_t run_id = store.begin_run(info);
+  store.set_manifest(manifest);
+
+  const bool tty = options.progress_tty >= 0 ? options.progress_tty == 1
+                                              : ::isatty(STDERR_FILENO) == 1;
+  Progress progress(manifest.entries.size(), tty);
+  Job job{options, protocol, store, run_id, progress};
+  log::info("batch: {} scans, {} job(s) x {} thread(s), protocol {} {}, output {}",
+            manifest.entries.size(), jobs, per_job, protocol.name, protocol.version,
+            options.outdir);
+  io::set_itk_threads(per_job);
+
+  std::atomic<std::size_t> next{0};
+  std::atomic<bool> stop{false};
+  std::exception_ptr fatal;
+  std::mutex fatal_mutex;
+  auto worker = [&] {
+    omp_set_num_threads(per_job);  // per thread: each worker's OpenMP regions use its share
+    while (!stop) {
+      const std::size_t i = next++;
+      if (i >= manifest.entries.size()) return;
+      try {
+        process(manifest.entries[i], job);
+      } catch (...) {
+        std::lock_guard<std::mutex> l(fatal_mutex);
+        if (!fatal) fatal = std::current_exception();
+        stop = true;
+      }
+    }
+  };
+  if (jobs <= 1) {
+    worker();
+  } else {
+    std::vector<std::thread> threads;
+    for (int j = 0; j < jobs; ++j) threads.emplace_back(worker);
+    for (auto& t : threads) t.join();
+  }
+  if (fatal) std::rethrow_exception(fatal);
+
+  store.update_timing(schedule);
+  write_cohort_measurements_csv(store, (fs::path(options.outdir) / "measurements.csv").string());
+  write_visits_wide_csv(store, (fs::path(options.outdir) / "visits_wide.csv").string());
+
+  BatchSummary summary;
+  summary.run_id = run_id;
+  summary.counts.total = manifest.entries.size();
+  summary.counts.analyzed = job.analyzed;
+  summary.counts.skipped = job.skipped;
+  summary.counts.failed = job.failed;
+  store.finish_run(run_id, summary.counts);
+  summary.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  return summary;
+}
+
+}  // namespace lungvol::batch

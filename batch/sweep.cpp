@@ -1,0 +1,304 @@
+#include "batch/sweep.hpp"
+
+#include <chrono>
+#include <cmath>
+#include <filesystem>
+#include <map>
+#include <set>
+#include <sstream>
+
+#include <fmt/format.h>
+
+#include "batch/svg.hpp"
+#include "core/error.hpp"
+#include "core/fs.hpp"
+#include "report/csv.hpp"
+
+namespace fs = std::filesystem;
+
+namespace lungvol::batch {
+namespace {
+
+double parse_number(const std::string& s, const std::string& option) {
+  std::size_t used = 0;
+  double v = 0;
+  try {
+    v = std::stod(s, &used);
+  } catch (const std::exception&) {
+    used = 0;
+  }
+  if (s.empty() || used != s.size() || !std::isfinite(v)) {
+    throw Error(ExitCode::kUsage, option + ": '" + s + "' is not a number");
+  }
+  return v;
+}
+
+std::vector<std::string> split(const std::string& s, char sep) {
+  std::vector<std::string> out;
+  std::stringstream in(s);
+  std::string item;
+  while (std::getline(in, item, sep)) {
+    const auto b = item.find_first_not_of(' ');
+    const auto e = item.find_last_not_of(' ');
+    out.push_back(b == std::string::npos ? "" : item.substr(b, e - b + 1));
+  }
+  return out;
+}
+
+// Candidates with lo <= HU < hi from the cumulative counts, with HuHistogram::count_in's bin
+// rule (integer HU h counts when ceil(lo) <= h <= ceil(hi) - 1, clamped to the end bins).
+std::int64_t candidates_in(const SweepScan& s, double lo, double hi) {
+  const double first = std::max<double>(HuHistogram::kMinHu, std::ceil(lo));
+  const double last = std::min<double>(HuHistogram::kMaxHu, std::ceil(hi) - 1);
+  if (last < first) return 0;
+  const auto b = static_cast<std::size_t>(first - HuHistogram::kMinHu);
+  const auto e = static_cast<std::size_t>(last - HuHistogram::kMinHu) + 1;
+  return s.cumulative[e] - s.cumulative[b];
+}
+
+}  // namespace
+
+std::vector<double> parse_range(const std::string& text, const std::string& option) {
+  const auto parts = split(text, ':');
+  if (parts.size() == 1) return {parse_number(parts[0], option)};
+  if (parts.size() != 3) {
+    throw Error(ExitCode::kUsage, option + ": want FROM:TO:STEP or one value, got '" + text + "'");
+  }
+  const double from = parse_number(parts[0], option), to = parse_number(parts[1], option),
+               step = parse_number(parts[2], option);
+  if (!(step > 0) || from > to) {
+    throw Error(ExitCode::kUsage, option + ": want FROM <= TO and STEP > 0, got '" + text + "'");
+  }
+  std::vector<double> out;
+  // Index-based so rounding never drops the last value (-400:-200:25 ends at -200).
+  const auto n = static_cast<long>(std::floor((to - from) / step + 1e-9));
+  if (n > 10000) throw Error(ExitCode::kUsage, option + ": more than 10000 values");
+  for (long i = 0; i <= n; ++i) out.push_back(from + static_cast<double>(i) * step);
+  return out;
+}
+
+std::vector<SweepScan> load_sweep_scans(Store& store) {
+  std::map<std::int64_t, std::pair<HuHistogram, HuHistogram>> hist;  // scan -> lung, suppressed
+  for (auto& h : store.histograms("lungs")) {
+    auto& slot = hist[h.scan_id];
+    (h.kind == "lung" ? slot.first : slot.second) = std::move(h.histogram);
+  }
+  std::map<std::pair<std::string, std::string>, ScanRecord> scans;
+  for (auto& s : store.scans()) scans[{s.subject_id, s.visit}] = std::move(s);
+
+  std::vector<SweepScan> out;
+  std::set<std::string> protocols;  // of the usable scans: a sweep must not mix protocols
+  for (const auto& e : store.manifest()) {
+    const auto it = scans.find({e.subject_id, e.visit});
+    if (it == scans.end()) continue;
+    const ScanRecord& rec = it->second;
+    SweepScan s;
+    s.subject_id = e.subject_id;
+    s.arm = e.arm;
+    s.visit = e.visit;
+    s.visit_day = rec.days_from_baseline;
+    s.in_window = rec.in_window;
+    s.failed = rec.status != "ok";
+    if (!s.failed) {
+      protocols.insert(rec.protocol_sha256);
+      if (protocols.size() > 1) {
+        throw Error(ExitCode::kInput,
+                    "results store " + store.path() + " holds scans measured with different "
+                    "protocols (an interrupted batch?); finish the batch before sweeping");
+      }
+      const auto h = hist.find(rec.scan_id);
+      if (h == hist.end()) {
+        throw Error(ExitCode::kInput, "results store: scan " + e.subject_id + " " + e.visit +
+                                          " has no 'lungs' histograms");
+      }
+      const HuHistogram& lung = h->second.first;
+      const HuHistogram& supp = h->second.second;
+      s.cumulative.assign(HuHistogram::kBins + 1, 0);
+      for (int b = 0; b < HuHistogram::kBins; ++b) {
+        s.lung_total += lung.counts[b];
+        s.cumulative[b + 1] = s.cumulative[b] + static_cast<std::int64_t>(lung.counts[b]) -
+                              static_cast<std::int64_t>(supp.counts[b]);
+      }
+    }
+    out.push_back(std::move(s));
+  }
+  return out;
+}
+
+Proportions proportions_at(const SweepScan& s, double low_hu, double split_hu, double high_hu) {
+  Proportions p;
+  if (s.lung_total == 0) return p;
+  // The arithmetic of vol::measure_volumes, so the protocol's own thresholds reproduce the
+  // batch's numbers bit for bit.
+  const double total = static_cast<double>(s.lung_total);
+  const double ggo = static_cast<double>(candidates_in(s, low_hu, split_hu));
+  const double solid = static_cast<double>(candidates_in(s, split_hu, high_hu));
+  p.ggo_pct = 100.0 * ggo / total;
+  p.solid_pct = 100.0 * solid / total;
+  p.lesion_pct = 100.0 * (ggo + solid) / total;
+  return p;
+}
+
+trial::VisitTable sweep_visit_table(const std::vector<SweepScan>& scans, double low_hu,
+                                    double split_hu, double high_hu) {
+  trial::VisitTable t;
+  t.source = "<sweep>";
+  t.metrics = {"lesion_pct", "ggo_pct", "solid_pct"};
+  t.rows.reserve(scans.size());
+  for (const auto& s : scans) {
+    trial::VisitRow r;
+    r.subject_id = s.subject_id;
+    r.arm = s.arm;
+    r.visit = s.visit;
+    r.visit_day = s.visit_day;
+    r.in_window = s.in_window;
+    r.failed = s.failed;
+    if (s.failed) {
+      r.values.assign(3, std::nullopt);
+    } else {
+      const Proportions p = proportions_at(s, low_hu, split_hu, high_hu);
+      r.values = {p.lesion_pct, p.ggo_pct, p.solid_pct};
+    }
+    t.rows.push_back(std::move(r));
+  }
+  return t;
+}
+
+SweepOutput run_sweep(const SweepOptions& options) {
+  const auto t0 = std::chrono::steady_clock::now();
+  const std::string db = (fs::path(options.outdir) / "results.sqlite").string();
+  std::error_code ec;
+  if (!fs::is_regular_file(db, ec)) {
+    throw Error(ExitCode::kInput, "no results store '" + db + "' (run 'lungvol batch' first)");
+  }
+  Store store(db);
+  const auto run = store.latest_run();
+  if (!run) throw Error(ExitCode::kInput, db + " holds no batch run");
+  const double high = run->lesion_high_hu;
+  const std::vector<double> lows = options.lesion_low.empty()
+                                       ? std::vector<double>{run->lesion_low_hu}
+                                       : parse_range(options.lesion_low, "--lesion-low");
+  const std::vector<double> splits = options.split.empty()
+                                         ? std::vector<double>{run->lesion_split_hu}
+                                         : parse_range(options.split, "--split");
+  for (double lo : lows) {
+    for (double sp : splits) {
+      if (!(lo < sp && sp < high)) {
+        throw Error(ExitCode::kUsage, fmt::format("sweep: thresholds must satisfy low < split < "
+                                                  "{} (the protocol's upper bound); got low {} "
+                                                  "and split {}",
+                                                  high, lo, sp));
+      }
+    }
+  }
+  const trial::VisitSchedule schedule =
+      !options.schedule.empty()       ? trial::load_visit_schedule(options.schedule)
+      : run->schedule_toml.empty()    ? trial::default_visit_schedule()
+                                      : trial::parse_visit_schedule(run->schedule_toml, db);
+
+  SweepOutput out;
+  const std::vector<SweepScan> scans = load_sweep_scans(store);
+  out.n_scans = scans.size();
+  trial::EndpointOptions eo;
+  {
+    const trial::VisitTable probe = sweep_visit_table(scans, lows[0], splits[0], high);
+    if (!options.arms.empty()) {
+      const auto arms = split(options.arms, ',');
+      if (arms.size() != 2) throw Error(ExitCode::kUsage, "sweep: --arms wants two names, A,B");
+      eo.arm_a = arms[0];
+      eo.arm_b = arms[1];
+    } else {
+      const auto arms = trial::arms_in(probe);
+      if (arms.size() != 2) {
+        throw Error(ExitCode::kUsage, fmt::format("sweep: {} arms in the batch; choose two with "
+                                                  "--arms A,B",
+                                                  arms.size()));
+      }
+      eo.arm_a = arms[0];
+      eo.arm_b = arms[1];
+    }
+    eo.endpoints = trial::default_endpoints(probe);
+  }
+  for (double lo : lows) {
+    for (double sp : splits) {
+      SweepSetting s;
+      s.low_hu = lo;
+      s.split_hu = sp;
+      s.high_hu = high;
+      s.result = trial::run_endpoints(sweep_visit_table(scans, lo, sp, high), schedule, eo);
+      out.settings.push_back(std::move(s));
+    }
+  }
+  out.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+
+  const std::string dir = (fs::path(options.outdir) / "sweep").string();
+  ensure_directory(dir);
+  write_text_atomic(dir + "/sweep.csv", sweep_csv(out.settings));
+  write_text_atomic(dir + "/sweep.svg", sweep_svg(out.settings, options));
+  return out;
+}
+
+std::string sweep_csv(const std::vector<SweepSetting>& settings) {
+  std::ostringstream out;
+  report::CsvWriter w(out);
+  w.row({"low_hu", "split_hu", "high_hu", "endpoint", "visit", "population", "arm_a", "arm_b",
+         "n_a", "median_a", "n_b", "median_b", "hl_estimate", "ci_low", "ci_high", "conf_level",
+         "p_value", "method"});
+  for (const auto& s : settings) {
+    for (const auto& c : s.result.comparisons) {
+      const auto& t = c.test;
+      w.row({s.low_hu, s.split_hu, s.high_hu, c.endpoint, c.visit, c.population, c.arm_a,
+             c.arm_b, c.a.n, c.a.median, c.b.n, c.b.median,
+             t ? t->estimate : std::nullopt, t ? t->ci_low : std::nullopt,
+             t ? t->ci_high : std::nullopt,
+             t ? std::optional<double>(t->achieved_conf_level) : std::nullopt,
+             t ? t->p_value : std::nullopt, t ? t->method() : std::string{}});
+    }
+  }
+  return out.str();
+}
+
+std::string sweep_svg(const std::vector<SweepSetting>& settings, const SweepOptions& o) {
+  std::set<double> lows, splits;
+  for (const auto& s : settings) {
+    lows.insert(s.low_hu);
+    splits.insert(s.split_hu);
+  }
+  // x = the threshold with more values; one line per value of the other.
+  const bool x_is_split = splits.size() >= lows.size();
+  std::map<double, PlotSeries> hl_series, p_series;
+  for (const auto& s : settings) {
+    const double x = x_is_split ? s.split_hu : s.low_hu;
+    const double key = x_is_split ? s.low_hu : s.split_hu;
+    const std::string label =
+        fmt::format("{} {:g} HU", x_is_split ? "low" : "split", key);
+    auto& hl = hl_series[key];
+    auto& p = p_series[key];
+    hl.label = p.label = label;
+    const trial::ComparisonRow* c = s.result.find(o.plot_endpoint, o.plot_visit, o.plot_population);
+    const auto& t = c ? c->test : std::nullopt;
+    hl.x.push_back(x);
+    hl.y.push_back(t ? t->estimate : std::nullopt);
+    hl.band_lo.push_back(t ? t->ci_low : std::nullopt);
+    hl.band_hi.push_back(t ? t->ci_high : std::nullopt);
+    p.x.push_back(x);
+    p.y.push_back(t ? t->p_value : std::nullopt);
+  }
+  std::string arms;
+  if (!settings.empty()) arms = settings[0].result.arm_a + " minus " + settings[0].result.arm_b;
+  PlotPanel top, bottom;
+  top.y_label = "HL difference (" + arms + ")";
+  top.reference_y = 0.0;
+  bottom.y_label = "Wilcoxon p-value";
+  bottom.reference_y = 0.05;
+  bottom.reference_label = "p = 0.05";
+  bottom.log_y = true;
+  for (auto& [k, s] : hl_series) top.series.push_back(std::move(s));
+  for (auto& [k, s] : p_series) bottom.series.push_back(std::move(s));
+  const std::string title = fmt::format("{} at {} ({}): Hodges-Lehmann difference with 95% CI",
+                                        o.plot_endpoint, o.plot_visit, o.plot_population);
+  return svg_plot(title, x_is_split ? "split ground-glass / solid (HU)" : "lesion low threshold (HU)",
+                  {top, bottom});
+}
+
+}  // namespace lungvol::batch

@@ -1,0 +1,211 @@
+#include "densitometry/calibration.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <limits>
+
+#include "core/histogram.hpp"
+#include "core/labels.hpp"
+#include "segmentation/morphology.hpp"
+
+namespace lungvol::dens {
+namespace {
+
+// Statistics from an integer histogram: exact, and cheap to merge across slices.
+RegionStats stats_of(const HuHistogram& h, std::size_t min_n) {
+  RegionStats s;
+  s.n = h.total();
+  if (s.n == 0) return s;
+  double sum = 0;
+  for (int b = 0; b < HuHistogram::kBins; ++b) sum += double(h.counts[b]) * (b + HuHistogram::kMinHu);
+  s.mean_hu = sum / double(s.n);
+  double ss = 0;
+  for (int b = 0; b < HuHistogram::kBins; ++b) {
+    const double d = (b + HuHistogram::kMinHu) - s.mean_hu;
+    ss += double(h.counts[b]) * d * d;
+  }
+  s.sd_hu = s.n > 1 ? std::sqrt(ss / double(s.n - 1)) : 0.0;
+  // Lower median: the smallest HU with at least half of the voxels at or below it.
+  std::uint64_t cum = 0;
+  for (int b = 0; b < HuHistogram::kBins; ++b) {
+    cum += h.counts[b];
+    if (2 * cum >= s.n) {
+      s.median_hu = b + HuHistogram::kMinHu;
+      break;
+    }
+  }
+  s.found = s.n >= min_n;
+  return s;
+}
+
+// 4-neighbour flood fill from the slice border through `air` (in place: 1 -> 2 when reached).
+void mark_border_connected(std::uint8_t* s, std::size_t nx, std::size_t ny,
+                           std::vector<std::size_t>& stack) {
+  stack.clear();
+  const auto seed = [&](std::size_t p) {
+    if (s[p] == 1) {
+      s[p] = 2;
+      stack.push_back(p);
+    }
+  };
+  for (std::size_t i = 0; i < nx; ++i) {
+    seed(i);
+    seed((ny - 1) * nx + i);
+  }
+  for (std::size_t j = 0; j < ny; ++j) {
+    seed(j * nx);
+    seed(j * nx + nx - 1);
+  }
+  while (!stack.empty()) {
+    const std::size_t p = stack.back();
+    stack.pop_back();
+    const std::size_t i = p % nx, j = p / nx;
+    if (i > 0) seed(p - 1);
+    if (i + 1 < nx) seed(p + 1);
+    if (j > 0) seed(p - nx);
+    if (j + 1 < ny) seed(p + nx);
+  }
+}
+
+MaskImage eroded_airway(const LabelImage& lungs, int iterations) {
+  MaskImage m(lungs.geom, 0);
+  for (std::size_t v = 0; v < m.size(); ++v) m[v] = lungs[v] == labels::kAirway;
+  const auto& sz = m.geom.size;
+  for (int it = 0; it < iterations; ++it) {
+    MaskImage next(m.geom, 0);
+#pragma omp parallel for schedule(static)
+    for (std::ptrdiff_t k = 0; k < std::ptrdiff_t(sz[2]); ++k) {
+      for (std::size_t j = 0; j < sz[1]; ++j) {
+        for (std::size_t i = 0; i < sz[0]; ++i) {
+          const std::size_t kk = std::size_t(k);
+          if (!m.at(i, j, kk)) continue;
+          // Outside the image counts as wall: a lumen cut by the volume's edge is not trusted.
+          const bool inner = i > 0 && i + 1 < sz[0] && j > 0 && j + 1 < sz[1] && kk > 0 &&
+                             kk + 1 < sz[2] && m.at(i - 1, j, kk) && m.at(i + 1, j, kk) &&
+                             m.at(i, j - 1, kk) && m.at(i, j + 1, kk) && m.at(i, j, kk - 1) &&
+                             m.at(i, j, kk + 1);
+          next.at(i, j, kk) = inner;
+        }
+      }
+    }
+    m = std::move(next);
+  }
+  return m;
+}
+
+}  // namespace
+
+MaskImage outside_air_mask(const CtImage& ct, const CalibrationParams& p) {
+  const Geometry& g = ct.geom;
+  const std::size_t nx = g.size[0], ny = g.size[1], nz = g.size[2], sxy = g.slice_voxels();
+  MaskImage out(g, 0);
+  if (ct.empty()) return out;
+  Geometry sg = g;
+  sg.size[2] = 1;
+  const double margin2 = p.body_margin_mm * p.body_margin_mm;
+  // Slices are independent: one per thread. The distance transform's own parallel regions are
+  // nested here and run single-threaded, which avoids a fork/join per slice.
+#pragma omp parallel
+  {
+    std::vector<std::size_t> stack;
+    MaskImage not_air(sg, 0);
+    std::vector<std::uint8_t> reach(sxy);
+#pragma omp for schedule(dynamic, 2)
+    for (std::ptrdiff_t kk = 0; kk < std::ptrdiff_t(nz); ++kk) {
+      const std::size_t k = std::size_t(kk);
+      const std::int16_t* c = ct.data.data() + k * sxy;
+      for (std::size_t q = 0; q < sxy; ++q) reach[q] = c[q] < p.air_max_hu ? 1 : 0;
+      mark_border_connected(reach.data(), nx, ny, stack);
+      bool any = false;
+      for (std::size_t q = 0; q < sxy; ++q) {
+        // Body, table, air enclosed by them (lungs, bowel), and the FOV edge (padding).
+        not_air[q] = reach[q] != 2 || c[q] < p.padding_max_hu;
+        any |= reach[q] == 2;
+      }
+      if (!any) continue;
+      const std::vector<float> d2 = seg::squared_distance_to(not_air);
+      std::uint8_t* o = out.data.data() + k * sxy;
+      for (std::size_t q = 0; q < sxy; ++q) {
+        o[q] = reach[q] == 2 && c[q] >= p.padding_max_hu && double(d2[q]) > margin2;
+      }
+    }
+  }
+  return out;
+}
+
+CalibrationCheck check_calibration(const CtImage& ct, const LabelImage& lungs,
+                                   const CalibrationParams& p) {
+  CalibrationCheck r;
+  const MaskImage air = outside_air_mask(ct, p);
+  HuHistogram ha;
+  for (std::size_t v = 0; v < ct.size(); ++v)
+    if (air[v]) ha.add(ct[v]);
+  r.outside_air = stats_of(ha, p.min_air_voxels);
+
+  bool have_airway = false;
+  if (!lungs.empty() && lungs.geom.same_grid(ct.geom)) {
+    const MaskImage tr = eroded_airway(lungs, p.trachea_erosion_voxels);
+    HuHistogram ht;
+    for (std::size_t v = 0; v < ct.size(); ++v) {
+      have_airway |= lungs[v] == labels::kAirway;
+      if (tr[v]) ht.add(ct[v]);
+    }
+    r.trachea = stats_of(ht, p.min_trachea_voxels);
+  }
+
+  bool ok = true;
+  if (!r.outside_air.found) {
+    r.flags.push_back("outside_air_not_found");
+  } else if (std::abs(r.outside_air.mean_hu - p.expected_air_hu) > p.air_tolerance_hu) {
+    r.flags.push_back("outside_air_out_of_tolerance");
+    ok = false;
+  }
+  if (!have_airway) {
+    r.flags.push_back("no_airway_label");
+  } else if (!r.trachea.found) {
+    r.flags.push_back("trachea_not_found");
+  } else if (std::abs(r.trachea.mean_hu - p.expected_air_hu) > p.trachea_tolerance_hu) {
+    r.flags.push_back("trachea_out_of_tolerance");
+    ok = false;
+  }
+  r.checked = r.outside_air.found || r.trachea.found;
+  r.within_tolerance = r.checked && ok;
+  return r;
+}
+
+AirCorrection apply_air_calibration(CtImage& ct, const CalibrationCheck& check,
+                                    AirCalibrationMode mode, const CalibrationParams& p) {
+  AirCorrection c;
+  c.mode = mode == AirCalibrationMode::kOffset ? "offset" : "scale_about_water";
+  c.reference = "outside_air";
+  c.measured_air_hu = check.outside_air.mean_hu;
+  if (!check.outside_air.found) {
+    c.reason = "outside air not found (" + std::to_string(check.outside_air.n) + " voxels)";
+    return c;
+  }
+  if (mode == AirCalibrationMode::kOffset) {
+    c.slope = 1;
+    c.intercept_hu = p.expected_air_hu - c.measured_air_hu;
+  } else {
+    if (!(c.measured_air_hu < -500)) {  // a scale through water needs air far from water
+      c.reason = "measured air " + std::to_string(c.measured_air_hu) + " HU is not air";
+      return c;
+    }
+    c.slope = p.expected_air_hu / c.measured_air_hu;
+    c.intercept_hu = 0;
+  }
+  const double a = c.slope, b = c.intercept_hu, pad = p.padding_max_hu;
+  const auto n = static_cast<std::ptrdiff_t>(ct.size());
+#pragma omp parallel for schedule(static)
+  for (std::ptrdiff_t v = 0; v < n; ++v) {
+    const double hu = ct.data[std::size_t(v)];
+    if (hu < pad) continue;  // FOV padding is a marker, not a measurement
+    const double x = std::round(a * hu + b);
+    ct.data[std::size_t(v)] = static_cast<std::int16_t>(std::clamp(x, -32768.0, 32767.0));
+  }
+  c.applied = true;
+  return c;
+}
+
+}  // namespace lungvol::dens

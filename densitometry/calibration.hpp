@@ -1,0 +1,92 @@
+#pragma once
+// Per-scan HU calibration check against air, the one reference every chest CT contains.
+//
+// Air has a CT number of -1000 HU by definition, so outside air (well away from the body) and
+// tracheal air show whether the scanner's HU scale was off for this scan. Lung densitometry
+// reads HU directly, so a scale error in air moves lung-density figures with it. Sources:
+// Parr DG et al., Am J Respir Crit Care Med 2004;170:883-890 (doi:10.1164/rccm.200403-326OC):
+// correcting for changes in measured air density improved the reliability of densitometric
+// emphysema progression; Stoel BC et al., Invest Radiol 1999;34:303-309: air and blood CT
+// numbers depend on position in the thorax and tube replacement shifted measured blood
+// density. Tracheal air reads above -1000 HU on contemporary scanners (Judy PF et al., Am J
+// Respir Crit Care Med 2012;185:A2037, COPDGene), so the correction uses outside air and the
+// trachea is reported as a cross-check.
+//
+// Blood (descending aorta) is not measured: without contrast timing and a reliable aorta
+// segmentation it is not a trustworthy reference.
+#include <string>
+#include <vector>
+
+#include "core/image.hpp"
+
+namespace lungvol::dens {
+
+struct CalibrationParams {
+  double air_max_hu = -900;       // outside-air candidates: HU below this ...
+  double padding_max_hu = -1100;  // ... but not the reconstruction's FOV padding (HU below this)
+  // Outside air counted only this far (in-plane) from anything that is not air: body, table,
+  // mattress foam, blankets, their blur, and the FOV edge. 20 mm, not 10: on the CIP COPDGene
+  // case (4 mm voxels) air within 10 mm read -984 HU, at 20 mm -994, at 30 mm -999.
+  double body_margin_mm = 20;
+  int trachea_erosion_voxels = 1;  // airway label eroded (6-neighbour) to leave the wall out
+  std::size_t min_air_voxels = 1000;   // fewer: outside air "not found"
+  std::size_t min_trachea_voxels = 100;
+  // Tolerances around -1000 HU. These are lungvol's own provisional choices, not quoted from
+  // a standard (the QIBA lung-density profile's figures could not be verified when this was
+  // written): outside air within +-20 HU, tracheal air within +-30 HU (it reads high, above).
+  double expected_air_hu = -1000;
+  double air_tolerance_hu = 20;
+  double trachea_tolerance_hu = 30;
+};
+
+struct RegionStats {
+  double mean_hu = 0, sd_hu = 0, median_hu = 0;
+  std::size_t n = 0;
+  bool found = false;  // n >= the minimum
+};
+
+struct CalibrationCheck {
+  RegionStats outside_air;
+  RegionStats trachea;
+  // outside_air_not_found, outside_air_out_of_tolerance, trachea_not_found,
+  // trachea_out_of_tolerance, no_airway_label
+  std::vector<std::string> flags;
+  bool checked = false;           // at least one reference was found
+  bool within_tolerance = false;  // checked, and every reference found is within tolerance
+};
+
+// Outside air: per axial slice, voxels with HU < air_max_hu connected (4-neighbour, in-plane)
+// to the slice border, FOV padding (< padding_max_hu) excluded from the statistics but not from
+// the connectivity, and only voxels farther than body_margin_mm from every non-air voxel.
+// Trachea: `lungs` voxels labelled labels::kAirway, eroded; pass an empty image to skip.
+CalibrationCheck check_calibration(const CtImage& ct, const LabelImage& lungs,
+                                   const CalibrationParams& params = {});
+
+// The outside-air mask used by check_calibration (for QC images and tests).
+MaskImage outside_air_mask(const CtImage& ct, const CalibrationParams& params = {});
+
+enum class AirCalibrationMode {
+  kOffset,          // HU' = HU + (-1000 - air): shifts every tissue by the same amount
+  kScaleAboutWater  // HU' = HU x (-1000 / air): keeps water at 0 HU, brings air to -1000
+};
+
+// The linear correction applied, for provenance: HU' = slope x HU + intercept_hu.
+struct AirCorrection {
+  bool applied = false;
+  std::string mode;       // "offset" or "scale_about_water"
+  std::string reference;  // "outside_air"
+  double measured_air_hu = 0;
+  double slope = 1, intercept_hu = 0;
+  std::string reason;  // why it was not applied
+};
+
+// Corrects `ct` in place (rounded, clamped to int16; FOV padding < padding_max_hu untouched)
+// so that outside air reads -1000 HU. Not applied (ct unchanged, reason set) when outside air
+// was not found. The scanner's daily calibration fixes water at 0 HU, which is why
+// kScaleAboutWater is the default: it corrects the scale error that air reveals without moving
+// soft tissue. kOffset is the simpler one-point correction.
+AirCorrection apply_air_calibration(CtImage& ct, const CalibrationCheck& check,
+                                    AirCalibrationMode mode = AirCalibrationMode::kScaleAboutWater,
+                                    const CalibrationParams& params = {});
+
+}  // namespace lungvol::dens

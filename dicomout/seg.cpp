@@ -1,0 +1,377 @@
+#include "dicomout/seg.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <dcmtk/dcmdata/dcdeftag.h>
+#include <dcmtk/dcmdata/dcfilefo.h>
+#include <dcmtk/dcmdata/dcuid.h>
+#include <dcmtk/dcmfg/fgderimg.h>
+#include <dcmtk/dcmfg/fgfracon.h>
+#include <dcmtk/dcmfg/fgpixmsr.h>
+#include <dcmtk/dcmfg/fgplanor.h>
+#include <dcmtk/dcmfg/fgplanpo.h>
+#include <dcmtk/dcmfg/fgseg.h>
+#include <dcmtk/dcmiod/iodreferences.h>
+#include <dcmtk/dcmseg/segdoc.h>
+#include <dcmtk/dcmseg/segment.h>
+
+#include "core/error.hpp"
+#include "core/fs.hpp"
+#include "core/labels.hpp"
+#include "dicomout/source.hpp"
+
+namespace lungvol::dicomout {
+namespace {
+
+[[noreturn]] void fail(const std::string& path, const std::string& what, const OFCondition& c) {
+  throw Error(ExitCode::kOutput,
+              "cannot write DICOM SEG '" + path + "': " + what + " (" + c.text() + ")");
+}
+
+void check(const OFCondition& c, const std::string& path, const std::string& what) {
+  if (c.bad()) fail(path, what, c);
+}
+
+CodeSequenceMacro code_macro(const Code& c) {
+  return CodeSequenceMacro(c.value.c_str(), c.scheme.c_str(), c.meaning.c_str());
+}
+
+// sRGB (D65) to the DICOM-scaled CIELab triplet of RecommendedDisplayCIELabValue (PS3.3 C.10.7.1.1).
+std::array<Uint16, 3> rgb_to_dicom_lab(const std::array<std::uint8_t, 3>& rgb) {
+  double lin[3];
+  for (int c = 0; c < 3; ++c) {
+    const double v = rgb[static_cast<std::size_t>(c)] / 255.0;
+    lin[c] = v <= 0.04045 ? v / 12.92 : std::pow((v + 0.055) / 1.055, 2.4);
+  }
+  const double x = (0.4124 * lin[0] + 0.3576 * lin[1] + 0.1805 * lin[2]) / 0.95047;
+  const double y = 0.2126 * lin[0] + 0.7152 * lin[1] + 0.0722 * lin[2];
+  const double z = (0.0193 * lin[0] + 0.1192 * lin[1] + 0.9505 * lin[2]) / 1.08883;
+  const auto f = [](double t) {
+    return t > 216.0 / 24389.0 ? std::cbrt(t) : (24389.0 / 27.0 * t + 16.0) / 116.0;
+  };
+  const double L = 116.0 * f(y) - 16.0;
+  const double a = 500.0 * (f(x) - f(y));
+  const double b = 200.0 * (f(y) - f(z));
+  const auto clamp16 = [](double v) {
+    return static_cast<Uint16>(std::lround(std::clamp(v, 0.0, 65535.0)));
+  };
+  return {clamp16(L * 65535.0 / 100.0), clamp16((a + 128.0) * 65535.0 / 255.0),
+          clamp16((b + 128.0) * 65535.0 / 255.0)};
+}
+
+std::string generate_uid() {
+  char buf[100];
+  dcmGenerateUniqueIdentifier(buf, SITE_INSTANCE_UID_ROOT);
+  return buf;
+}
+
+// Slice masks of one segment: nonzero bytes where the segment's label sits.
+bool fill_slice_mask(const LabelImage& map, std::uint8_t value, std::size_t k,
+                     std::vector<Uint8>& out) {
+  const std::size_t n = map.geom.slice_voxels();
+  const std::uint8_t* src = map.data.data() + k * n;
+  bool any = false;
+  for (std::size_t p = 0; p < n; ++p) {
+    const bool in = src[p] == value;
+    out[p] = in ? 1 : 0;
+    any |= in;
+  }
+  return any;
+}
+
+}  // namespace
+
+const std::vector<SegmentDefinition>& segment_definitions() {
+  static const std::vector<SegmentDefinition> defs = [] {
+    std::vector<SegmentDefinition> d(kSegmentCount);
+    d[0] = {kSegRightLung, "Right lung", "Right lung parenchyma (lungvol label 1)", "right_lung",
+            codes::anatomical_structure(), codes::lung(), {codes::right()}, codes::chest(), {},
+            {128, 174, 128}, false, labels::kRightLung};
+    d[1] = {kSegLeftLung, "Left lung", "Left lung parenchyma (lungvol label 2)", "left_lung",
+            codes::anatomical_structure(), codes::lung(), {codes::left()}, codes::chest(), {},
+            {241, 214, 145}, false, labels::kLeftLung};
+    d[2] = {kSegAirway, "Airway", "Trachea and main bronchi (lungvol label 3)", "airway",
+            codes::anatomical_structure(), codes::trachea(), {}, codes::chest(), {},
+            {182, 228, 255}, false, labels::kAirway};
+    d[3] = {kSegGroundGlass, "Ground-glass opacity",
+            "Ground-glass lesion voxels (lungvol lesion label 1)", "ground_glass",
+            codes::morphologically_abnormal_structure(), codes::ground_glass_opacity(), {},
+            codes::lung(), {}, {250, 210, 40}, true, labels::kGroundGlass};
+    d[4] = {kSegSolid, "Solid lesion",
+            "Solid (consolidation) lesion voxels (lungvol lesion label 2)", "solid",
+            codes::morphologically_abnormal_structure(), codes::lesion(), {}, codes::lung(), {},
+            {220, 50, 40}, true, labels::kSolid};
+    return d;
+  }();
+  return defs;
+}
+
+bool has_dicom_source(const io::SeriesInfo& source, const Geometry& g) {
+  return !source.files.empty() &&
+         (source.files.size() == g.size[2] || source.files.size() == 1);
+}
+
+SegWriteResult write_dicom_seg(const Geometry& g, const LabelImage& lungs,
+                               const LabelImage& lesions, const io::SeriesInfo& source,
+                               const std::string& path, const SegOptions& options) {
+  if (!has_dicom_source(source, g)) {
+    throw Error(ExitCode::kInput,
+                "cannot write DICOM SEG '" + path +
+                    "': the CT was not read from DICOM (or its files do not match the slices); "
+                    "a SEG needs the source series to reference");
+  }
+  if (!lungs.geom.same_grid(g) || !lesions.geom.same_grid(g) ||
+      lungs.size() != g.voxel_count() || lesions.size() != g.voxel_count()) {
+    throw Error(ExitCode::kOutput,
+                "cannot write DICOM SEG '" + path + "': label maps are not on the CT grid");
+  }
+  if (g.size[0] > 65535 || g.size[1] > 65535 || g.size[2] == 0) {
+    throw Error(ExitCode::kOutput, "cannot write DICOM SEG '" + path + "': unsupported size");
+  }
+  const SourceSlices src = read_source_slices(source, g);
+
+  const auto rows = static_cast<Uint16>(g.size[1]);
+  const auto cols = static_cast<Uint16>(g.size[0]);
+  IODGeneralEquipmentModule::EquipmentInfo equipment(
+      options.software_name.c_str(), options.software_name.c_str(), "1",
+      options.software_version.c_str());
+  ContentIdentificationMacro content;
+  check(content.setInstanceNumber("1"), path, "content identification");
+  check(content.setContentLabel("LUNGVOL_SEG"), path, "content identification");
+  check(content.setContentDescription("Lungs, airway and lesions"), path, "content identification");
+  // Person Name form (family^given) avoids dciodvfy's "retired person name form" warning.
+  check(content.setContentCreatorName("lungvol^"), path, "content identification");
+
+  DcmSegmentation* raw = nullptr;
+  check(DcmSegmentation::createBinarySegmentation(raw, rows, cols, equipment, content), path,
+        "create segmentation");
+  std::unique_ptr<DcmSegmentation> seg(raw);
+  check(seg->importFromSourceImage(*src.first_dataset->getDataset()), path,
+        "import patient/study/frame of reference from '" + source.files.front() + "'");
+  check(seg->getSeries().setSeriesDescription(options.series_description.c_str()), path,
+        "series description");
+  check(seg->getSeries().setSeriesNumber(std::to_string(options.series_number).c_str()), path,
+        "series number");
+
+  SegWriteResult result;
+  result.path = path;
+  const std::string algorithm = options.software_name + " " + options.software_version;
+  for (const SegmentDefinition& def : segment_definitions()) {
+    DcmSegment* s = nullptr;
+    check(DcmSegment::create(s, def.label.c_str(), code_macro(def.category), code_macro(def.type),
+                             DcmSegTypes::SAT_AUTOMATIC, algorithm.c_str()),
+          path, "segment " + def.label);
+    std::unique_ptr<DcmSegment> owned(s);
+    check(s->setSegmentDescription(def.description.c_str()), path, "segment description");
+    for (const Code& m : def.type_modifiers) {
+      s->getSegmentedPropertyTypeModifierCode().push_back(new CodeSequenceMacro(code_macro(m)));
+    }
+    check(s->getGeneralAnatomyCode().getAnatomicRegion().set(
+              def.anatomic_region.value.c_str(), def.anatomic_region.scheme.c_str(),
+              def.anatomic_region.meaning.c_str()),
+          path, "anatomic region");
+    const auto lab = rgb_to_dicom_lab(def.rgb);
+    check(s->setRecommendedDisplayCIELabValue(lab[0], lab[1], lab[2]), path, "display colour");
+    SegmentSummary summary;
+    summary.number = def.number;
+    summary.label = def.label;
+    summary.tracking_id = def.tracking_id;
+    summary.tracking_uid = generate_uid();
+    check(s->setTrackingID(def.tracking_id.c_str()), path, "tracking id");
+    check(s->setTrackingUID(summary.tracking_uid.c_str()), path, "tracking uid");
+    Uint16 number = 0;
+    check(seg->addSegment(s, number), path, "add segment " + def.label);
+    owned.release();  // the segmentation owns it now
+    if (number != def.number) {
+      throw Error(ExitCode::kOutput, "cannot write DICOM SEG '" + path + "': segment numbering");
+    }
+    result.segments.push_back(summary);
+  }
+
+  // Shared geometry: the CT's pixel spacing and orientation.
+  const auto ds = [](double v) {
+    if (std::abs(v) < 1e-9) v = 0;
+    char buf[64];
+    for (int prec = 12; prec > 3; --prec) {
+      std::snprintf(buf, sizeof buf, "%.*g", prec, v);
+      if (std::string(buf).size() <= 16) break;
+    }
+    return std::string(buf);
+  };
+  FGPixelMeasures measures;
+  check(measures.setPixelSpacing((ds(g.spacing[1]) + "\\" + ds(g.spacing[0])).c_str()), path,
+        "pixel spacing");
+  check(measures.setSliceThickness(ds(g.spacing[2]).c_str()), path, "slice thickness");
+  check(measures.setSpacingBetweenSlices(ds(g.spacing[2]).c_str()), path, "slice spacing");
+  check(seg->addForAllFrames(measures), path, "pixel measures");
+  const double* d = g.direction.data();
+  std::unique_ptr<FGPlaneOrientationPatient> orientation(FGPlaneOrientationPatient::createMinimal(
+      ds(d[0]).c_str(), ds(d[3]).c_str(), ds(d[6]).c_str(), ds(d[1]).c_str(), ds(d[4]).c_str(),
+      ds(d[7]).c_str()));
+  if (!orientation) {
+    throw Error(ExitCode::kOutput, "cannot write DICOM SEG '" + path + "': orientation");
+  }
+  check(seg->addForAllFrames(*orientation), path, "plane orientation");
+
+  // Frames are indexed by segment, then by slice position (PS3.3 C.7.6.17.3 dimensions).
+  const std::string dim_uid = generate_uid();
+  IODMultiframeDimensionModule& dims = seg->getDimensions();
+  check(dims.addDimensionIndex(DCM_ReferencedSegmentNumber, dim_uid.c_str(),
+                               DCM_SegmentIdentificationSequence, "Segment Number"),
+        path, "dimension index");
+  check(dims.addDimensionIndex(DCM_ImagePositionPatient, dim_uid.c_str(),
+                               DCM_PlanePositionSequence, "Image Position Patient"),
+        path, "dimension index");
+
+  // DCMTK 3.6.7 mis-shifts frames whose bit count is not a multiple of 8 when it concatenates
+  // them (tests/unit/dicomout: 17 x 11 frames), so lungvol packs PixelData itself: frames in
+  // addFrame order, first pixel in the least significant bit, no padding between frames
+  // (PS3.5 8.1.1).
+  std::vector<Uint8> packed;
+  std::size_t bit = 0;
+  std::vector<Uint8> mask(g.slice_voxels());
+  for (const SegmentDefinition& def : segment_definitions()) {
+    const LabelImage& map = def.from_lesion_map ? lesions : lungs;
+    SegmentSummary& summary = result.segments[def.number - 1u];
+    for (std::size_t k = 0; k < g.size[2]; ++k) {
+      if (!fill_slice_mask(map, def.label_value, k, mask)) continue;
+      summary.voxels += static_cast<std::size_t>(std::count(mask.begin(), mask.end(), Uint8{1}));
+      ++summary.frames;
+
+      const auto pos = g.to_physical(0, 0, static_cast<double>(k));
+      std::unique_ptr<FGPlanePosPatient> position(FGPlanePosPatient::createMinimal(
+          ds(pos[0]).c_str(), ds(pos[1]).c_str(), ds(pos[2]).c_str()));
+      FGFrameContent frame_content;
+      check(frame_content.setDimensionIndexValues(def.number, 0), path, "dimension values");
+      check(frame_content.setDimensionIndexValues(static_cast<Uint32>(k + 1), 1), path,
+            "dimension values");
+      const SourceSlice& ref = src.slices[k];
+      ImageSOPInstanceReferenceMacro* ref_macro = nullptr;
+      OFVector<Uint16> frames;
+      if (ref.frame_number > 0) frames.push_back(static_cast<Uint16>(ref.frame_number));
+      check(ImageSOPInstanceReferenceMacro::create(ref.sop_class_uid.c_str(),
+                                                   ref.sop_instance_uid.c_str(), frames, ref_macro),
+            path, "source image reference");
+      OFVector<ImageSOPInstanceReferenceMacro> refs;
+      refs.push_back(*ref_macro);
+      delete ref_macro;
+      std::unique_ptr<FGDerivationImage> derivation(DcmSegmentation::createDerivationImageFG(
+          refs, "Segmented by lungvol from this CT slice"));
+      if (!position || !derivation) {
+        throw Error(ExitCode::kOutput, "cannot write DICOM SEG '" + path + "': frame groups");
+      }
+      OFVector<FGBase*> groups;
+      groups.push_back(position.get());
+      groups.push_back(&frame_content);
+      groups.push_back(derivation.get());
+      check(seg->addFrame(mask.data(), def.number, groups), path,
+            "frame of slice " + std::to_string(k));
+      packed.resize((bit + mask.size() + 7) / 8, 0);
+      for (const Uint8 m : mask) {
+        if (m) packed[bit / 8] = static_cast<Uint8>(packed[bit / 8] | (1u << (bit % 8)));
+        ++bit;
+      }
+      ++result.frames;
+    }
+  }
+  if (result.frames == 0) {
+    throw Error(ExitCode::kOutput,
+                "cannot write DICOM SEG '" + path + "': every segment is empty (no lungs found)");
+  }
+
+  // ReferencedSeriesSequence: every source instance, so viewers can find the CT.
+  IODReferences references;
+  for (const std::string& uid : src.instance_uids) {
+    references.add(new IODImageReference(src.patient_id.c_str(), src.study_uid.c_str(),
+                                         src.series_uid.c_str(), uid.c_str(),
+                                         src.sop_class_uid.c_str()));
+  }
+  seg->getCommonInstanceReference().addReferences(references, src.study_uid.c_str());
+
+  seg->setCheckDimensionsOnWrite(OFFalse);  // built consistently above; the check only warns
+  DcmFileFormat file;
+  check(seg->writeDataset(*file.getDataset()), path, "encode");
+  if (packed.size() % 2) packed.push_back(0);
+  check(file.getDataset()->putAndInsertUint8Array(DCM_PixelData, packed.data(),
+                                                  static_cast<unsigned long>(packed.size())),
+        path, "pixel data");
+  write_file_atomic(path, [&](const std::string& tmp) {
+    check(file.saveFile(tmp.c_str(), EXS_LittleEndianExplicit), path, "save");
+  });
+
+  OFString value;
+  seg->getSOPCommon().getSOPInstanceUID(value);
+  result.sop_instance_uid = value.c_str();
+  result.sop_class_uid = UID_SegmentationStorage;
+  seg->getSeries().getSeriesInstanceUID(value);
+  result.series_instance_uid = value.c_str();
+  result.study_instance_uid = src.study_uid;
+  result.frame_of_reference_uid = src.frame_of_reference_uid;
+  result.source_series_uid = src.series_uid;
+  return result;
+}
+
+void read_dicom_seg(const std::string& path, const Geometry& g, LabelImage& lungs,
+                    LabelImage& lesions) {
+  DcmFileFormat file;
+  OFCondition c = file.loadFile(path.c_str());
+  DcmSegmentation* raw = nullptr;
+  if (c.good()) c = DcmSegmentation::loadDataset(*file.getDataset(), raw);
+  std::unique_ptr<DcmSegmentation> seg(raw);
+  if (c.bad() || !seg) {
+    throw Error(ExitCode::kInput, "cannot read DICOM SEG '" + path + "': " + c.text());
+  }
+  // Pixel bits are decoded here, not with DcmSegmentation::getFrame: DCMTK 3.6.7 mis-aligns
+  // frames whose bit count is not a multiple of 8 (see write_dicom_seg).
+  const Uint8* bits = nullptr;
+  unsigned long nbytes = 0;
+  if (file.getDataset()->findAndGetUint8Array(DCM_PixelData, bits, &nbytes).bad() || !bits ||
+      std::size_t{nbytes} * 8 < seg->getNumberOfFrames() * g.slice_voxels()) {
+    throw Error(ExitCode::kInput, "cannot read DICOM SEG '" + path + "': pixel data");
+  }
+  if (seg->getSegmentationType() != DcmSegTypes::ST_BINARY) {
+    throw Error(ExitCode::kInput, "cannot read DICOM SEG '" + path + "': not BINARY");
+  }
+  lungs = LabelImage(g, labels::kBackground);
+  lesions = LabelImage(g, labels::kNoLesion);
+  const double* d = g.direction.data();
+  const std::array<double, 3> normal{d[2], d[5], d[8]};
+  const auto origin = g.to_physical(0, 0, 0);
+  FGInterface& fg = seg->getFunctionalGroups();
+  const auto& defs = segment_definitions();
+  for (std::size_t f = 0; f < seg->getNumberOfFrames(); ++f) {
+    const auto frame_no = static_cast<Uint32>(f);
+    auto* sfg = dynamic_cast<FGSegmentation*>(fg.get(frame_no, DcmFGTypes::EFG_SEGMENTATION));
+    auto* pfg = dynamic_cast<FGPlanePosPatient*>(fg.get(frame_no, DcmFGTypes::EFG_PLANEPOSPATIENT));
+    Uint16 number = 0;
+    Float64 x = 0, y = 0, z = 0;
+    if (!sfg || !pfg || sfg->getReferencedSegmentNumber(number).bad() ||
+        pfg->getImagePositionPatient(x, y, z).bad() || number < 1 || number > defs.size()) {
+      throw Error(ExitCode::kInput, "cannot read DICOM SEG '" + path + "': frame " +
+                                        std::to_string(f + 1) + " lacks segment or position");
+    }
+    const double along = (x - origin[0]) * normal[0] + (y - origin[1]) * normal[1] +
+                         (z - origin[2]) * normal[2];
+    const long k = std::lround(along / g.spacing[2]);
+    if (k < 0 || static_cast<std::size_t>(k) >= g.size[2] ||
+        std::abs(along - static_cast<double>(k) * g.spacing[2]) > 0.01 * g.spacing[2] + 1e-3) {
+      throw Error(ExitCode::kInput, "cannot read DICOM SEG '" + path + "': frame " +
+                                        std::to_string(f + 1) + " is not on a CT slice");
+    }
+    const SegmentDefinition& def = defs[number - 1u];
+    LabelImage& map = def.from_lesion_map ? lesions : lungs;
+    std::uint8_t* dst = map.data.data() + static_cast<std::size_t>(k) * g.slice_voxels();
+    const std::size_t first_bit = f * g.slice_voxels();
+    for (std::size_t p = 0; p < g.slice_voxels(); ++p) {
+      const std::size_t b = first_bit + p;
+      if ((bits[b / 8] >> (b % 8)) & 1u) dst[p] = def.label_value;
+    }
+  }
+}
+
+}  // namespace lungvol::dicomout

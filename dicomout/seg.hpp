@@ -1,0 +1,87 @@
+#pragma once
+// DICOM Segmentation (BINARY) of lungvol's label maps, overlaying the source CT series.
+#include <array>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "core/image.hpp"
+#include "core/version.hpp"
+#include "dicomout/codes.hpp"
+#include "io/series.hpp"
+
+namespace lungvol::dicomout {
+
+// Fixed segment numbers: the same in every SEG lungvol writes, so the SR and downstream tools
+// can rely on them. Segments without voxels are kept (with no frames).
+inline constexpr std::uint16_t kSegRightLung = 1;
+inline constexpr std::uint16_t kSegLeftLung = 2;
+inline constexpr std::uint16_t kSegAirway = 3;
+inline constexpr std::uint16_t kSegGroundGlass = 4;
+inline constexpr std::uint16_t kSegSolid = 5;
+inline constexpr std::uint16_t kSegmentCount = 5;
+
+struct SegmentDefinition {
+  std::uint16_t number = 0;
+  std::string label;        // SegmentLabel
+  std::string description;  // SegmentDescription
+  std::string tracking_id;  // TrackingID (also the SR measurement group's tracking identifier)
+  Code category;
+  Code type;
+  std::vector<Code> type_modifiers;  // laterality
+  Code anatomic_region;
+  std::vector<Code> anatomic_region_modifiers;
+  std::array<std::uint8_t, 3> rgb{0, 0, 0};  // written as RecommendedDisplayCIELabValue
+  bool from_lesion_map = false;  // which label map holds it
+  std::uint8_t label_value = 0;  // value in that map
+};
+
+// The five segments, index = number - 1.
+const std::vector<SegmentDefinition>& segment_definitions();
+
+struct SegOptions {
+  std::string software_name = kSoftwareName;
+  std::string software_version = kSoftwareVersion;
+  std::string series_description = "lungvol lungs, airway and lesions";
+  int series_number = 9901;
+};
+
+struct SegmentSummary {
+  std::uint16_t number = 0;
+  std::string label;
+  std::string tracking_id;
+  std::string tracking_uid;
+  std::size_t voxels = 0;
+  std::size_t frames = 0;
+};
+
+struct SegWriteResult {
+  std::string path;
+  std::string sop_class_uid;
+  std::string sop_instance_uid;
+  std::string series_instance_uid;
+  std::string study_instance_uid;
+  std::string frame_of_reference_uid;
+  std::string source_series_uid;
+  std::size_t frames = 0;
+  std::vector<SegmentSummary> segments;  // all five, by number
+};
+
+// True when `source` names DICOM files matching the image's slices (one file per slice, or one
+// multi-frame file); NIfTI/NRRD inputs have none and get no DICOM outputs.
+bool has_dicom_source(const io::SeriesInfo& source, const Geometry& ct_geometry);
+
+// Writes `path` (atomically). `lungs` / `lesions` are label maps on `ct_geometry` (core/labels.hpp
+// values); `source.files` are the CT files in slice order (io::LoadedCt::series). Patient, study
+// and frame of reference are copied from the first source file; every frame references its
+// source slice. Throws Error(kInput) without a DICOM source, Error(kOutput) on any other failure.
+SegWriteResult write_dicom_seg(const Geometry& ct_geometry, const LabelImage& lungs,
+                               const LabelImage& lesions, const io::SeriesInfo& source,
+                               const std::string& path, const SegOptions& options = {});
+
+// Reads a SEG written on `ct_geometry` back into the two label maps (frames placed by their
+// ImagePositionPatient). For round-trip checks. Throws Error(kInput).
+void read_dicom_seg(const std::string& path, const Geometry& ct_geometry, LabelImage& lungs,
+                    LabelImage& lesions);
+
+}  // namespace lungvol::dicomout

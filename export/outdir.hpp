@@ -1,0 +1,32 @@
+#pragma once
+// What `lungvol export` puts in the workbook, read from a batch output folder.
+#include <string>
+#include <vector>
+
+#include "export/workbook.hpp"
+
+namespace lungvol::xlsx {
+
+struct ExportSummary {
+  std::vector<std::string> sheets;  // names in workbook order
+  std::vector<std::size_t> rows;    // data rows per sheet
+  std::string provenance_source;    // results.sqlite or measurements.csv
+};
+
+// Sheets, in order:
+//  visits      OUTDIR/visits_wide.csv
+//  changes     OUTDIR/endpoint/changes.csv, with a `unit` column after `endpoint` (unit of
+//              baseline, value, abs_change and change; rel_change is % of baseline)
+//  comparison  OUTDIR/endpoint/comparison.csv (Table 2 numbers), with a `unit` column after
+//              `endpoint` (unit of the medians, quartiles and HL estimate: % for relative
+//              changes, the variable's unit for absolute ones)
+//  provenance  the `runs` table of OUTDIR/results.sqlite when that file exists, else the
+//              distinct provenance columns of OUTDIR/measurements.csv
+// Throws Error(kInput) naming the missing file (and the command that makes it).
+std::vector<Sheet> outdir_sheets(const std::string& outdir, std::string* provenance_source = nullptr);
+ExportSummary export_outdir(const std::string& outdir, const std::string& xlsx_path);
+
+// Every column of the `runs` table of a lungvol results.sqlite, typed by SQLite's storage class.
+Sheet runs_sheet(const std::string& sqlite_path);
+
+}  // namespace lungvol::xlsx

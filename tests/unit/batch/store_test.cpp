@@ -1,0 +1,109 @@
+#include <gtest/gtest.h>
+
+#include "batch/store.hpp"
+#include "core/error.hpp"
+#include "core/protocol.hpp"
+#include "tests/support/test_paths.hpp"
+
+namespace lungvol::batch {
+namespace {
+
+TEST(HistogramBlob, RoundTripsNonZeroRange) {
+  HuHistogram h;
+  h.counts[HuHistogram::bin(-1000)] = 5;
+  h.counts[HuHistogram::bin(-999)] = 0;
+  h.counts[HuHistogram::bin(-998)] = 300;               // two varint bytes
+  h.counts[HuHistogram::bin(40)] = 1ull << 40;          // six bytes
+  int hu_min = 0, n_bins = 0;
+  const std::string blob = encode_counts(h, &hu_min, &n_bins);
+  EXPECT_EQ(hu_min, -1000);
+  EXPECT_EQ(n_bins, 1041);
+  // 1038 single-byte bins (5 and the zeros), 300 in 2 bytes, 2^40 in 6 bytes.
+  EXPECT_EQ(blob.size(), 1039u + 2u + 6u);
+  const HuHistogram back = decode_counts(blob, hu_min, n_bins);
+  EXPECT_EQ(back.counts, h.counts);
+
+  const HuHistogram empty;
+  EXPECT_EQ(encode_counts(empty, &hu_min, &n_bins), "");
+  EXPECT_EQ(n_bins, 0);
+  EXPECT_EQ(decode_counts("", hu_min, 0).total(), 0u);
+  EXPECT_THROW(decode_counts(std::string("\x80", 1), -1000, 1), Error);
+}
+
+pipeline::RegionResult lungs_region(std::uint64_t ggo, std::uint64_t solid) {
+  vol::RegionHistograms h;
+  h.name = "lungs";
+  h.lung.counts[HuHistogram::bin(-850)] = 10000;
+  h.lung.counts[HuHistogram::bin(-500)] = ggo + 50;
+  h.lung.counts[HuHistogram::bin(-100)] = solid;
+  h.suppressed.counts[HuHistogram::bin(-500)] = 50;  // vessels inside the lesion band
+  return pipeline::measure_regions({h}, load_protocol("covid-ggo-solid"), 0.001)[0];
+}
+
+TEST(Store, SavesReplacesAndChecks) {
+  const std::string dir = test::temp_dir("store");
+  Store store(dir + "/results.sqlite");
+  RunInfo info;
+  info.started_at = "2020-01-01T00:00:00Z";
+  info.software_version = "test";
+  const auto run = store.begin_run(info);
+  ScanRecord rec;
+  rec.subject_id = "S1";
+  rec.arm = "A";
+  rec.visit = "baseline";
+  rec.path = "/x";
+  rec.status = "ok";
+  rec.run_id = run;
+  store.save_scan(rec, {lungs_region(250, 100)});
+  auto found = store.find_scan("S1", "baseline");
+  ASSERT_TRUE(found);
+  EXPECT_EQ(found->scan_id, rec.scan_id);
+  double lesion_pct = -1;
+  for (const auto& m : store.measurements(rec.scan_id)) {
+    if (m.region == "lungs" && m.metric == "lesion_pct") lesion_pct = *m.value;
+  }
+  // (250 + 100) lesion voxels of 10400 lung voxels.
+  EXPECT_DOUBLE_EQ(lesion_pct, 100.0 * 350.0 / 10400.0);
+  const std::size_t per_scan = store.count("measurements");
+  EXPECT_GT(per_scan, 10u);
+
+  // The same subject x visit again replaces everything (one scan, one set of rows).
+  store.save_scan(rec, {lungs_region(10, 0)});
+  EXPECT_EQ(store.count("scans"), 1u);
+  EXPECT_EQ(store.count("measurements"), per_scan);
+  EXPECT_EQ(store.count("histograms"), 2u);
+  const auto hist = store.histograms("lungs");
+  ASSERT_EQ(hist.size(), 2u);
+  EXPECT_EQ(hist[0].kind, "lung");
+  EXPECT_EQ(hist[0].histogram.total(), 10000u + 60u);
+
+  // A failure replaces the scan and appends a failures row; measurements go with the scan.
+  rec.status = "failed";
+  rec.error = "corrupt";
+  store.save_failure(rec, 4);
+  EXPECT_EQ(store.count("scans"), 1u);
+  EXPECT_EQ(store.count("measurements"), 0u);
+  EXPECT_EQ(store.count("failures"), 1u);
+  EXPECT_EQ(store.find_scan("S1", "baseline")->status, "failed");
+  EXPECT_EQ(store.integrity_check(), "ok");
+
+  // A status outside ok / failed violates the schema and leaves nothing behind.
+  ScanRecord bad = rec;
+  bad.visit = "day10";
+  bad.status = "maybe";
+  EXPECT_THROW(store.save_scan(bad, {lungs_region(1, 1)}), Error);
+  EXPECT_FALSE(store.find_scan("S1", "day10"));
+  EXPECT_EQ(store.count("measurements"), 0u);
+}
+
+TEST(Store, RefusesOtherSchemaVersion) {
+  const std::string dir = test::temp_dir("store_schema");
+  {
+    Store s(dir + "/r.sqlite");
+    s.exec("UPDATE meta SET value = '99' WHERE key = 'schema_version'");
+  }
+  EXPECT_THROW(Store(dir + "/r.sqlite"), Error);
+}
+
+}  // namespace
+}  // namespace lungvol::batch

@@ -1,0 +1,203 @@
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <filesystem>
+
+#include "batch/store.hpp"
+#include "batch/sweep.hpp"
+#include "batch/svg.hpp"
+#include "core/error.hpp"
+#include "core/fs.hpp"
+#include "core/protocol.hpp"
+#include "report/csv.hpp"
+#include "tests/support/test_paths.hpp"
+
+namespace lungvol::batch {
+namespace {
+
+TEST(SweepRange, ParsesInclusiveRanges) {
+  const auto v = parse_range("-400:-200:25", "--split");
+  ASSERT_EQ(v.size(), 9u);
+  EXPECT_EQ(v.front(), -400);
+  EXPECT_EQ(v.back(), -200);
+  EXPECT_EQ(parse_range("-300", "--split"), std::vector<double>{-300});
+  EXPECT_EQ(parse_range("0:0.3:0.1", "--x").size(), 4u);  // rounding keeps the end
+  EXPECT_THROW(parse_range("-200:-400:25", "--split"), Error);
+  EXPECT_THROW(parse_range("-400:-200:0", "--split"), Error);
+  EXPECT_THROW(parse_range("-400:-200", "--split"), Error);
+  EXPECT_THROW(parse_range("abc", "--split"), Error);
+}
+
+SweepScan scan_with(std::uint64_t lung_other, std::vector<std::pair<int, std::uint64_t>> cand,
+                    std::vector<std::pair<int, std::uint64_t>> suppressed = {}) {
+  HuHistogram lung, supp;
+  lung.counts[HuHistogram::bin(-850)] = lung_other;
+  for (auto [hu, n] : cand) lung.counts[HuHistogram::bin(hu)] += n;
+  for (auto [hu, n] : suppressed) {
+    lung.counts[HuHistogram::bin(hu)] += n;
+    supp.counts[HuHistogram::bin(hu)] += n;
+  }
+  SweepScan s;
+  s.cumulative.assign(HuHistogram::kBins + 1, 0);
+  for (int b = 0; b < HuHistogram::kBins; ++b) {
+    s.lung_total += lung.counts[b];
+    s.cumulative[b + 1] = s.cumulative[b] + std::int64_t(lung.counts[b]) - std::int64_t(supp.counts[b]);
+  }
+  return s;
+}
+
+TEST(SweepProportions, AnalyticCounts) {
+  // 1000 lung voxels: 850 normal, 100 at -500 HU, 50 at -100 HU, plus 0 suppressed.
+  const SweepScan s = scan_with(850, {{-500, 100}, {-100, 50}});
+  auto p = proportions_at(s, -700, -300, 100);
+  EXPECT_DOUBLE_EQ(p.lesion_pct, 15.0);
+  EXPECT_DOUBLE_EQ(p.ggo_pct, 10.0);
+  EXPECT_DOUBLE_EQ(p.solid_pct, 5.0);
+  p = proportions_at(s, -700, -600, 100);  // both now solid
+  EXPECT_DOUBLE_EQ(p.ggo_pct, 0.0);
+  EXPECT_DOUBLE_EQ(p.solid_pct, 15.0);
+  p = proportions_at(s, -499, -300, 100);  // -500 excluded: bands are half-open [lo, hi)
+  EXPECT_DOUBLE_EQ(p.lesion_pct, 5.0);
+  p = proportions_at(s, -700, -500, 100);  // -500 is the first solid HU
+  EXPECT_DOUBLE_EQ(p.solid_pct, 15.0);
+  // Suppressed voxels (vessels) count in the lung but never as lesion.
+  const SweepScan v = scan_with(850, {{-500, 50}}, {{-500, 100}});
+  EXPECT_DOUBLE_EQ(proportions_at(v, -700, -300, 100).ggo_pct, 5.0);
+  EXPECT_EQ(v.lung_total, 1000u);
+}
+
+TEST(Svg, NiceTicks) {
+  EXPECT_EQ(nice_ticks(-400, -200, 4), (std::vector<double>{-400, -350, -300, -250, -200}));
+  const auto t = nice_ticks(0, 1, 5);
+  ASSERT_EQ(t.size(), 6u);
+  EXPECT_NEAR(t[1], 0.2, 1e-12);
+  EXPECT_NEAR(t.back(), 1.0, 1e-12);
+}
+
+TEST(SweepLoad, RefusesMixedProtocols) {
+  const std::string dir = test::temp_dir("sweep_mixed");
+  Store store(dir + "/results.sqlite");
+  RunInfo info;
+  info.started_at = "2020-01-01T00:00:00Z";
+  const auto run = store.begin_run(info);
+  Manifest m;
+  for (const char* visit : {"baseline", "day28"}) {
+    ManifestEntry e;
+    e.subject_id = "S1";
+    e.arm = "A";
+    e.visit = visit;
+    e.path = e.full_path = "/x";
+    m.entries.push_back(e);
+    vol::RegionHistograms h;
+    h.name = "lungs";
+    h.lung.counts[HuHistogram::bin(-850)] = 100;
+    ScanRecord rec;
+    rec.subject_id = "S1";
+    rec.arm = "A";
+    rec.visit = visit;
+    rec.path = "/x";
+    rec.status = "ok";
+    rec.protocol_sha256 = visit;  // two different protocols
+    rec.run_id = run;
+    store.save_scan(rec, pipeline::measure_regions({h}, load_protocol("covid-ggo-solid"), 0.001));
+  }
+  store.set_manifest(m);
+  EXPECT_THROW(load_sweep_scans(store), Error);
+}
+
+// 300 scans (100 subjects x 3 visits) with synthetic histograms, 50 threshold settings: the
+// whole sweep (load from SQLite, recompute, 50 endpoint analyses) must take seconds.
+TEST(SweepBench, ThreeHundredScansFiftySettings) {
+  const std::string dir = test::temp_dir("sweep_bench");
+  const Protocol protocol = load_protocol("covid-ggo-solid");
+  {
+    Store store(dir + "/results.sqlite");
+    store.exec("PRAGMA synchronous=OFF");  // setup speed only
+    RunInfo info;
+    info.started_at = "2020-01-01T00:00:00Z";
+    info.software_version = "bench";
+    info.lesion_low_hu = protocol.lesion.low_hu();
+    info.lesion_split_hu = protocol.lesion.split_hu();
+    info.lesion_high_hu = protocol.lesion.high_hu();
+    const auto run = store.begin_run(info);
+    Manifest m;
+    std::uint64_t state = 12345;
+    auto next = [&](std::uint64_t mod) {
+      state = state * 6364136223846793005ull + 1442695040888963407ull;
+      return (state >> 33) % mod;
+    };
+    for (int subj = 0; subj < 100; ++subj) {
+      const char* visits[] = {"baseline", "day10", "day28"};
+      // Per subject: a random lesion HU profile that the treated arm scales down to 3/3, 2/3,
+      // 1/3 over the visits (relative change at day 28 exactly -66.67 %), placebo keeps.
+      std::vector<std::uint64_t> profile;
+      for (int hu = -800; hu < 100; ++hu) profile.push_back(20 + next(40));
+      for (int v = 0; v < 3; ++v) {
+        ManifestEntry e;
+        e.line = m.entries.size() + 2;
+        e.subject_id = "S" + std::to_string(subj);
+        e.arm = subj % 2 ? "MSC" : "placebo";
+        e.visit = visits[v];
+        e.path = e.full_path = "/synthetic";
+        m.entries.push_back(e);
+        vol::RegionHistograms h;
+        h.name = "lungs";
+        for (int hu = -1000; hu < -800; ++hu) h.lung.counts[HuHistogram::bin(hu)] = 2000;
+        const std::uint64_t shrink = subj % 2 ? 3 - v : 3;
+        // Healed voxels return to normal lung, so the lung volume stays the same.
+        std::uint64_t healed = 0;
+        for (auto b : profile) healed += (3 - shrink) * b;
+        h.lung.counts[HuHistogram::bin(-900)] += healed;
+        for (int hu = -800; hu < 100; ++hu) {
+          const std::uint64_t base = profile[static_cast<std::size_t>(hu + 800)];
+          h.lung.counts[HuHistogram::bin(hu)] = shrink * base;
+          h.suppressed.counts[HuHistogram::bin(hu)] = shrink * 2;  // vessels scale too
+        }
+        ScanRecord rec;
+        rec.subject_id = e.subject_id;
+        rec.arm = e.arm;
+        rec.visit = e.visit;
+        rec.path = e.path;
+        rec.status = "ok";
+        rec.run_id = run;
+        store.save_scan(rec, pipeline::measure_regions({h}, protocol, 0.001));
+      }
+    }
+    store.set_manifest(m);
+    store.update_timing(trial::default_visit_schedule());
+  }
+  SweepOptions o;
+  o.outdir = dir;
+  o.lesion_low = "-750:-650:25";  // 5 values
+  o.split = "-400:-175:25";       // 10 values
+  const auto t0 = std::chrono::steady_clock::now();
+  const SweepOutput out = run_sweep(o);
+  const double total = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  EXPECT_EQ(out.settings.size(), 50u);
+  EXPECT_EQ(out.n_scans, 300u);
+  std::printf("[ sweep bench ] 300 scans x 50 settings: %.3f s (sweep core), %.3f s with files\n",
+              out.seconds, total);
+  EXPECT_LT(total, 20.0);
+  const report::CsvTable csv = report::read_csv(dir + "/sweep/sweep.csv");
+  // 50 settings x 3 endpoints x 2 follow-up visits x 2 populations.
+  EXPECT_EQ(csv.rows.size(), 50u * 3u * 2u * 2u);
+  const std::string svg = read_text_file(dir + "/sweep/sweep.svg");
+  EXPECT_NE(svg.find("<svg"), std::string::npos);
+  EXPECT_NE(svg.find("split ground-glass / solid (HU)"), std::string::npos);
+  EXPECT_NE(svg.find("p = 0.05"), std::string::npos);
+  // Every treated subject changes by -200/3 % at day 28, every placebo subject by 0: the HL
+  // difference is -200/3 percentage points at every setting.
+  const auto ep = csv.column("endpoint"), vis = csv.column("visit"), pop = csv.column("population"),
+             hl = csv.column("hl_estimate");
+  int checked = 0;
+  for (const auto& r : csv.rows) {
+    if (r[ep] == "lesion_pct_change" && r[vis] == "day28" && r[pop] == "mITT") {
+      EXPECT_NEAR(std::stod(r[hl]), -200.0 / 3.0, 1e-9);
+      ++checked;
+    }
+  }
+  EXPECT_EQ(checked, 50);
+}
+
+}  // namespace
+}  // namespace lungvol::batch

@@ -1,0 +1,82 @@
+// The analyze command end to end: outputs, schema, exit codes.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include <nlohmann/json.hpp>
+
+#include "core/fs.hpp"
+#include "tests/support/test_paths.hpp"
+
+namespace fs = std::filesystem;
+
+namespace lungvol {
+namespace {
+
+std::string cmd(const std::string& args) { return "'" + test::lungvol_binary() + "' " + args; }
+
+TEST(AnalyzeCli, CipDicomWritesEveryOutputWithTheDesignSchema) {
+  const std::string out = test::temp_dir("analyze_cip");
+  const std::string log = out + ".log";
+  ASSERT_EQ(test::run_command(cmd("analyze '" +
+                                  test::shared_data("cip-chest-imaging-platform/ct-64Dicom") +
+                                  "' -o '" + out + "'"),
+                              log),
+            0)
+      << read_text_file(log);
+  for (const char* f : {"metrics.json", "measurements.csv", "histograms.csv", "lungs.nii.gz",
+                        "lesions.nii.gz", "qc_axial.png", "qc_coronal.png", "qc_sagittal.png",
+                        "seg.dcm", "sr.dcm"}) {
+    EXPECT_TRUE(fs::exists(out + "/" + f)) << f;
+  }
+  const auto m = nlohmann::json::parse(read_text_file(out + "/metrics.json"));
+  EXPECT_EQ(m.at("schema"), "lungvol.metrics/1");
+  EXPECT_EQ(m.at("input").at("n_slices"), 79);
+  EXPECT_EQ(m.at("input").at("sha256").get<std::string>().size(), 64u);
+  EXPECT_EQ(m.at("protocol").at("name"), "covid-ggo-solid");
+  for (const char* region : {"lungs", "right", "left"}) {
+    const auto& r = m.at("regions").at(region);
+    for (const char* k : {"volume_ml", "lesion_ml", "ggo_ml", "solid_ml", "lesion_pct", "ggo_pct",
+                          "solid_pct"}) {
+      EXPECT_TRUE(r.contains(k)) << region << "." << k;
+    }
+    for (const char* k : {"mean_hu", "median_hu", "sd_hu", "p15_hu", "laa950_pct", "haa_pct",
+                          "mass_g"}) {
+      EXPECT_TRUE(r.at("density").contains(k)) << region << ".density." << k;
+    }
+  }
+  for (const char* k : {"read", "segment", "measure", "write", "total"}) {
+    EXPECT_TRUE(m.at("timing_s").contains(k)) << k;
+  }
+  // CIP's reference: 4554 mL of lung (wholeLung-64.nrrd); densitometry sanity from SOURCE.md:
+  // 19.7 % below -950 HU inside the reference mask.
+  EXPECT_NEAR(m["regions"]["lungs"]["volume_ml"].get<double>(), 4554.2, 0.03 * 4554.2);
+  EXPECT_NEAR(m["regions"]["lungs"]["density"]["laa950_pct"].get<double>(), 19.7, 2.0);
+  // No temporary file is left behind.
+  for (const auto& e : fs::directory_iterator(out)) {
+    EXPECT_EQ(e.path().filename().string().find(".tmp"), std::string::npos) << e.path();
+  }
+}
+
+TEST(AnalyzeCli, ExitCodesNameTheProblem) {
+  const std::string out = test::temp_dir("analyze_err");
+  EXPECT_EQ(test::run_command(cmd("analyze /no/such/path -o '" + out + "/a'"), out + "/1.log"), 3);
+  EXPECT_NE(read_text_file(out + "/1.log").find("/no/such/path"), std::string::npos);
+  EXPECT_EQ(test::run_command(cmd("analyze '" +
+                                  test::shared_data("cip-chest-imaging-platform/ct-64.nrrd") +
+                                  "' -o '" + out + "/b' --protocol nonesuch"),
+                              out + "/2.log"),
+            5);
+  // A folder with no CT series.
+  fs::create_directories(out + "/empty");
+  std::ofstream(out + "/empty/readme.txt") << "not dicom";
+  EXPECT_EQ(test::run_command(cmd("analyze '" + out + "/empty' -o '" + out + "/c'"),
+                              out + "/3.log"),
+            4);
+  EXPECT_EQ(test::run_command(cmd("analyze"), out + "/4.log"), 2);
+  EXPECT_FALSE(fs::exists(out + "/c/metrics.json"));
+}
+
+}  // namespace
+}  // namespace lungvol
