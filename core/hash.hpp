@@ -24,7 +24,8 @@ class Sha256 {
 
 std::string sha256_hex(const std::string& bytes);
 std::string sha256_file(const std::string& path);  // throws Error(kInput) when unreadable
-// Hash over a set of files (sorted by path, content and relative name), e.g. a DICOM series.
+// Hash over a set of files, e.g. a DICOM series: SHA-256 of the files' hex digests in sorted
+// path order (files hashed in parallel).
 std::string sha256_files(std::vector<std::string> paths);
 
 }  // namespace lungvol

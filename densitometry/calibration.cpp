@@ -104,6 +104,8 @@ MaskImage outside_air_mask(const CtImage& ct, const CalibrationParams& p) {
   Geometry sg = g;
   sg.size[2] = 1;
   const double margin2 = p.body_margin_mm * p.body_margin_mm;
+  constexpr std::size_t kMaxSlices = 24;
+  const std::size_t slice_step = std::max<std::size_t>(1, (nz + kMaxSlices - 1) / kMaxSlices);
   // Slices are independent: one per thread. The distance transform's own parallel regions are
   // nested here and run single-threaded, which avoids a fork/join per slice.
 #pragma omp parallel
@@ -111,9 +113,12 @@ MaskImage outside_air_mask(const CtImage& ct, const CalibrationParams& p) {
     std::vector<std::size_t> stack;
     MaskImage not_air(sg, 0);
     std::vector<std::uint8_t> reach(sxy);
-#pragma omp for schedule(dynamic, 2)
+#pragma omp for schedule(dynamic, 1)
     for (std::ptrdiff_t kk = 0; kk < std::ptrdiff_t(nz); ++kk) {
       const std::size_t k = std::size_t(kk);
+      // Air statistics need thousands of voxels, not every slice: sample up to
+      // kMaxSlices evenly spaced slices (the distance transform per slice is the cost).
+      if (k % slice_step != 0) continue;
       const std::int16_t* c = ct.data.data() + k * sxy;
       for (std::size_t q = 0; q < sxy; ++q) reach[q] = c[q] < p.air_max_hu ? 1 : 0;
       mark_border_connected(reach.data(), nx, ny, stack);

@@ -28,7 +28,8 @@ struct Region2d {
 
 }  // namespace
 
-AirwayResult segment_airway(const CtImage& ct, const MaskImage& air, const LungParams&) {
+AirwayResult segment_airway(const CtImage& ct, const MaskImage& air, double midline_i,
+                            const LungParams&) {
   const Geometry& g = ct.geom;
   const std::size_t nx = g.size[0], ny = g.size[1], nz = g.size[2], sxy = nx * ny;
   const double pixel_mm2 = g.spacing[0] * g.spacing[1];
@@ -73,9 +74,7 @@ AirwayResult segment_airway(const CtImage& ct, const MaskImage& air, const LungP
   std::ptrdiff_t k = k_first;
   for (; k >= 0 && k < std::ptrdiff_t(nz); k += step) {
     std::fill(seen.begin(), seen.end(), 0);
-    // Body extent in x on this slice, from the air mask's complement is not available here:
-    // use the image centre band, where the trachea lies in any chest CT.
-    const double centre = double(nx) / 2.0;
+    const double centre = midline_i;
     Region2d best;
     double best_dist = 1e30;
     for (std::size_t q = 0; q < sxy; ++q) {

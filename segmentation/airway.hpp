@@ -15,8 +15,9 @@ struct AirwayResult {
   bool carina_found = false;
 };
 
-// `air` is the inside-the-body air mask (lungs + airways); the trachea is the central small
-// region in the most cranial slices.
-AirwayResult segment_airway(const CtImage& ct, const MaskImage& air, const LungParams& p);
+// `air` is the inside-the-body air mask (lungs + airways); the trachea is the small region
+// within 40 mm of the body's midline (index `midline_i` along i) in the most cranial slices.
+AirwayResult segment_airway(const CtImage& ct, const MaskImage& air, double midline_i,
+                            const LungParams& p);
 
 }  // namespace lungvol::seg

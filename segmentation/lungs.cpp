@@ -44,6 +44,11 @@ std::vector<Blob> describe(const Components& c, double midline_x) {
   std::vector<std::array<double, 3>> sum(c.sizes.size(), {0, 0, 0});
   std::vector<std::uint64_t> left(c.sizes.size(), 0);
   const Geometry& g = c.labels.geom;
+  // Physical x is linear in the index: x = x0 + dxi*i + dxj*j + dxk*k.
+  const double x0 = g.origin[0];
+  const double dxi = g.direction[0] * g.spacing[0];
+  const double dxj = g.direction[1] * g.spacing[1];
+  const double dxk = g.direction[2] * g.spacing[2];
   std::size_t n = 0;
   for (std::size_t k = 0; k < g.size[2]; ++k) {
     for (std::size_t j = 0; j < g.size[1]; ++j) {
@@ -53,7 +58,7 @@ std::vector<Blob> describe(const Components& c, double midline_x) {
         sum[id][0] += double(i);
         sum[id][1] += double(j);
         sum[id][2] += double(k);
-        if (g.to_physical(double(i), double(j), double(k))[0] > midline_x) ++left[id];
+        if (x0 + dxi * double(i) + dxj * double(j) + dxk * double(k) > midline_x) ++left[id];
       }
     }
   }
@@ -205,8 +210,9 @@ void fill_lung_holes(MaskImage& lung, const LabelImage& labels, int superior) {
   }
 }
 
-// Majority-vote downsampling of a mask by integer factors (the coarse grid of the closing).
-MaskImage downsample(const MaskImage& m, const std::array<std::size_t, 3>& f) {
+// Downsampling of a mask by integer factors (the coarse grid of the closing): a coarse voxel is
+// set by majority vote, or when `any` of its fine voxels is set.
+MaskImage downsample(const MaskImage& m, const std::array<std::size_t, 3>& f, bool any) {
   Geometry g = m.geom;
   for (int a = 0; a < 3; ++a) {
     g.size[a] = (m.geom.size[a] + f[a] - 1) / f[a];
@@ -225,7 +231,9 @@ MaskImage downsample(const MaskImage& m, const std::array<std::size_t, 3>& f) {
       }
     }
   }
-  for (std::size_t n = 0; n < out.size(); ++n) out[n] = 2 * count[n] >= total[n] && count[n];
+  for (std::size_t n = 0; n < out.size(); ++n) {
+    out[n] = any ? count[n] > 0 : (2 * count[n] >= total[n] && count[n] > 0);
+  }
   return out;
 }
 
@@ -276,54 +284,64 @@ std::size_t include_dense_tissue(const CtImage& ct, LabelImage& labels, std::uin
                                  bool medial_plus_i, const LungParams& p) {
   const Box box = bounding_box(labels, lung, p.closing_radius_mm + 2.0);
   if (box.empty()) return 0;
+  Stopwatch dsw;
   const LabelImage sub = crop(labels, box);
   MaskImage grown(sub.geom, 0);
   for (std::size_t n = 0; n < grown.size(); ++n) grown[n] = sub[n] == lung;
   const int superior = superior_step(sub.geom);
   fill_lung_holes(grown, sub, superior);
+  log::debug("dense: crop+holes {:.2f}", dsw.lap());
   if (p.closing_radius_mm > 0) {
     std::array<std::size_t, 3> f{1, 1, 1};
     for (int a = 0; a < 3; ++a) {
       f[a] = std::max<std::size_t>(1, std::size_t(std::floor(kCoarseMm / sub.geom.spacing[a])));
     }
-    const MaskImage coarse = downsample(grown, f);
+    const MaskImage coarse = downsample(grown, f, false);
     MaskImage bay = close(coarse, p.closing_radius_mm);
     for (std::size_t n = 0; n < bay.size(); ++n) bay[n] = bay[n] && !coarse[n];
+    log::debug("dense: closing {:.2f}", dsw.lap());
     const CtImage sub_ct = crop(ct, box);
     const MaskImage sub_out = crop(outside, box);
-    const MaskImage sub_airway = crop(airway, box);
-    const auto hilum_d2 = squared_distance_to(sub_airway);
-    // Bays are admitted only along the chest wall: near bone (ribs, spine, sternum).
-    const double wall_mm = p.chest_wall_mm;
+    // Distances to the main bronchi (hilum) and to bone (chest wall) only gate whole bays, so
+    // the coarse grid is precise enough and four times cheaper.
     MaskImage bone(sub.geom, 0);
     for (std::size_t n = 0; n < bone.size(); ++n) {
       bone[n] = sub_ct[n] >= p.bone_min_hu && sub[n] == labels::kBackground;
     }
-    const auto bone_d2 = squared_distance_to(bone);
-    const float wall2 = float(wall_mm * wall_mm);
+    const auto bone_d2 = squared_distance_to(downsample(bone, f, true));
+    const auto hilum_d2 = squared_distance_to(downsample(crop(airway, box), f, true));
+    const float wall2 = float(p.chest_wall_mm * p.chest_wall_mm);
     const float hilum2 = float(kHilumMm * kHilumMm);
     const Geometry& g = sub.geom;
     const Geometry& cg = bay.geom;
+    for (std::size_t c = 0; c < bay.size(); ++c) {
+      bay[c] = bay[c] && bone_d2[c] <= wall2 && hilum_d2[c] > hilum2;
+    }
+    log::debug("dense: edts {:.2f}", dsw.lap());
     MaskImage admit(g, 0);
-    for (std::size_t k = 0; k < g.size[2]; ++k) {
+#pragma omp parallel for schedule(dynamic, 4)
+    for (std::ptrdiff_t kk = 0; kk < std::ptrdiff_t(g.size[2]); ++kk) {
+      const std::size_t k = std::size_t(kk);
       const SliceExtent e = slice_extent(grown, k);
       if (e.empty) continue;
       for (std::size_t j = 0; j < g.size[1]; ++j) {
         for (std::size_t i = 0; i < g.size[0]; ++i) {
           const std::size_t n = g.index(i, j, k);
           if (grown[n] || !bay[cg.index(i / f[0], j / f[1], k / f[2])]) continue;
-          if (sub_ct[n] >= p.fill_max_hu || sub_out[n] || hilum_d2[n] <= hilum2) continue;
-          if (bone_d2[n] > wall2) continue;
+          if (sub_ct[n] >= p.fill_max_hu || sub_out[n]) continue;
           if (e.in_hilum(i, j, medial_plus_i)) continue;
           admit[n] = 1;
         }
       }
     }
+    log::debug("dense: admit {:.2f}", dsw.lap());
     drop_regions_on_tissue(admit, grown, sub, superior);
+    log::debug("dense: drop {:.2f}", dsw.lap());
     for (std::size_t n = 0; n < admit.size(); ++n) {
       if (admit[n]) grown[n] = 1;
     }
     fill_lung_holes(grown, sub, superior);
+    log::debug("dense: holes2 {:.2f}", dsw.lap());
   }
   std::size_t added = 0;
   MaskImage m(sub.geom, 0);
@@ -343,19 +361,51 @@ std::size_t include_dense_tissue(const CtImage& ct, LabelImage& labels, std::uin
 
 int superior_step(const Geometry& g) { return g.direction[8] >= 0 ? 1 : -1; }
 
+namespace {
+LungSegmentation segment_in_box(const CtImage& ct, MaskImage& air, const MaskImage& outside,
+                                double midline, const LungParams& p);
+}  // namespace
+
 LungSegmentation segment_lungs(const CtImage& ct, const LungParams& p) {
-  LungSegmentation result;
   const Geometry& g = ct.geom;
-  const double voxel_ml = g.voxel_volume_ml();
   Stopwatch sw;
   const MaskImage outside = outside_air(ct, p.air_max_hu);
-  log::debug("lungs: outside air {:.2f} s", sw.lap());
-
+  const double midline = body_midline_x(outside);
   MaskImage air(g, 0);
 #pragma omp parallel for schedule(static)
   for (std::ptrdiff_t n = 0; n < std::ptrdiff_t(ct.size()); ++n) {
     air[n] = ct[n] < p.air_max_hu && !outside[n];
   }
+  log::debug("lungs: outside air {:.2f} s", sw.lap());
+  // Everything after this works inside the box around the air spaces (plus the closing's
+  // reach): about half of a typical field of view.
+  const Box box = bounding_box(air, std::uint8_t(0), p.closing_radius_mm + 10.0);
+  if (box.empty()) {
+    throw Error(ExitCode::kProcessing, "no air-filled region found inside the body");
+  }
+  const CtImage sub_ct = crop(ct, box);
+  MaskImage sub_air = crop(air, box);
+  const MaskImage sub_out = crop(outside, box);
+  LungSegmentation result = segment_in_box(sub_ct, sub_air, sub_out, midline, p);
+  LabelImage full(g, labels::kBackground);
+  const Geometry& sg = result.lungs.geom;
+  for (std::size_t k = 0; k < sg.size[2]; ++k) {
+    for (std::size_t j = 0; j < sg.size[1]; ++j) {
+      const std::uint8_t* src = &result.lungs.at(0, j, k);
+      std::copy(src, src + sg.size[0], &full.at(box.lo[0], box.lo[1] + j, box.lo[2] + k));
+    }
+  }
+  result.lungs = std::move(full);
+  return result;
+}
+
+namespace {
+LungSegmentation segment_in_box(const CtImage& ct, MaskImage& air, const MaskImage& outside,
+                                double midline, const LungParams& p) {
+  LungSegmentation result;
+  const Geometry& g = ct.geom;
+  const double voxel_ml = g.voxel_volume_ml();
+  Stopwatch sw;
   // Lungs and airways are one large connected air space; bowel gas and noise are small.
   remove_small_components(air, std::uint64_t(std::ceil(p.min_lung_ml / voxel_ml)));
   if (count_nonzero(air) == 0) {
@@ -366,7 +416,9 @@ LungSegmentation segment_lungs(const CtImage& ct, const LungParams& p) {
   }
 
   log::debug("lungs: air components {:.2f} s", sw.lap());
-  const AirwayResult airway = segment_airway(ct, air, p);
+  // The trachea is sought near the body's midline, in this box's index space.
+  const double midline_i = (midline - g.origin[0]) / (g.direction[0] * g.spacing[0]);
+  const AirwayResult airway = segment_airway(ct, air, midline_i, p);
   log::debug("lungs: airway {:.2f} s", sw.lap());
   for (const auto& w : airway.warnings) result.warnings.push_back(w);
   result.airway_ml = double(count_nonzero(airway.mask)) * voxel_ml;
@@ -374,7 +426,6 @@ LungSegmentation segment_lungs(const CtImage& ct, const LungParams& p) {
     if (airway.mask[n]) air[n] = 0;
   }
 
-  const double midline = body_midline_x(outside);
   Components comps = label_components(air);
   auto blobs = describe(comps, midline);
   const std::uint64_t min_vox = std::uint64_t(std::ceil(p.min_lung_ml / voxel_ml));
@@ -443,20 +494,12 @@ LungSegmentation segment_lungs(const CtImage& ct, const LungParams& p) {
     if (airway.mask[n]) lab[n] = labels::kAirway;
   }
   log::debug("lungs: left/right {:.2f} s", sw.lap());
-  // Medial is towards the other lung; in index space that is +i for the right lung when the
-  // right lung's mean i is the smaller one.
-  double sum_i[2] = {0, 0};
-  std::uint64_t cnt_i[2] = {0, 0};
-  for (std::size_t n = 0; n < lab.size(); ++n) {
-    if (lab[n] == labels::kRightLung || lab[n] == labels::kLeftLung) {
-      const int side = lab[n] == labels::kRightLung ? 0 : 1;
-      sum_i[side] += double(n % g.size[0]);
-      ++cnt_i[side];
-    }
-  }
+  // Medial is towards the other lung: in index space +i for the right lung when its
+  // bounding box lies at smaller i than the left lung's.
+  const Box right_box = bounding_box(lab, labels::kRightLung, 0.0);
+  const Box left_box = bounding_box(lab, labels::kLeftLung, 0.0);
   const bool right_medial_plus_i =
-      sum_i[0] / double(std::max<std::uint64_t>(1, cnt_i[0])) <
-      sum_i[1] / double(std::max<std::uint64_t>(1, cnt_i[1]));
+      right_box.lo[0] + right_box.hi[0] < left_box.lo[0] + left_box.hi[0];
   std::size_t added = 0;
   added += include_dense_tissue(ct, lab, labels::kRightLung, outside, airway.mask,
                                 right_medial_plus_i, p);
@@ -466,5 +509,6 @@ LungSegmentation segment_lungs(const CtImage& ct, const LungParams& p) {
   log::debug("lungs: dense tissue {:.2f} s", sw.lap());
   return result;
 }
+}  // namespace
 
 }  // namespace lungvol::seg

@@ -50,37 +50,71 @@ void edt_1d(const float* f, float* d, std::size_t n, double h, int* v, float* z)
   }
 }
 
-// Runs edt_1d along `axis` for every line of the volume, in place.
+// Runs edt_1d along `axis` for every line of the volume, in place. Lines along j and k are
+// strided in memory, so they are processed kBlock neighbouring lines at a time: gathering and
+// scattering whole cache lines instead of one float per cache line.
+constexpr std::size_t kBlock = 16;
+
 void edt_axis(std::vector<float>& a, const Geometry& g, int axis) {
   const std::size_t nx = g.size[0], ny = g.size[1], nz = g.size[2];
   const std::size_t n = g.size[axis];
-  const std::size_t stride = axis == 0 ? 1 : axis == 1 ? nx : nx * ny;
-  const std::size_t lines = g.voxel_count() / n;
+  const double h = g.spacing[axis];
+  if (axis == 0) {
+#pragma omp parallel
+    {
+      std::vector<float> out(n), z(n + 1);
+      std::vector<int> v(n);
+#pragma omp for schedule(static)
+      for (std::ptrdiff_t line = 0; line < std::ptrdiff_t(ny * nz); ++line) {
+        float* p = a.data() + std::size_t(line) * nx;
+        bool any_finite = false, any_nonzero = false;
+        for (std::size_t q = 0; q < n; ++q) {
+          any_finite |= p[q] != kInf;
+          any_nonzero |= p[q] != 0.0f;
+        }
+        if (!any_finite || !any_nonzero) continue;  // all infinite or all zero: unchanged
+        edt_1d(p, out.data(), n, h, v.data(), z.data());
+        std::copy(out.begin(), out.end(), p);
+      }
+    }
+    return;
+  }
+  // axis 1: lines indexed by (i, k), stride nx; axis 2: lines indexed by (i, j), stride nx*ny.
+  const std::size_t stride = axis == 1 ? nx : nx * ny;
+  const std::size_t outer = axis == 1 ? nz : ny;
+  const std::size_t outer_stride = axis == 1 ? nx * ny : nx;
+  const std::size_t blocks_per_row = (nx + kBlock - 1) / kBlock;
 #pragma omp parallel
   {
-    std::vector<float> in(n), out(n), z(n + 1);
+    std::vector<float> in(n * kBlock), out(n), z(n + 1);
     std::vector<int> v(n);
 #pragma omp for schedule(static)
-    for (std::ptrdiff_t line = 0; line < std::ptrdiff_t(lines); ++line) {
-      std::size_t base;
-      if (axis == 0) {
-        base = std::size_t(line) * nx;
-      } else if (axis == 1) {
-        base = (std::size_t(line) / nx) * nx * ny + std::size_t(line) % nx;
-      } else {
-        base = std::size_t(line);
-      }
-      bool any = false;
+    for (std::ptrdiff_t t = 0; t < std::ptrdiff_t(outer * blocks_per_row); ++t) {
+      const std::size_t o = std::size_t(t) / blocks_per_row;
+      const std::size_t i0 = (std::size_t(t) % blocks_per_row) * kBlock;
+      const std::size_t width = std::min(kBlock, nx - i0);
+      const std::size_t base = o * outer_stride + i0;
       for (std::size_t q = 0; q < n; ++q) {
-        in[q] = a[base + q * stride];
-        any |= in[q] != kInf;
+        const float* src = a.data() + base + q * stride;
+        for (std::size_t b = 0; b < width; ++b) in[b * n + q] = src[b];
       }
-      if (!any) continue;
-      edt_1d(in.data(), out.data(), n, g.spacing[axis], v.data(), z.data());
-      for (std::size_t q = 0; q < n; ++q) a[base + q * stride] = out[q];
+      for (std::size_t b = 0; b < width; ++b) {
+        float* line = in.data() + b * n;
+        bool any_finite = false, any_nonzero = false;
+        for (std::size_t q = 0; q < n; ++q) {
+          any_finite |= line[q] != kInf;
+          any_nonzero |= line[q] != 0.0f;
+        }
+        if (!any_finite || !any_nonzero) continue;
+        edt_1d(line, out.data(), n, h, v.data(), z.data());
+        std::copy(out.begin(), out.end(), line);
+      }
+      for (std::size_t q = 0; q < n; ++q) {
+        float* dst = a.data() + base + q * stride;
+        for (std::size_t b = 0; b < width; ++b) dst[b] = in[b * n + q];
+      }
     }
   }
-  (void)nz;
 }
 
 }  // namespace
@@ -170,22 +204,41 @@ void fill_holes_2d(MaskImage& mask) {
 template <class T>
 Box bounding_box(const Image<T>& image, T value, double margin_mm) {
   const Geometry& g = image.geom;
+  const std::size_t nx = g.size[0], ny = g.size[1], nz = g.size[2];
   Box b;
-  b.lo = {g.size[0], g.size[1], g.size[2]};
+  b.lo = {nx, ny, nz};
   b.hi = {0, 0, 0};
-  std::size_t n = 0;
-  for (std::size_t k = 0; k < g.size[2]; ++k) {
-    for (std::size_t j = 0; j < g.size[1]; ++j) {
-      for (std::size_t i = 0; i < g.size[0]; ++i, ++n) {
-        const bool hit = value == T{} ? image[n] != T{} : image[n] == value;
-        if (!hit) continue;
-        b.lo[0] = std::min(b.lo[0], i);
-        b.lo[1] = std::min(b.lo[1], j);
-        b.lo[2] = std::min(b.lo[2], k);
-        b.hi[0] = std::max(b.hi[0], i + 1);
-        b.hi[1] = std::max(b.hi[1], j + 1);
-        b.hi[2] = std::max(b.hi[2], k + 1);
+#pragma omp parallel
+  {
+    Box local;
+    local.lo = {nx, ny, nz};
+    local.hi = {0, 0, 0};
+#pragma omp for schedule(static)
+    for (std::ptrdiff_t kk = 0; kk < std::ptrdiff_t(nz); ++kk) {
+      const std::size_t k = std::size_t(kk);
+      for (std::size_t j = 0; j < ny; ++j) {
+        const T* row = &image.at(0, j, k);
+        std::size_t first = nx, last = 0;
+        for (std::size_t i = 0; i < nx; ++i) {
+          const bool hit = value == T{} ? row[i] != T{} : row[i] == value;
+          if (hit) {
+            if (first == nx) first = i;
+            last = i;
+          }
+        }
+        if (first == nx) continue;
+        local.lo[0] = std::min(local.lo[0], first);
+        local.hi[0] = std::max(local.hi[0], last + 1);
+        local.lo[1] = std::min(local.lo[1], j);
+        local.hi[1] = std::max(local.hi[1], j + 1);
+        local.lo[2] = std::min(local.lo[2], k);
+        local.hi[2] = std::max(local.hi[2], k + 1);
       }
+    }
+#pragma omp critical(lungvol_bounding_box)
+    for (int a = 0; a < 3; ++a) {
+      b.lo[a] = std::min(b.lo[a], local.lo[a]);
+      b.hi[a] = std::max(b.hi[a], local.hi[a]);
     }
   }
   if (b.empty()) return Box{};

@@ -373,7 +373,10 @@ std::vector<EndpointSpec> default_endpoints(const VisitTable& table) {
   for (const char* m : kCoreMetrics) {
     if (table.metric_index(m)) columns.emplace_back(m);
   }
+  // Volumes in mL (lung_ml, ...) describe the scan; they are not trial endpoints unless asked
+  // for with --endpoints.
   for (const auto& m : table.metrics) {
+    if (ends_with(m, "_ml")) continue;
     if (std::find(columns.begin(), columns.end(), m) == columns.end()) columns.push_back(m);
   }
   return endpoints_for(table, columns);

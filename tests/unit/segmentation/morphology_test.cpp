@@ -16,14 +16,15 @@ Geometry grid(std::size_t n, double sx, double sy, double sz) {
 }
 
 TEST(Distance, MatchesBruteForceOnAnisotropicGrid) {
-  const Geometry g = grid(9, 1.0, 0.5, 2.0);
+  // 37 voxels per side: more than one 16-line block along i, and a partial last block.
+  const Geometry g = grid(37, 1.0, 0.5, 2.0);
   MaskImage m(g, 0);
   m.at(2, 3, 4) = 1;
   m.at(7, 1, 0) = 1;
   const auto d = squared_distance_to(m);
-  for (std::size_t k = 0; k < 9; ++k) {
-    for (std::size_t j = 0; j < 9; ++j) {
-      for (std::size_t i = 0; i < 9; ++i) {
+  for (std::size_t k = 0; k < 37; ++k) {
+    for (std::size_t j = 0; j < 37; ++j) {
+      for (std::size_t i = 0; i < 37; ++i) {
         auto sq = [&](double a, double b, double c) {
           return std::pow(a * 1.0, 2) + std::pow(b * 0.5, 2) + std::pow(c * 2.0, 2);
         };

@@ -1,0 +1,286 @@
+#!/usr/bin/env bash
+# bench/run.sh — end-to-end benchmark of `lungvol analyze` against dcm2niix (issue #6).
+#
+#   bash bench/run.sh [--quick] [--runs N] [--skip-kernels]
+#
+# In one run on this machine it measures, median of N runs (N=5, --quick: 3):
+#   * `lungvol --threads 2 analyze` on POPI (real, 141 x 512 x 512) and on a 512 x 512 x 600
+#     phantom at 0.7 mm: wall time, per-stage times from metrics.json, peak RSS (/usr/bin/time -v);
+#   * `dcm2niix -z n` on the same series (the floor for reading DICOM) and `lungvol convert`
+#     (read + .nii write) for the read stage;
+#   * `--threads 1` on POPI for the parallel speed-up of the analyze stages;
+#   * analyze on phantoms of 150, 300 and 600 slices (same anatomy, slice spacing 2.8/1.4/0.7 mm)
+#     for time vs voxel count;
+#   * the Google Benchmark kernels (build-bench/bench/lungvol_bench_kernels), unless
+#     --skip-kernels.
+# It replaces the "## Results" section of docs/benchmarks.md and prints the summary table.
+#
+# Builds lungvol (Release, -DLUNGVOL_BUILD_BENCH=ON) in build-bench/ if needed. Phantoms are
+# generated once into build-bench/bench-cache/. Needs dcm2niix and GNU time (scripts/setup.sh;
+# `apt-get install -y dcm2niix time`). Environment: LUNGVOL_BENCH_BUILD (build folder),
+# LUNGVOL_POPI (POPI DICOM folder).
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+BUILD="${LUNGVOL_BENCH_BUILD:-$ROOT/build-bench}"
+POPI="${LUNGVOL_POPI:-$ROOT/../shared/data/popi-4dct-phase00-itkelastix/dicom}"
+RUNS=5
+QUICK=0
+KERNELS=1
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --quick) QUICK=1; RUNS=3 ;;
+    --runs) RUNS="$2"; shift ;;
+    --skip-kernels) KERNELS=0 ;;
+    -h|--help) sed -n '2,22p' "$0"; exit 0 ;;
+    *) echo "run.sh: unknown option $1" >&2; exit 2 ;;
+  esac
+  shift
+done
+
+for tool in dcm2niix /usr/bin/time python3; do
+  if ! command -v "$tool" >/dev/null; then
+    echo "run.sh: $tool is missing; install it with: apt-get install -y dcm2niix time python3" >&2
+    exit 1
+  fi
+done
+[ -d "$POPI" ] || { echo "run.sh: POPI data not found at $POPI (set LUNGVOL_POPI)" >&2; exit 1; }
+
+# --- build -------------------------------------------------------------------------------------
+if [ ! -f "$BUILD/CMakeCache.txt" ]; then
+  cmake -S "$ROOT" -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release -DLUNGVOL_BUILD_BENCH=ON \
+    -DLUNGVOL_BUILD_TESTS=OFF >/dev/null
+fi
+targets=(lungvol)
+[ "$KERNELS" = 1 ] && targets+=(lungvol_bench_kernels)
+cmake --build "$BUILD" -j2 --target "${targets[@]}" >/dev/null
+LUNGVOL="$BUILD/apps/lungvol"
+KBENCH="$BUILD/bench/lungvol_bench_kernels"
+
+WORK="$(mktemp -d /tmp/lungvol-bench.XXXXXX)"
+trap 'rm -rf "$WORK"' EXIT
+RECORDS="$WORK/records.tsv"   # input  kind  threads  run  wall_s  maxrss_kb  read lungs lesions measure write total
+: >"$RECORDS"
+
+# --- inputs ------------------------------------------------------------------------------------
+CACHE="$BUILD/bench-cache"
+mkdir -p "$CACHE"
+phantom() {  # phantom NZ SZ -> folder with dicom/
+  local nz="$1" sz="$2" dir="$CACHE/phantom-512x512x$1"
+  if [ "$(ls "$dir/dicom" 2>/dev/null | wc -l)" != "$nz" ]; then
+    echo "generating phantom 512x512x$nz (slice spacing $sz mm) ..." >&2
+    "$LUNGVOL" phantom -o "$dir" --size "512,512,$nz" --spacing "0.7,0.7,$sz" >/dev/null
+  fi
+  echo "$dir/dicom"
+}
+P600="$(phantom 600 0.7)"
+P300="$(phantom 300 1.4)"
+P150="$(phantom 150 2.8)"
+
+now() { date +%s.%N; }
+
+# run_cmd INPUT KIND THREADS RUN cmd... : one timed run, appended to RECORDS.
+run_cmd() {
+  local input="$1" kind="$2" threads="$3" run="$4"
+  shift 4
+  local t0 t1 rss
+  t0=$(now)
+  if ! /usr/bin/time -v -o "$WORK/time.txt" "$@" >"$WORK/out.log" 2>&1; then
+    echo "run.sh: failed: $*" >&2
+    tail -20 "$WORK/out.log" >&2
+    exit 1
+  fi
+  t1=$(now)
+  rss=$(awk -F': ' '/Maximum resident set size/ {print $2}' "$WORK/time.txt")
+  local stages="- - - - - -"
+  if [ "$kind" = analyze ]; then
+    stages=$(python3 -c '
+import json, sys
+t = json.load(open(sys.argv[1]))["timing_s"]
+print(" ".join(str(t.get(k, "-")) for k in ("read", "lungs", "lesions", "measure", "write", "total")))
+' "$WORK/out/metrics.json")
+  fi
+  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$input" "$kind" "$threads" "$run" \
+    "$(python3 -c "print(round($t1 - $t0, 3))")" "$rss" "${stages// /$'\t'}" >>"$RECORDS"
+}
+
+analyze() {  # analyze INPUT_NAME PATH THREADS RUN
+  rm -rf "$WORK/out"
+  run_cmd "$1" analyze "$3" "$4" "$LUNGVOL" --threads "$3" analyze "$2" -o "$WORK/out"
+}
+dcm2niix_run() {  # dcm2niix_run INPUT_NAME PATH RUN
+  rm -rf "$WORK/d2n" && mkdir -p "$WORK/d2n"
+  run_cmd "$1" dcm2niix 1 "$3" dcm2niix -z n -o "$WORK/d2n" -f volume "$2"
+}
+convert_run() {  # convert_run INPUT_NAME PATH RUN
+  rm -f "$WORK/volume.nii"
+  run_cmd "$1" convert 2 "$3" "$LUNGVOL" --threads 2 convert "$2" -o "$WORK/volume.nii"
+}
+
+# --- measurements (interleaved so that load from other users spreads over all of them) ---------
+echo "measuring, $RUNS runs each ..." >&2
+for run in $(seq 1 "$RUNS"); do
+  echo "  run $run/$RUNS" >&2
+  for name in popi p600; do
+    path="$POPI"; [ "$name" = p600 ] && path="$P600"
+    dcm2niix_run "$name" "$path" "$run"
+    convert_run "$name" "$path" "$run"
+    analyze "$name" "$path" 2 "$run"
+  done
+  analyze popi "$POPI" 1 "$run"
+  analyze p150 "$P150" 2 "$run"
+  analyze p300 "$P300" 2 "$run"
+done
+
+KJSON=""
+if [ "$KERNELS" = 1 ]; then
+  echo "running kernel micro-benchmarks ..." >&2
+  KJSON="$WORK/kernels.json"
+  min_time=0.5
+  [ "$QUICK" = 1 ] && min_time=0.1
+  "$KBENCH" --benchmark_min_time="$min_time" --benchmark_out="$KJSON" \
+    --benchmark_out_format=json >/dev/null
+fi
+
+# --- report ------------------------------------------------------------------------------------
+CPU="$(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo)"
+MACHINE="$(nproc) cores, ${CPU:-unknown CPU}, $(awk '/MemTotal/ {printf "%.1f GB RAM", $2/1048576}' /proc/meminfo)"
+LOAD="$(cut -d' ' -f1-3 /proc/loadavg)"
+COMMAND="bash bench/run.sh"; [ "$QUICK" = 1 ] && COMMAND="bash bench/run.sh --quick"
+VERSION="$("$LUNGVOL" --version 2>/dev/null | head -1 || true)"
+COMMIT="$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)"
+
+python3 - "$RECORDS" "$ROOT/docs/benchmarks.md" "$RUNS" "$MACHINE" "$LOAD" "$COMMAND" \
+  "$VERSION" "$COMMIT" "$KJSON" <<'PY'
+import datetime, json, os, statistics, sys
+records, doc, runs, machine, load, command, version, commit, kjson = sys.argv[1:10]
+rows = []
+for line in open(records):
+    f = line.rstrip("\n").split("\t")
+    rows.append(dict(input=f[0], kind=f[1], threads=int(f[2]), wall=float(f[4]), rss_kb=int(f[5]),
+                     stages={k: (None if v == "-" else float(v)) for k, v in
+                             zip(("read", "lungs", "lesions", "measure", "write", "total"), f[6:12])}))
+
+def sel(inp, kind, threads=None):
+    return [r for r in rows if r["input"] == inp and r["kind"] == kind and
+            (threads is None or r["threads"] == threads)]
+
+def med(rs, key):
+    vals = [r[key] if key in ("wall", "rss_kb") else r["stages"][key] for r in rs]
+    return statistics.median(vals) if vals else float("nan")
+
+VOXELS = {"popi": 512 * 512 * 141, "p600": 512 * 512 * 600, "p300": 512 * 512 * 300,
+          "p150": 512 * 512 * 150}
+NAMES = {"popi": "POPI 512x512x141 (real)", "p600": "phantom 512x512x600 @0.7 mm",
+         "p300": "phantom 512x512x300 @0.7x0.7x1.4", "p150": "phantom 512x512x150 @0.7x0.7x2.8"}
+out = []
+w = out.append
+w("## Results\n")
+w(f"Measured {datetime.datetime.now():%Y-%m-%d %H:%M} with `{command}` (median of {runs} runs), "
+  f"lungvol {version or '?'} at commit {commit}.  ")
+w(f"Machine: {machine}; load average at the end {load}. The machine is shared with other "
+  "engineers building and testing at the same time, so absolute times carry noise of several "
+  "percent (and more for the 2-thread figures); the ratios are measured side by side, "
+  "interleaved run by run.\n")
+
+w("### End to end (`lungvol --threads 2 analyze`, all outputs) vs dcm2niix\n")
+w("| input | dcm2niix -z n (s) | lungvol convert (s) | analyze wall (s) | read | lungs | lesions | measure | write | peak RSS (MB) | RSS bytes/voxel |")
+w("|---|---|---|---|---|---|---|---|---|---|---|")
+for inp in ("popi", "p600"):
+    a = sel(inp, "analyze", 2)
+    w(f"| {NAMES[inp]} | {med(sel(inp, 'dcm2niix'), 'wall'):.2f} | {med(sel(inp, 'convert'), 'wall'):.2f} | "
+      f"{med(a, 'wall'):.2f} | " + " | ".join(f"{med(a, k):.2f}" for k in ("read", "lungs", "lesions", "measure", "write")) +
+      f" | {med(a, 'rss_kb') / 1024:.0f} | {med(a, 'rss_kb') * 1024 / VOXELS[inp]:.1f} |")
+w("")
+
+d2n_popi = med(sel("popi", "dcm2niix"), "wall")
+a_popi = sel("popi", "analyze", 2)
+ratio_total = med(a_popi, "wall") / d2n_popi
+ratio_read = med(a_popi, "read") / d2n_popi
+ratio_conv = med(sel("popi", "convert"), "wall") / d2n_popi
+d2n_p600 = med(sel("p600", "dcm2niix"), "wall")
+a_p600 = sel("p600", "analyze", 2)
+ratio_read_p600 = med(a_p600, "read") / d2n_p600
+bpv = med(a_p600, "rss_kb") * 1024 / VOXELS["p600"]
+t1, t2 = sel("popi", "analyze", 1), a_popi
+par = ("lungs", "lesions", "measure")
+s1 = sum(med(t1, k) for k in par)
+s2 = sum(med(t2, k) for k in par)
+speed = s1 / s2
+w("### Threads (POPI, `--threads 1` vs `--threads 2`)\n")
+w("| stage | 1 thread (s) | 2 threads (s) | speed-up |")
+w("|---|---|---|---|")
+for k in ("read", "lungs", "lesions", "measure", "write", "total"):
+    w(f"| {k} | {med(t1, k):.2f} | {med(t2, k):.2f} | {med(t1, k) / max(med(t2, k), 1e-9):.2f} |")
+w(f"| lungs + lesions + measure | {s1:.2f} | {s2:.2f} | {speed:.2f} |\n")
+
+w("### Time vs voxel count (phantoms, same anatomy, 2 threads)\n")
+w("| input | voxels (M) | analyze wall (s) | lungs + lesions + measure (s) | ns/voxel (wall) | ns/voxel (compute) | peak RSS bytes/voxel |")
+w("|---|---|---|---|---|---|---|")
+for inp in ("p150", "p300", "p600"):
+    a = sel(inp, "analyze", 2)
+    comp = sum(med(a, k) for k in par)
+    w(f"| {NAMES[inp]} | {VOXELS[inp] / 1e6:.1f} | {med(a, 'wall'):.2f} | {comp:.2f} | "
+      f"{med(a, 'wall') * 1e9 / VOXELS[inp]:.0f} | {comp * 1e9 / VOXELS[inp]:.0f} | "
+      f"{med(a, 'rss_kb') * 1024 / VOXELS[inp]:.1f} |")
+w("")
+
+def verdict(ok):
+    return "**met**" if ok else "**not met**"
+w("### Targets (issue #6)\n")
+w("| target | measured | |")
+w("|---|---|---|")
+w(f"| analyze on POPI ≤ 20 x dcm2niix wall time | {ratio_total:.1f} x ({med(a_popi, 'wall'):.2f} s vs {d2n_popi:.2f} s) | {verdict(ratio_total <= 20)} |")
+w(f"| read stage ≤ 2 x dcm2niix | POPI {ratio_read:.2f} x, phantom 600 {ratio_read_p600:.2f} x (`lungvol convert` incl. .nii write: {ratio_conv:.2f} x) | {verdict(max(ratio_read, ratio_read_p600) <= 2)} |")
+w(f"| peak memory ≤ 8 bytes/voxel at 512x512x600 | {bpv:.1f} bytes/voxel ({med(a_p600, 'rss_kb') / 1024:.0f} MB) | {verdict(bpv <= 8)} |")
+w(f"| thread speed-up ≥ 1.7 x on parallel stages | {speed:.2f} x (lungs + lesions + measure, POPI) | {verdict(speed >= 1.7)} |")
+w("")
+
+if kjson and os.path.exists(kjson):
+    k = json.load(open(kjson))
+    w("### Kernels (`build-bench/bench/lungvol_bench_kernels`)\n")
+    label = next((b.get("label") for b in k["benchmarks"] if b.get("label")), "POPI")
+    w(f"Inputs: the {label} scan (512 x 512 x 141) and the masks the pipeline derives from it; "
+      "`/1`, `/2` = OpenMP threads. Real time per call.\n")
+    w("| kernel | time | throughput |")
+    w("|---|---|---|")
+    for b in k["benchmarks"]:
+        if b.get("error_occurred"):
+            w(f"| {b['name']} | error: {b.get('error_message', '')} | |")
+            continue
+        unit = b.get("time_unit", "ns")
+        thr = ""
+        if "items_per_second" in b:
+            thr = f"{b['items_per_second'] / 1e6:.0f} Mvoxel/s"
+        if "bytes_per_second" in b:
+            thr = f"{b['bytes_per_second'] / 2**20:.0f} MiB/s"
+        w(f"| {b['name'].replace('BM_', '')} | {b['real_time']:.1f} {unit} | {thr} |")
+    w("")
+
+section = "\n".join(out)
+intro = """# Benchmarks
+
+How fast `lungvol analyze` is, against `dcm2niix` (the floor for reading a DICOM series), and
+where its time goes. Reproduce on any machine with the Debian packages of `scripts/setup.sh`
+and the shared data (`../shared/data/popi-4dct-phase00-itkelastix`):
+
+    bash bench/run.sh            # 5 runs per figure, ~30 min on 2 cores
+    bash bench/run.sh --quick    # 3 runs per figure, fewer kernel repetitions
+
+The script builds Release into `build-bench/`, generates the phantoms once into
+`build-bench/bench-cache/`, and rewrites the "Results" section below. The micro-benchmarks alone:
+`build-bench/bench/lungvol_bench_kernels` (target `lungvol_bench_kernels`, configure with
+`-DLUNGVOL_BUILD_BENCH=ON`).
+
+"""
+text = open(doc).read() if os.path.exists(doc) else intro
+if "## Results" in text:
+    head, _, rest = text.partition("## Results")
+    nxt = rest.find("\n## ")
+    tail = rest[nxt + 1:] if nxt >= 0 else ""
+    text = head + section + ("\n" + tail if tail else "")
+else:
+    text = text.rstrip("\n") + "\n\n" + section
+open(doc, "w").write(text)
+print(section)
+PY
