@@ -29,6 +29,13 @@ Action add_analyze_command(CLI::App& app, const GlobalOptions&) {
          [opt](const std::string&) { opt->calibrate_air = true; },
          "'air': correct HU so that outside air reads -1000 HU before measuring")
       ->check(CLI::IsMember({"air"}));
+  cmd->add_option("--lungs-mask", opt->lungs_mask,
+                  "use this lung mask instead of segmenting (NIfTI/NRRD/MHA: 0/1 or 1 right, "
+                  "2 left, 3 airway; or a DICOM SEG written by lungvol)")
+      ->check(CLI::ExistingFile);
+  cmd->add_option("--lesions-mask", opt->lesions_mask,
+                  "use this lesion mask (0/1: split by the protocol; or 1 ground-glass, 2 solid)")
+      ->check(CLI::ExistingFile);
   cmd->add_flag("--no-dicom", [opt](std::int64_t) { opt->write_dicom = false; },
                 "do not write the DICOM SEG and SR objects");
   cmd->add_flag("--json", *json, "print metrics.json to stdout instead of the summary");

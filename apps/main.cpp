@@ -36,6 +36,7 @@ int main(int argc, char** argv) {
   add(app::add_sweep_command);
   add(app::add_endpoint_command);
   add(app::add_export_command);
+  add(app::add_report_command);
 
   try {
     app.parse(argc, argv);

@@ -150,9 +150,18 @@ Manifest parse_manifest(const std::string& csv_text, const std::string& source,
                                "' already listed on line " + std::to_string(seen[key]));
     }
     seen[key] = e.line;
-    const fs::path p(e.path);
-    e.full_path = p.is_absolute() ? p.lexically_normal().string()
-                                  : (fs::path(base_dir) / p).lexically_normal().string();
+    const auto resolve = [&](const std::string& rel) {
+      if (rel.empty()) return std::string{};
+      const fs::path p(rel);
+      return p.is_absolute() ? p.lexically_normal().string()
+                             : (fs::path(base_dir) / p).lexically_normal().string();
+    };
+    e.full_path = resolve(e.path);
+    e.lungs_mask = resolve(cell(row, "lungs_mask"));
+    e.lesions_mask = resolve(cell(row, "lesions_mask"));
+    if (!e.lesions_mask.empty() && e.lungs_mask.empty()) {
+      fail(source, e.line, "lesions_mask needs lungs_mask on the same row");
+    }
     m.entries.push_back(std::move(e));
   }
   if (m.entries.empty()) fail(source, 2, "manifest has a header but no scans");

@@ -17,6 +17,8 @@ struct ManifestEntry {
   std::string full_path;  // resolved: relative paths against the manifest's folder
   std::optional<double> visit_day;
   std::string series_uid, site, population;
+  // Reviewer-corrected masks (optional), resolved like `path`; used instead of segmenting.
+  std::string lungs_mask, lesions_mask;
 };
 
 struct Manifest {
@@ -25,8 +27,8 @@ struct Manifest {
   std::vector<ManifestEntry> entries;
 };
 
-// Columns subject_id, arm, visit, path (required); visit_day, series_uid, site, population
-// (optional); other columns are ignored. Every visit must be in `schedule`; a subject is in one
+// Columns subject_id, arm, visit, path (required); visit_day, series_uid, site, population,
+// lungs_mask, lesions_mask (optional); other columns are ignored. Every visit must be in `schedule`; a subject is in one
 // arm; a subject x visit appears once; ids are usable as folder names. Errors are
 // Error(kUsage) "<source>:<line>: <problem>".
 Manifest parse_manifest(const std::string& csv_text, const std::string& source,

@@ -63,6 +63,14 @@ namespace {
 
 // The hash load_ct() will record, computed without decoding pixels: lets a rerun skip a scan
 // whose input has not changed. "" when it cannot be computed (the scan is then analyzed).
+// With reviewer masks the scan's identity covers them too, so a corrected mask re-runs it.
+std::string with_masks(const std::string& image_hash, const ManifestEntry& e) {
+  if (e.lungs_mask.empty()) return image_hash;
+  std::string key = image_hash + "\nlungs_mask " + sha256_file(e.lungs_mask);
+  if (!e.lesions_mask.empty()) key += "\nlesions_mask " + sha256_file(e.lesions_mask);
+  return sha256_hex(key);
+}
+
 std::string input_hash(const std::string& path, const std::string& series_uid) {
   try {
     std::error_code ec;
@@ -175,7 +183,7 @@ void process(const ManifestEntry& e, Job& job) {
     const auto prior = job.store.find_scan(e.subject_id, e.visit);
     if (prior && prior->status == "ok" && prior->protocol_sha256 == job.protocol.sha256 &&
         prior->software_version == kSoftwareVersion && !prior->input_sha256.empty() &&
-        input_hash(e.full_path, e.series_uid) == prior->input_sha256) {
+        with_masks(input_hash(e.full_path, e.series_uid), e) == prior->input_sha256) {
       ++job.skipped;
       job.progress.scan_done(e, "skipped (done)", seconds());
       return;
@@ -188,11 +196,13 @@ void process(const ManifestEntry& e, Job& job) {
     o.outdir = rec.outdir;
     o.protocol = job.protocol.source_path;
     o.read.series_uid = e.series_uid;
+    o.lungs_mask = e.lungs_mask;
+    o.lesions_mask = e.lesions_mask;
     o.write_label_maps = job.options.write_label_maps;
     o.write_qc_images = job.options.write_qc_images;
     const pipeline::Analysis a = pipeline::analyze(o);
     rec.series_uid = a.input.series.series_instance_uid;
-    rec.input_sha256 = a.input.sha256;
+    rec.input_sha256 = with_masks(a.input.sha256, e);
     rec.study_date = a.input.series.study_date;
     rec.analyzed_at = a.analyzed_at;
     rec.timing_s = a.timings.total_s;

@@ -59,7 +59,8 @@ KBENCH="$BUILD/bench/lungvol_bench_kernels"
 
 WORK="$(mktemp -d /tmp/lungvol-bench.XXXXXX)"
 trap 'rm -rf "$WORK"' EXIT
-RECORDS="$WORK/records.tsv"   # input  kind  threads  run  wall_s  maxrss_kb  read lungs lesions measure write total
+# input kind threads run wall_s maxrss_kb read lungs lesions measure write total cpu_s
+RECORDS="$WORK/records.tsv"
 : >"$RECORDS"
 
 # --- inputs ------------------------------------------------------------------------------------
@@ -83,7 +84,7 @@ now() { date +%s.%N; }
 run_cmd() {
   local input="$1" kind="$2" threads="$3" run="$4"
   shift 4
-  local t0 t1 rss
+  local t0 t1 rss cpu
   t0=$(now)
   if ! /usr/bin/time -v -o "$WORK/time.txt" "$@" >"$WORK/out.log" 2>&1; then
     echo "run.sh: failed: $*" >&2
@@ -92,6 +93,7 @@ run_cmd() {
   fi
   t1=$(now)
   rss=$(awk -F': ' '/Maximum resident set size/ {print $2}' "$WORK/time.txt")
+  cpu=$(awk -F': ' '/User time|System time/ {s += $2} END {print s}' "$WORK/time.txt")
   local stages="- - - - - -"
   if [ "$kind" = analyze ]; then
     stages=$(python3 -c '
@@ -100,8 +102,8 @@ t = json.load(open(sys.argv[1]))["timing_s"]
 print(" ".join(str(t.get(k, "-")) for k in ("read", "lungs", "lesions", "measure", "write", "total")))
 ' "$WORK/out/metrics.json")
   fi
-  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$input" "$kind" "$threads" "$run" \
-    "$(python3 -c "print(round($t1 - $t0, 3))")" "$rss" "${stages// /$'\t'}" >>"$RECORDS"
+  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$input" "$kind" "$threads" "$run" \
+    "$(python3 -c "print(round($t1 - $t0, 3))")" "$rss" "${stages// /$'\t'}" "$cpu" >>"$RECORDS"
 }
 
 analyze() {  # analyze INPUT_NAME PATH THREADS RUN
@@ -118,6 +120,7 @@ convert_run() {  # convert_run INPUT_NAME PATH RUN
 }
 
 # --- measurements (interleaved so that load from other users spreads over all of them) ---------
+LOAD_START="$(cut -d' ' -f1-3 /proc/loadavg)"
 echo "measuring, $RUNS runs each ..." >&2
 for run in $(seq 1 "$RUNS"); do
   echo "  run $run/$RUNS" >&2
@@ -148,25 +151,28 @@ MACHINE="$(nproc) cores, ${CPU:-unknown CPU}, $(awk '/MemTotal/ {printf "%.1f GB
 LOAD="$(cut -d' ' -f1-3 /proc/loadavg)"
 COMMAND="bash bench/run.sh"; [ "$QUICK" = 1 ] && COMMAND="bash bench/run.sh --quick"
 VERSION="$("$LUNGVOL" --version 2>/dev/null | head -1 || true)"
-COMMIT="$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)"
+COMMIT="$(git -C "$ROOT" describe --always --dirty 2>/dev/null || echo unknown)"
 
 python3 - "$RECORDS" "$ROOT/docs/benchmarks.md" "$RUNS" "$MACHINE" "$LOAD" "$COMMAND" \
-  "$VERSION" "$COMMIT" "$KJSON" <<'PY'
+  "$VERSION" "$COMMIT" "$KJSON" "$LOAD_START" "$(nproc)" <<'PY'
 import datetime, json, os, statistics, sys
-records, doc, runs, machine, load, command, version, commit, kjson = sys.argv[1:10]
+records, doc, runs, machine, load, command, version, commit, kjson, load_start, ncpu = sys.argv[1:12]
+ncpu = int(ncpu)
+busy = max(float(load.split()[0]), float(load_start.split()[0])) > ncpu
 rows = []
 for line in open(records):
     f = line.rstrip("\n").split("\t")
     rows.append(dict(input=f[0], kind=f[1], threads=int(f[2]), wall=float(f[4]), rss_kb=int(f[5]),
                      stages={k: (None if v == "-" else float(v)) for k, v in
-                             zip(("read", "lungs", "lesions", "measure", "write", "total"), f[6:12])}))
+                             zip(("read", "lungs", "lesions", "measure", "write", "total"), f[6:12])},
+                     cpu=float(f[12])))
 
 def sel(inp, kind, threads=None):
     return [r for r in rows if r["input"] == inp and r["kind"] == kind and
             (threads is None or r["threads"] == threads)]
 
 def med(rs, key):
-    vals = [r[key] if key in ("wall", "rss_kb") else r["stages"][key] for r in rs]
+    vals = [r[key] if key in ("wall", "rss_kb", "cpu") else r["stages"][key] for r in rs]
     return statistics.median(vals) if vals else float("nan")
 
 VOXELS = {"popi": 512 * 512 * 141, "p600": 512 * 512 * 600, "p300": 512 * 512 * 300,
@@ -177,19 +183,23 @@ out = []
 w = out.append
 w("## Results\n")
 w(f"Measured {datetime.datetime.now():%Y-%m-%d %H:%M} with `{command}` (median of {runs} runs), "
-  f"lungvol {version or '?'} at commit {commit}.  ")
-w(f"Machine: {machine}; load average at the end {load}. The machine is shared with other "
-  "engineers building and testing at the same time, so absolute times carry noise of several "
-  "percent (and more for the 2-thread figures); the ratios are measured side by side, "
-  "interleaved run by run.\n")
+  f"{version or 'lungvol ?'} at commit {commit}.  ")
+w(f"Machine: {machine}; load average (1, 5, 15 min) {load_start} at the start, {load} at the "
+  "end. The machine is shared with other engineers building and testing at the same time, so "
+  "absolute times carry noise; the ratios are measured side by side, interleaved run by run."
+  + (f" **The load exceeded the {ncpu} cores during this run: the processes were descheduled "
+     "part of the time, so wall times are inflated and the 2-thread speed-up cannot show; "
+     "the CPU-time column (user + sys) is the less load-sensitive figure.**" if busy else "")
+  + "\n")
 
 w("### End to end (`lungvol --threads 2 analyze`, all outputs) vs dcm2niix\n")
-w("| input | dcm2niix -z n (s) | lungvol convert (s) | analyze wall (s) | read | lungs | lesions | measure | write | peak RSS (MB) | RSS bytes/voxel |")
+w("| input | dcm2niix -z n wall / CPU (s) | lungvol convert wall / CPU (s) | analyze wall / CPU (s) | read | lungs | lesions | measure | write | peak RSS (MB) | RSS bytes/voxel |")
 w("|---|---|---|---|---|---|---|---|---|---|---|")
 for inp in ("popi", "p600"):
     a = sel(inp, "analyze", 2)
-    w(f"| {NAMES[inp]} | {med(sel(inp, 'dcm2niix'), 'wall'):.2f} | {med(sel(inp, 'convert'), 'wall'):.2f} | "
-      f"{med(a, 'wall'):.2f} | " + " | ".join(f"{med(a, k):.2f}" for k in ("read", "lungs", "lesions", "measure", "write")) +
+    d, c = sel(inp, 'dcm2niix'), sel(inp, 'convert')
+    w(f"| {NAMES[inp]} | {med(d, 'wall'):.2f} / {med(d, 'cpu'):.2f} | {med(c, 'wall'):.2f} / {med(c, 'cpu'):.2f} | "
+      f"{med(a, 'wall'):.2f} / {med(a, 'cpu'):.2f} | " + " | ".join(f"{med(a, k):.2f}" for k in ("read", "lungs", "lesions", "measure", "write")) +
       f" | {med(a, 'rss_kb') / 1024:.0f} | {med(a, 'rss_kb') * 1024 / VOXELS[inp]:.1f} |")
 w("")
 
@@ -212,7 +222,8 @@ w("| stage | 1 thread (s) | 2 threads (s) | speed-up |")
 w("|---|---|---|---|")
 for k in ("read", "lungs", "lesions", "measure", "write", "total"):
     w(f"| {k} | {med(t1, k):.2f} | {med(t2, k):.2f} | {med(t1, k) / max(med(t2, k), 1e-9):.2f} |")
-w(f"| lungs + lesions + measure | {s1:.2f} | {s2:.2f} | {speed:.2f} |\n")
+w(f"| lungs + lesions + measure | {s1:.2f} | {s2:.2f} | {speed:.2f} |")
+w(f"| CPU time (user + sys) / wall, whole run | {med(t1, 'cpu') / med(t1, 'wall'):.2f} | {med(t2, 'cpu') / med(t2, 'wall'):.2f} | |\n")
 
 w("### Time vs voxel count (phantoms, same anatomy, 2 threads)\n")
 w("| input | voxels (M) | analyze wall (s) | lungs + lesions + measure (s) | ns/voxel (wall) | ns/voxel (compute) | peak RSS bytes/voxel |")
@@ -233,7 +244,7 @@ w("|---|---|---|")
 w(f"| analyze on POPI ≤ 20 x dcm2niix wall time | {ratio_total:.1f} x ({med(a_popi, 'wall'):.2f} s vs {d2n_popi:.2f} s) | {verdict(ratio_total <= 20)} |")
 w(f"| read stage ≤ 2 x dcm2niix | POPI {ratio_read:.2f} x, phantom 600 {ratio_read_p600:.2f} x (`lungvol convert` incl. .nii write: {ratio_conv:.2f} x) | {verdict(max(ratio_read, ratio_read_p600) <= 2)} |")
 w(f"| peak memory ≤ 8 bytes/voxel at 512x512x600 | {bpv:.1f} bytes/voxel ({med(a_p600, 'rss_kb') / 1024:.0f} MB) | {verdict(bpv <= 8)} |")
-w(f"| thread speed-up ≥ 1.7 x on parallel stages | {speed:.2f} x (lungs + lesions + measure, POPI) | {verdict(speed >= 1.7)} |")
+w(f"| thread speed-up ≥ 1.7 x on parallel stages | {speed:.2f} x (lungs + lesions + measure, POPI) | {verdict(speed >= 1.7)}{' (machine overloaded: not conclusive)' if busy else ''} |")
 w("")
 
 if kjson and os.path.exists(kjson):
@@ -242,19 +253,32 @@ if kjson and os.path.exists(kjson):
     label = next((b.get("label") for b in k["benchmarks"] if b.get("label")), "POPI")
     w(f"Inputs: the {label} scan (512 x 512 x 141) and the masks the pipeline derives from it; "
       "`/1`, `/2` = OpenMP threads. Real time per call.\n")
-    w("| kernel | time | throughput |")
-    w("|---|---|---|")
+    w("| kernel | 1 thread | 2 threads | speed-up | throughput (1 thread) |")
+    w("|---|---|---|---|---|")
+    groups = {}
     for b in k["benchmarks"]:
-        if b.get("error_occurred"):
-            w(f"| {b['name']} | error: {b.get('error_message', '')} | |")
-            continue
-        unit = b.get("time_unit", "ns")
+        parts = [p for p in b["name"].replace("BM_", "").split("/")
+                 if p != "real_time" and not p.startswith("iterations:")]
+        threads = parts[-1] if parts[-1] in ("1", "2") else "1"
+        base = "/".join(parts[:-1] if parts[-1] in ("1", "2") else parts)
+        groups.setdefault(base, {})[threads] = b
+    for base, g in groups.items():
+        def cell(b):
+            if b is None:
+                return "", None
+            if b.get("error_occurred"):
+                return "error: " + b.get("error_message", ""), None
+            return f"{b['real_time']:.1f} {b.get('time_unit', 'ns')}", b["real_time"]
+        c1, t1k = cell(g.get("1"))
+        c2, t2k = cell(g.get("2"))
+        sp = f"{t1k / t2k:.2f}" if t1k and t2k else ""
+        b = g.get("1") or g.get("2")
         thr = ""
         if "items_per_second" in b:
             thr = f"{b['items_per_second'] / 1e6:.0f} Mvoxel/s"
         if "bytes_per_second" in b:
             thr = f"{b['bytes_per_second'] / 2**20:.0f} MiB/s"
-        w(f"| {b['name'].replace('BM_', '')} | {b['real_time']:.1f} {unit} | {thr} |")
+        w(f"| {base} | {c1} | {c2} | {sp} | {thr} |")
     w("")
 
 section = "\n".join(out)
@@ -264,8 +288,8 @@ How fast `lungvol analyze` is, against `dcm2niix` (the floor for reading a DICOM
 where its time goes. Reproduce on any machine with the Debian packages of `scripts/setup.sh`
 and the shared data (`../shared/data/popi-4dct-phase00-itkelastix`):
 
-    bash bench/run.sh            # 5 runs per figure, ~30 min on 2 cores
-    bash bench/run.sh --quick    # 3 runs per figure, fewer kernel repetitions
+    bash bench/run.sh            # 5 runs per figure, about 12 min on 2 idle cores
+    bash bench/run.sh --quick    # 3 runs per figure, fewer kernel repetitions, about 7 min
 
 The script builds Release into `build-bench/`, generates the phantoms once into
 `build-bench/bench-cache/`, and rewrites the "Results" section below. The micro-benchmarks alone:

@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "core/error.hpp"
+#include "core/labels.hpp"
 #include "core/fs.hpp"
 #include "core/log.hpp"
 #include "core/provenance.hpp"
@@ -38,10 +39,56 @@ std::vector<RegionResult> measure_regions(std::vector<vol::RegionHistograms> his
   return out;
 }
 
+namespace {
+bool is_lung(std::uint8_t v) { return v == labels::kRightLung || v == labels::kLeftLung; }
+
+// A given lesion mask as lungvol's lesion map. Binary masks are split by the protocol (voxels
+// outside the lesion band are not lesion); labelled ones are taken as they are. Either way
+// the lung voxels in the band outside the mask are "suppressed", so sweeps still work.
+seg::LesionSegmentation lesions_from_mask(const CtImage& ct, const LabelImage& lungs,
+                                          const GivenMask& mask, const LesionParams& p,
+                                          std::vector<std::string>& warnings) {
+  seg::LesionSegmentation out;
+  out.lesions = LabelImage(ct.geom, labels::kNoLesion);
+  out.suppressed = MaskImage(ct.geom, 0);
+  std::size_t outside = 0;
+  for (std::size_t n = 0; n < ct.size(); ++n) {
+    const std::uint8_t m = mask.labels[n];
+    if (m && !is_lung(lungs[n])) {
+      ++outside;
+      continue;
+    }
+    if (!is_lung(lungs[n])) continue;
+    const double hu = ct[n];
+    const bool in_band = hu >= p.low_hu() && hu < p.high_hu();
+    if (m && mask.labelled) {
+      out.lesions[n] = m;
+    } else if (m && in_band) {
+      out.lesions[n] = hu < p.split_hu() ? labels::kGroundGlass : labels::kSolid;
+    } else if (!m && in_band) {
+      out.suppressed[n] = 1;
+    }
+  }
+  if (outside) {
+    warnings.push_back(std::to_string(outside) + " voxels of the lesions mask '" + mask.path +
+                       "' lie outside the lungs and were ignored");
+  }
+  return out;
+}
+}  // namespace
+
 void segment_and_measure(Analysis& a) {
   CtImage& ct = a.input.image;
   Stopwatch sw;
-  a.lungs = seg::segment_lungs(ct, a.protocol.lung);
+  if (a.given_lungs) {
+    a.lungs = seg::LungSegmentation{};
+    a.lungs.lungs = a.given_lungs->labels;
+    a.lungs.airway_ml = 0;
+    for (auto v : a.lungs.lungs.data) a.lungs.airway_ml += v == labels::kAirway;
+    a.lungs.airway_ml *= ct.geom.voxel_volume_ml();
+  } else {
+    a.lungs = seg::segment_lungs(ct, a.protocol.lung);
+  }
   a.timings.lungs_s = sw.lap();
   // The air check needs the trachea; segmenting before a correction is safe because the lung
   // threshold (-500 HU) is far from air.
@@ -53,9 +100,16 @@ void segment_and_measure(Analysis& a) {
       a.warnings.push_back("--calibrate air not applied: " + a.air_correction.reason);
     }
   }
-  a.lesions = seg::segment_lesions(ct, a.lungs.lungs, a.protocol.lesion);
+  const bool labelled_lesions = a.given_lesions && a.given_lesions->labelled;
+  if (a.given_lesions) {
+    a.lesions = lesions_from_mask(ct, a.lungs.lungs, *a.given_lesions, a.protocol.lesion,
+                                  a.warnings);
+  } else {
+    a.lesions = seg::segment_lesions(ct, a.lungs.lungs, a.protocol.lesion);
+  }
   a.timings.lesions_s = sw.lap();
-  auto hist = vol::build_region_histograms(ct, a.lungs.lungs, a.lesions.suppressed);
+  auto hist = vol::build_region_histograms(ct, a.lungs.lungs, a.lesions.suppressed,
+                                           labelled_lesions ? &a.lesions.lesions : nullptr);
   a.regions = measure_regions(std::move(hist), a.protocol, ct.geom.voxel_volume_ml());
   a.timings.measure_s = sw.lap();
   for (const auto& w : a.lungs.warnings) a.warnings.push_back(w);
@@ -69,6 +123,18 @@ Analysis analyze(const AnalyzeOptions& options) {
   Stopwatch sw;
   a.input = io::load_ct(options.input, options.read);
   a.calibrate_air = options.calibrate_air;
+  if (!options.lungs_mask.empty()) {
+    a.given_lungs = load_lungs_mask(options.lungs_mask, a.input.image.geom, a.protocol.lung.min_lung_ml);
+    for (const auto& w : a.given_lungs->warnings) a.input.warnings.push_back(w);
+  }
+  if (!options.lesions_mask.empty()) {
+    if (!a.given_lungs) {
+      throw Error(ExitCode::kUsage, "--lesions-mask needs --lungs-mask: lesions are measured "
+                                    "inside lungs that a reviewer has seen");
+    }
+    a.given_lesions = load_lesions_mask(options.lesions_mask, a.input.image.geom);
+    for (const auto& w : a.given_lesions->warnings) a.input.warnings.push_back(w);
+  }
   a.timings.read_s = sw.lap();
   a.warnings = a.input.warnings;
   log::info("read {} ({} x {} x {} voxels) in {:.2f} s", options.input,
@@ -105,6 +171,11 @@ nlohmann::json region_json(const RegionResult& r) {
   return {{"volume_ml", v.volume_ml}, {"lesion_ml", v.lesion_ml}, {"ggo_ml", v.ggo_ml},
           {"solid_ml", v.solid_ml},   {"lesion_pct", v.lesion_pct}, {"ggo_pct", v.ggo_pct},
           {"solid_pct", v.solid_pct}, {"density", density},         {"classes", classes}};
+}
+
+nlohmann::json mask_json(const std::optional<GivenMask>& m) {
+  if (!m) return nullptr;
+  return {{"path", m->path}, {"sha256", m->sha256}, {"labelled", m->labelled}};
 }
 
 nlohmann::json stats_json(const dens::RegionStats& s) {
@@ -167,7 +238,11 @@ nlohmann::json metrics_json(const Analysis& a) {
         {"lesion_band_hu", {a.protocol.lesion.low_hu(), a.protocol.lesion.high_hu()}},
         {"split_hu", a.protocol.lesion.split_hu()}}},
       {"segmentation",
-       {{"airway_ml", a.lungs.airway_ml},
+       {{"lungs", a.given_lungs ? "given" : "computed"},
+        {"lesions", a.given_lesions ? "given" : "computed"},
+        {"lungs_mask", mask_json(a.given_lungs)},
+        {"lesions_mask", mask_json(a.given_lesions)},
+        {"airway_ml", a.lungs.airway_ml},
         {"dense_added_ml", a.lungs.dense_added_ml},
         {"lungs_touching", a.lungs.lungs_touching}}},
       {"calibration", calibration_json(a)},

@@ -1,6 +1,7 @@
 #pragma once
 // One scan from input to outputs: read, segment lungs and lesions, measure, write. The apps
 // `analyze` and `batch` are thin wrappers around this.
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -10,6 +11,7 @@
 #include "densitometry/calibration.hpp"
 #include "densitometry/density.hpp"
 #include "io/series.hpp"
+#include "pipeline/given_masks.hpp"
 #include "segmentation/lesions.hpp"
 #include "segmentation/lungs.hpp"
 #include "volumetry/volumes.hpp"
@@ -34,6 +36,8 @@ struct Analysis {
   seg::LesionSegmentation lesions;
   std::vector<RegionResult> regions;  // vol::region_names() order
   bool calibrate_air = false;         // --calibrate air: correct HU before measuring
+  std::optional<GivenMask> given_lungs;    // used instead of segmenting the lungs
+  std::optional<GivenMask> given_lesions;  // used instead of segmenting the lesions
   dens::CalibrationCheck calibration;
   dens::AirCorrection air_correction;
   Timings timings;
@@ -57,6 +61,8 @@ struct AnalyzeOptions {
   bool write_qc_images = true;
   bool write_dicom = true;  // seg.dcm + sr.dcm, when the input is a DICOM series
   bool calibrate_air = false;
+  std::string lungs_mask;    // given masks (file paths), used instead of segmenting
+  std::string lesions_mask;
 };
 
 Analysis analyze(const AnalyzeOptions& options);

@@ -27,9 +27,7 @@ std::string csv_escape(std::string_view field) {
   return out;
 }
 
-void CsvWriter::row(std::initializer_list<CsvField> fields) {
-  row(std::vector<CsvField>(fields));
-}
+void CsvWriter::row(std::initializer_list<CsvField> fields) { row(std::vector<CsvField>(fields)); }
 
 void CsvWriter::row(const std::vector<CsvField>& fields) {
   std::string line;

@@ -23,7 +23,9 @@ void put_u32(std::string& out, std::uint32_t v) {
 }
 
 std::uint32_t get_u32(const std::string& s, std::size_t pos) {
-  const auto b = [&](std::size_t n) { return static_cast<std::uint32_t>(static_cast<unsigned char>(s[pos + n])); };
+  const auto b = [&](std::size_t n) {
+    return static_cast<std::uint32_t>(static_cast<unsigned char>(s[pos + n]));
+  };
   return (b(0) << 24) | (b(1) << 16) | (b(2) << 8) | b(3);
 }
 
@@ -33,8 +35,8 @@ void put_chunk(std::string& out, const char type[4], const std::uint8_t* data, s
   const std::size_t type_pos = out.size();
   out.append(type, 4);
   if (n > 0) out.append(reinterpret_cast<const char*>(data), n);
-  const uLong crc = ::crc32(0L, reinterpret_cast<const Bytef*>(out.data() + type_pos),
-                            static_cast<uInt>(n + 4));
+  const uLong crc =
+      ::crc32(0L, reinterpret_cast<const Bytef*>(out.data() + type_pos), static_cast<uInt>(n + 4));
   put_u32(out, static_cast<std::uint32_t>(crc));
 }
 
@@ -55,11 +57,21 @@ void filter_row(int type, const std::uint8_t* row, const std::uint8_t* prev, std
     const int c = x >= bpp ? prev[x - bpp] : 0;
     int pred = 0;
     switch (type) {
-      case 1: pred = a; break;
-      case 2: pred = b; break;
-      case 3: pred = (a + b) / 2; break;
-      case 4: pred = paeth(a, b, c); break;
-      default: pred = 0; break;
+      case 1:
+        pred = a;
+        break;
+      case 2:
+        pred = b;
+        break;
+      case 3:
+        pred = (a + b) / 2;
+        break;
+      case 4:
+        pred = paeth(a, b, c);
+        break;
+      default:
+        pred = 0;
+        break;
     }
     out[x] = static_cast<std::uint8_t>(row[x] - pred);
   }
@@ -98,30 +110,29 @@ std::string encode_png(const Raster& img, int level) {
   if (img.width == 0 || img.height == 0 || (img.channels != 1 && img.channels != 3) ||
       img.pixels.size() != img.width * img.height * static_cast<std::size_t>(img.channels) ||
       img.width > 0x7FFFFFFFu || img.height > 0x7FFFFFFFu) {
-    throw Error(ExitCode::kOutput, "cannot encode PNG: empty or inconsistent raster (" +
-                                       std::to_string(img.width) + "x" +
-                                       std::to_string(img.height) + "x" +
-                                       std::to_string(img.channels) + ")");
+    throw Error(ExitCode::kOutput,
+                "cannot encode PNG: empty or inconsistent raster (" + std::to_string(img.width) +
+                    "x" + std::to_string(img.height) + "x" + std::to_string(img.channels) + ")");
   }
   const std::vector<std::uint8_t> raw = filtered_scanlines(img);
   uLongf packed_size = ::compressBound(static_cast<uLong>(raw.size()));
   std::vector<std::uint8_t> packed(packed_size);
-  const int rc = ::compress2(packed.data(), &packed_size, raw.data(),
-                             static_cast<uLong>(raw.size()), level);
+  const int rc =
+      ::compress2(packed.data(), &packed_size, raw.data(), static_cast<uLong>(raw.size()), level);
   if (rc != Z_OK) {
-    throw Error(ExitCode::kOutput, "cannot encode PNG: zlib compress2 failed (" +
-                                       std::to_string(rc) + ")");
+    throw Error(ExitCode::kOutput,
+                "cannot encode PNG: zlib compress2 failed (" + std::to_string(rc) + ")");
   }
 
   std::string out(reinterpret_cast<const char*>(kSignature.data()), kSignature.size());
   std::string ihdr;
   put_u32(ihdr, static_cast<std::uint32_t>(img.width));
   put_u32(ihdr, static_cast<std::uint32_t>(img.height));
-  ihdr.push_back(8);                                   // bit depth
-  ihdr.push_back(img.channels == 1 ? 0 : 2);           // colour type: grey or truecolour
-  ihdr.push_back(0);                                   // deflate
-  ihdr.push_back(0);                                   // adaptive filtering
-  ihdr.push_back(0);                                   // no interlace
+  ihdr.push_back(8);                          // bit depth
+  ihdr.push_back(img.channels == 1 ? 0 : 2);  // colour type: grey or truecolour
+  ihdr.push_back(0);                          // deflate
+  ihdr.push_back(0);                          // adaptive filtering
+  ihdr.push_back(0);                          // no interlace
   put_chunk(out, "IHDR", reinterpret_cast<const std::uint8_t*>(ihdr.data()), ihdr.size());
   put_chunk(out, "IDAT", packed.data(), packed_size);
   put_chunk(out, "IEND", nullptr, 0);
@@ -205,11 +216,20 @@ Raster decode_png(const std::string& bytes, const std::string& source) {
       const int c = x >= bpp ? prev[x - bpp] : 0;
       int pred = 0;
       switch (type) {
-        case 1: pred = a; break;
-        case 2: pred = b; break;
-        case 3: pred = (a + b) / 2; break;
-        case 4: pred = paeth(a, b, c); break;
-        default: break;
+        case 1:
+          pred = a;
+          break;
+        case 2:
+          pred = b;
+          break;
+        case 3:
+          pred = (a + b) / 2;
+          break;
+        case 4:
+          pred = paeth(a, b, c);
+          break;
+        default:
+          break;
       }
       row[x] = static_cast<std::uint8_t>(src[x] + pred);
     }

@@ -94,9 +94,12 @@ AxisSampling sample_axis(std::size_t n, std::size_t out, bool flip) {
 
 const char* plane_name(QcPlane plane) {
   switch (plane) {
-    case QcPlane::kAxial: return "axial";
-    case QcPlane::kCoronal: return "coronal";
-    default: return "sagittal";
+    case QcPlane::kAxial:
+      return "axial";
+    case QcPlane::kCoronal:
+      return "coronal";
+    default:
+      return "sagittal";
   }
 }
 
@@ -110,7 +113,8 @@ PlaneAxes plane_axes(const Geometry& geom, QcPlane plane) {
   int across = kL, down = kP, normal = kS;
   bool across_positive = true, down_positive = true;
   switch (plane) {
-    case QcPlane::kAxial: break;  // +L to the right, +P down
+    case QcPlane::kAxial:
+      break;  // +L to the right, +P down
     case QcPlane::kCoronal:
       down = kS, normal = kP, down_positive = false;  // head up: -S down
       break;
@@ -148,22 +152,26 @@ QcPlan plan_qc(const LabelImage& lungs, const LabelImage& lesions) {
     for (std::ptrdiff_t k = 0; k < static_cast<std::ptrdiff_t>(nz); ++k) {
       for (std::size_t j = 0; j < ny; ++j) {
         const std::size_t row = nx * (j + ny * static_cast<std::size_t>(k));
+        // Branch-free sums: this loop reads the whole label volume, so it must stream.
         const std::uint8_t* lr = lung + row;
+        std::uint64_t row_count = 0, row_i = 0;
         for (std::size_t i = 0; i < nx; ++i) {
-          if (lr[i] == labels::kRightLung || lr[i] == labels::kLeftLung) {
-            ++c;
-            a += i;
-            b += j;
-            d += static_cast<std::uint64_t>(k);
-          }
+          const std::uint64_t in = (lr[i] == labels::kRightLung) | (lr[i] == labels::kLeftLung);
+          row_count += in;
+          row_i += in * i;
         }
+        c += row_count;
+        a += row_i;
+        b += row_count * j;
+        d += row_count * static_cast<std::uint64_t>(k);
         if (les == nullptr) continue;
         const std::uint8_t* er = les + row;
-        for (std::size_t i = 0; i < nx; ++i) {
-          if (er[i] != labels::kNoLesion) {
-            const std::size_t idx[3] = {i, j, static_cast<std::size_t>(k)};
-            ++h[idx[axial_axis]];
-          }
+        if (axial_axis == 0) {
+          for (std::size_t i = 0; i < nx; ++i) h[i] += er[i] != labels::kNoLesion;
+        } else {
+          std::uint64_t n = 0;
+          for (std::size_t i = 0; i < nx; ++i) n += er[i] != labels::kNoLesion;
+          h[axial_axis == 1 ? j : static_cast<std::size_t>(k)] += n;
         }
       }
     }
@@ -223,9 +231,8 @@ Raster render_qc_plane(const CtImage& ct, const LabelImage& lungs, const LabelIm
   if (have_lesions) check_same_size(g, lesions.geom, "lesion label");
   const PlaneAxes ax = plane_axes(g, plane);
   if (slice >= g.size[ax.normal]) {
-    throw Error(ExitCode::kProcessing, std::string("QC images: ") + plane_name(plane) +
-                                           " slice " + std::to_string(slice) +
-                                           " is outside the image");
+    throw Error(ExitCode::kProcessing, std::string("QC images: ") + plane_name(plane) + " slice " +
+                                           std::to_string(slice) + " is outside the image");
   }
   const std::array<std::size_t, 2> wh = qc_image_size(g, plane, options.max_side);
   const std::size_t w = wh[0], h = wh[1];
@@ -251,8 +258,8 @@ Raster render_qc_plane(const CtImage& ct, const LabelImage& lungs, const LabelIm
       const double top = (1.0 - fx) * ct.data[r0 + c0] + fx * ct.data[r0 + c1];
       const double bottom = (1.0 - fx) * ct.data[r1 + c0] + fx * ct.data[r1 + c1];
       const double hu = (1.0 - fy) * top + fy * bottom;
-      const auto grey = static_cast<std::uint8_t>(
-          std::lround(std::clamp((hu - low) * grey_per_hu, 0.0, 255.0)));
+      const auto grey =
+          static_cast<std::uint8_t>(std::lround(std::clamp((hu - low) * grey_per_hu, 0.0, 255.0)));
       std::uint8_t* px = out.at(x, y);
       px[0] = px[1] = px[2] = grey;
       const std::size_t n = rn + cols.nearest[x] * sa;
@@ -277,9 +284,12 @@ Raster render_qc_plane(const CtImage& ct, const LabelImage& lungs, const LabelIm
                           lung_px[(y - 1) * w + x] != l || lung_px[(y + 1) * w + x] != l;
         if (!edge) continue;
         Rgb c = kAirwayColour;
-        if (l == labels::kRightLung) c = kRightLungColour;
-        else if (l == labels::kLeftLung) c = kLeftLungColour;
-        else if (l != labels::kAirway) continue;
+        if (l == labels::kRightLung)
+          c = kRightLungColour;
+        else if (l == labels::kLeftLung)
+          c = kLeftLungColour;
+        else if (l != labels::kAirway)
+          continue;
         std::uint8_t* px = out.at(x, y);
         px[0] = c.r;
         px[1] = c.g;
@@ -300,8 +310,7 @@ std::vector<std::string> write_qc_images(const CtImage& ct, const LabelImage& lu
   std::vector<std::string> written;
   const auto emit = [&](QcPlane plane, std::size_t slice, const char* name) {
     const std::string path = (dir / name).string();
-    write_png(path, render_qc_plane(ct, lungs, lesions, plane, slice, options),
-              options.png_level);
+    write_png(path, render_qc_plane(ct, lungs, lesions, plane, slice, options), options.png_level);
     written.push_back(path);
   };
   const auto centre_along = [&](QcPlane plane) {

@@ -19,14 +19,14 @@ struct Rgb {
   std::uint8_t r, g, b;
 };
 // Contours are opaque 1-pixel outlines in the output image; lesions are semi-transparent fills.
-inline constexpr Rgb kRightLungColour{0, 255, 0};     // green
-inline constexpr Rgb kLeftLungColour{0, 160, 255};    // azure
-inline constexpr Rgb kAirwayColour{255, 0, 255};      // magenta
+inline constexpr Rgb kRightLungColour{0, 255, 0};      // green
+inline constexpr Rgb kLeftLungColour{0, 160, 255};     // azure
+inline constexpr Rgb kAirwayColour{255, 0, 255};       // magenta
 inline constexpr Rgb kGroundGlassColour{255, 255, 0};  // yellow
 inline constexpr Rgb kSolidColour{255, 0, 0};          // red
 
 struct QcOptions {
-  std::size_t max_side = 512;   // longest image side in pixels (0: native resolution)
+  std::size_t max_side = 512;    // longest image side in pixels (0: native resolution)
   double window_width = 1500.0;  // HU; lung window
   double window_level = -600.0;
   double lesion_opacity = 0.45;  // 0 = invisible fill, 1 = opaque
@@ -61,8 +61,7 @@ QcPlan plan_qc(const LabelImage& lungs, const LabelImage& lesions);
 
 // The output size for a plane: physical aspect ratio kept (pixels are square in mm), the
 // finer of the two in-plane spacings kept, then shrunk to fit max_side.
-std::array<std::size_t, 2> qc_image_size(const Geometry& geom, QcPlane plane,
-                                         std::size_t max_side);
+std::array<std::size_t, 2> qc_image_size(const Geometry& geom, QcPlane plane, std::size_t max_side);
 
 // One RGB picture of `plane` at index `slice` along plane_axes(plane).normal. CT is
 // interpolated linearly, labels by nearest neighbour; contours are drawn on the output

@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 BUILD_DIR=${LUNGVOL_BUILD_DIR:-build}
-cmake -S . -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=Release -DLUNGVOL_BUILD_TESTS=OFF >/dev/null
+cmake -S . -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
 cmake --build "$BUILD_DIR" --target lungvol -j "${LUNGVOL_JOBS:-$(nproc)}"
 LV="$BUILD_DIR/apps/lungvol"
 OUT=${LUNGVOL_DEMO_DIR:-out/demo}

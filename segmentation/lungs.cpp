@@ -361,6 +361,77 @@ std::size_t include_dense_tissue(const CtImage& ct, LabelImage& labels, std::uin
 
 int superior_step(const Geometry& g) { return g.direction[8] >= 0 ? 1 : -1; }
 
+LabelImage separate_left_right(const MaskImage& mask, double midline, double min_lung_ml,
+                               bool* touching) {
+  const Geometry& g = mask.geom;
+  const double voxel_ml = g.voxel_volume_ml();
+  if (touching) *touching = false;
+  Components comps = label_components(mask);
+  auto blobs = describe(comps, midline);
+  const std::uint64_t min_vox = std::uint64_t(std::ceil(min_lung_ml / voxel_ml));
+
+  LabelImage lab(g, labels::kBackground);
+  if (blobs.empty() || blobs[0].voxels < min_vox) {
+    throw Error(ExitCode::kProcessing, "no lung found (largest air region below minimum size)");
+  }
+  const Blob& first = blobs[0];
+  const bool spans_both = first.left_fraction > 0.2 && first.left_fraction < 0.8;
+  if (spans_both) {
+    MaskImage one(g, 0);
+    for (std::size_t n = 0; n < mask.size(); ++n) one[n] = comps.labels[n] == first.id;
+    Image<std::uint32_t> split;
+    if (!split_touching_lungs(one, split, midline)) {
+      throw Error(ExitCode::kProcessing,
+                  "the lungs form one region that could not be separated into left and right");
+    }
+    // Which part is right: the one with the smaller mean x (LPS x grows to the patient's left).
+    double sx[3] = {0, 0, 0};
+    std::uint64_t cnt[3] = {0, 0, 0};
+    std::size_t n = 0;
+    for (std::size_t k = 0; k < g.size[2]; ++k) {
+      for (std::size_t j = 0; j < g.size[1]; ++j) {
+        for (std::size_t i = 0; i < g.size[0]; ++i, ++n) {
+          if (!split[n]) continue;
+          sx[split[n]] += g.to_physical(double(i), double(j), double(k))[0];
+          ++cnt[split[n]];
+        }
+      }
+    }
+    const bool one_is_right = sx[1] / double(cnt[1]) < sx[2] / double(cnt[2]);
+    for (std::size_t v = 0; v < lab.size(); ++v) {
+      if (!split[v]) continue;
+      const bool right = (split[v] == 1) == one_is_right;
+      lab[v] = right ? labels::kRightLung : labels::kLeftLung;
+    }
+    if (touching) *touching = true;
+  } else {
+    // Two separate lungs: the largest, and the largest region on the other side of the body.
+    const bool first_left = first.centroid[0] > midline;
+    const Blob* second = nullptr;
+    for (std::size_t b = 1; b < blobs.size(); ++b) {
+      if (blobs[b].voxels < min_vox) break;
+      if ((blobs[b].centroid[0] > midline) != first_left) {
+        second = &blobs[b];
+        break;
+      }
+    }
+    if (!second) {
+      throw Error(ExitCode::kProcessing,
+                  "found only one lung (no second air region of at least " +
+                      std::to_string(int(min_lung_ml)) + " mL on the other side)");
+    }
+    const std::uint32_t left_id = first_left ? first.id : second->id;
+    const std::uint32_t right_id = first_left ? second->id : first.id;
+    for (std::size_t n = 0; n < lab.size(); ++n) {
+      if (comps.labels[n] == right_id) lab[n] = labels::kRightLung;
+      else if (comps.labels[n] == left_id) lab[n] = labels::kLeftLung;
+    }
+  }
+  return lab;
+}
+
+
+
 namespace {
 LungSegmentation segment_in_box(const CtImage& ct, MaskImage& air, const MaskImage& outside,
                                 double midline, const LungParams& p);
@@ -426,69 +497,11 @@ LungSegmentation segment_in_box(const CtImage& ct, MaskImage& air, const MaskIma
     if (airway.mask[n]) air[n] = 0;
   }
 
-  Components comps = label_components(air);
-  auto blobs = describe(comps, midline);
-  const std::uint64_t min_vox = std::uint64_t(std::ceil(p.min_lung_ml / voxel_ml));
-
-  result.lungs = LabelImage(g, labels::kBackground);
-  LabelImage& lab = result.lungs;
-  if (blobs.empty() || blobs[0].voxels < min_vox) {
-    throw Error(ExitCode::kProcessing, "no lung found (largest air region below minimum size)");
-  }
-  const Blob& first = blobs[0];
-  const bool spans_both = first.left_fraction > 0.2 && first.left_fraction < 0.8;
-  if (spans_both) {
-    MaskImage one(g, 0);
-    for (std::size_t n = 0; n < air.size(); ++n) one[n] = comps.labels[n] == first.id;
-    Image<std::uint32_t> split;
-    if (!split_touching_lungs(one, split, midline)) {
-      throw Error(ExitCode::kProcessing,
-                  "the lungs form one region that could not be separated into left and right");
-    }
-    // Which part is right: the one with the smaller mean x (LPS x grows to the patient's left).
-    double sx[3] = {0, 0, 0};
-    std::uint64_t cnt[3] = {0, 0, 0};
-    std::size_t n = 0;
-    for (std::size_t k = 0; k < g.size[2]; ++k) {
-      for (std::size_t j = 0; j < g.size[1]; ++j) {
-        for (std::size_t i = 0; i < g.size[0]; ++i, ++n) {
-          if (!split[n]) continue;
-          sx[split[n]] += g.to_physical(double(i), double(j), double(k))[0];
-          ++cnt[split[n]];
-        }
-      }
-    }
-    const bool one_is_right = sx[1] / double(cnt[1]) < sx[2] / double(cnt[2]);
-    for (std::size_t v = 0; v < lab.size(); ++v) {
-      if (!split[v]) continue;
-      const bool right = (split[v] == 1) == one_is_right;
-      lab[v] = right ? labels::kRightLung : labels::kLeftLung;
-    }
-    result.lungs_touching = true;
+  result.lungs = separate_left_right(air, midline, p.min_lung_ml, &result.lungs_touching);
+  if (result.lungs_touching) {
     result.warnings.push_back("the lungs touch; separated by erosion and regrowth");
-  } else {
-    // Two separate lungs: the largest, and the largest region on the other side of the body.
-    const bool first_left = first.centroid[0] > midline;
-    const Blob* second = nullptr;
-    for (std::size_t b = 1; b < blobs.size(); ++b) {
-      if (blobs[b].voxels < min_vox) break;
-      if ((blobs[b].centroid[0] > midline) != first_left) {
-        second = &blobs[b];
-        break;
-      }
-    }
-    if (!second) {
-      throw Error(ExitCode::kProcessing,
-                  "found only one lung (no second air region of at least " +
-                      std::to_string(int(p.min_lung_ml)) + " mL on the other side)");
-    }
-    const std::uint32_t left_id = first_left ? first.id : second->id;
-    const std::uint32_t right_id = first_left ? second->id : first.id;
-    for (std::size_t n = 0; n < lab.size(); ++n) {
-      if (comps.labels[n] == right_id) lab[n] = labels::kRightLung;
-      else if (comps.labels[n] == left_id) lab[n] = labels::kLeftLung;
-    }
   }
+  LabelImage& lab = result.lungs;
   // Airway voxels keep their label so that closing cannot claim them.
   for (std::size_t n = 0; n < lab.size(); ++n) {
     if (airway.mask[n]) lab[n] = labels::kAirway;

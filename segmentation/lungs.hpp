@@ -19,6 +19,12 @@ struct LungSegmentation {
 // Throws Error(kProcessing) when two lungs cannot be found.
 LungSegmentation segment_lungs(const CtImage& ct, const LungParams& params);
 
+// Right and left lung from a mask holding both: two regions on either side of `midline_x`
+// (LPS mm), or one region split by erosion and regrowth (`touching` set). Regions smaller than
+// min_lung_ml are ignored. Throws Error(kProcessing) when two lungs cannot be told apart.
+LabelImage separate_left_right(const MaskImage& mask, double midline_x, double min_lung_ml,
+                               bool* touching);
+
 // Index step along k that points to the patient's head (+1 or -1), from the direction matrix.
 int superior_step(const Geometry& g);
 

@@ -44,14 +44,18 @@ std::vector<int> slice_zones(const LabelImage& lungs, std::uint8_t label) {
 }  // namespace
 
 std::vector<RegionHistograms> build_region_histograms(const CtImage& ct, const LabelImage& lungs,
-                                                      const MaskImage& suppressed) {
+                                                      const MaskImage& suppressed,
+                                                      const LabelImage* given_lesions) {
   const Geometry& g = ct.geom;
   const std::size_t sxy = g.slice_voxels();
   const auto right_zone = slice_zones(lungs, labels::kRightLung);
   const auto left_zone = slice_zones(lungs, labels::kLeftLung);
 
   std::vector<RegionHistograms> result(kCount);
-  for (int r = 0; r < kCount; ++r) result[r].name = region_names()[r];
+  for (int r = 0; r < kCount; ++r) {
+    result[r].name = region_names()[r];
+    result[r].lesion_labels_given = given_lesions != nullptr;
+  }
   // Per-thread histograms of the three base regions per zone, merged after the pass.
 #pragma omp parallel
   {
@@ -69,6 +73,11 @@ std::vector<RegionHistograms> build_region_histograms(const CtImage& ct, const L
         const int hu = ct[base + p];
         h.lung.add(hu);
         if (suppressed[base + p]) h.suppressed.add(hu);
+        if (given_lesions) {
+          const std::uint8_t les = (*given_lesions)[base + p];
+          if (les == labels::kGroundGlass) h.given_ggo.add(hu);
+          else if (les == labels::kSolid) h.given_solid.add(hu);
+        }
       }
     }
 #pragma omp critical
@@ -79,6 +88,8 @@ std::vector<RegionHistograms> build_region_histograms(const CtImage& ct, const L
                            (side == 0 ? int(kRightUpper) : int(kLeftUpper)) + z, int(kUpper) + z}) {
           result[target].lung.merge(h.lung);
           result[target].suppressed.merge(h.suppressed);
+          result[target].given_ggo.merge(h.given_ggo);
+          result[target].given_solid.merge(h.given_solid);
         }
       }
     }

@@ -13,6 +13,11 @@ struct RegionHistograms {
   std::string name;        // lungs, right, left, right_upper, ..., upper, middle, lower
   HuHistogram lung;        // every lung voxel of the region
   HuHistogram suppressed;  // lung voxels in the lesion band that are not lesion (vessels, specks)
+  // Only for a given (reviewer-labelled) lesion map, which is taken as it is: its ground-glass
+  // and solid voxels, whatever their HU.
+  bool lesion_labels_given = false;
+  HuHistogram given_ggo;
+  HuHistogram given_solid;
 };
 
 // Region names in output order.
@@ -20,7 +25,9 @@ const std::vector<std::string>& region_names();
 
 // Thirds of each lung's craniocaudal extent (by slice position) define the zones; upper/middle/
 // lower combine the two lungs' zones.
+// `given_lesions` (may be null): a labelled lesion map whose classes are counted as given.
 std::vector<RegionHistograms> build_region_histograms(const CtImage& ct, const LabelImage& lungs,
-                                                      const MaskImage& suppressed);
+                                                      const MaskImage& suppressed,
+                                                      const LabelImage* given_lesions = nullptr);
 
 }  // namespace lungvol::vol

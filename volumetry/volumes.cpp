@@ -10,8 +10,10 @@ RegionVolumes measure_volumes(const RegionHistograms& h, const Protocol& protoco
   };
   const double total = double(h.lung.total());
   v.volume_ml = total * voxel_ml;
-  const double ggo = lesion_voxels(protocol.lesion.ground_glass);
-  const double solid = lesion_voxels(protocol.lesion.solid);
+  const double ggo = h.lesion_labels_given ? double(h.given_ggo.total())
+                                            : lesion_voxels(protocol.lesion.ground_glass);
+  const double solid = h.lesion_labels_given ? double(h.given_solid.total())
+                                              : lesion_voxels(protocol.lesion.solid);
   v.ggo_ml = ggo * voxel_ml;
   v.solid_ml = solid * voxel_ml;
   v.lesion_ml = (ggo + solid) * voxel_ml;

@@ -117,7 +117,9 @@ std::string unprivileged_prefix() {
   fs::permissions(probe, fs::perms::none);
   fs::permissions(dir, fs::perms::all);
   const std::string prefix = "setpriv --reuid=65534 --regid=65534 --clear-groups";
-  const int can_run = test::run_command(prefix + " true", dir + "/log1");
+  // The unprivileged user must be able to run lungvol at all (the build folder may be closed).
+  const int can_run =
+      test::run_command(prefix + " '" + test::lungvol_binary() + "' --version", dir + "/log1");
   const int blocked = test::run_command(prefix + " cat '" + probe + "'", dir + "/log2");
   if (can_run == 0 && blocked != 0) return prefix;
   return "";

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <cstdio>
 #include <map>
 #include <regex>
 
@@ -147,6 +148,8 @@ TEST(OutputFaults, DiskFullLeavesOnlyCompleteFiles) {
     const std::string ctx = "tmpfs " + std::to_string(kib) + " KiB";
     SCOPED_TRACE(ctx);
     ASSERT_TRUE(r.code == 0 || r.code == kOutput) << r.code << ": " << r.output;
+    std::printf("[ figures ] %s: exit %d, %zu complete file(s) kept\n", ctx.c_str(), r.code,
+                list_files(keep).size());
     if (r.code == kOutput) {
       ++failed_runs;
       EXPECT_TRUE(contains(r.output, "No space left on device") || contains(r.output, "disk full"))
@@ -172,6 +175,8 @@ TEST(OutputFaults, FileSizeLimitLeavesOnlyCompleteFiles) {
                           "trap '' XFSZ; ulimit -f " + std::to_string(blocks) + ";");
     const std::string ctx = "ulimit -f " + std::to_string(blocks);
     SCOPED_TRACE(ctx);
+    std::printf("[ figures ] %s: exit %d, %zu complete file(s) kept\n", ctx.c_str(), r.code,
+                list_files(out).size());
     ASSERT_TRUE(r.code == 0 || r.code == kOutput) << r.code << ": " << r.output;
     if (r.code == kOutput) {
       ++failed_runs;

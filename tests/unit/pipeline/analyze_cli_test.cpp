@@ -80,3 +80,53 @@ TEST(AnalyzeCli, ExitCodesNameTheProblem) {
 
 }  // namespace
 }  // namespace lungvol
+
+namespace lungvol {
+namespace {
+
+// A reviewer's mask: CIP's whole-lung reference given as a binary lungs mask must be measured
+// exactly (65,624 voxels = 4554.2 mL), split into right and left like CIP's own labels
+// (lm-64.nrrd: right 2419 mL, left 2135 mL), and recorded as given with its hash.
+TEST(AnalyzeCli, GivenLungsMaskIsMeasuredAsGiven) {
+  const std::string out = test::temp_dir("analyze_given");
+  const std::string ct = test::shared_data("cip-chest-imaging-platform/ct-64.nrrd");
+  const std::string mask = test::shared_data("cip-chest-imaging-platform/wholeLung-64.nrrd");
+  ASSERT_EQ(test::run_command(cmd("analyze '" + ct + "' -o '" + out + "/a' --lungs-mask '" + mask +
+                                  "' --no-qc"),
+                              out + "/a.log"),
+            0)
+      << read_text_file(out + "/a.log");
+  const auto m = nlohmann::json::parse(read_text_file(out + "/a/metrics.json"));
+  const double voxel_ml = 4.1719 * 4.1719 * 3.9873 / 1000.0;
+  EXPECT_NEAR(m["regions"]["lungs"]["volume_ml"].get<double>(), 65624 * voxel_ml, 1.0);
+  EXPECT_NEAR(m["regions"]["right"]["volume_ml"].get<double>(), 2419, 0.02 * 2419);
+  EXPECT_NEAR(m["regions"]["left"]["volume_ml"].get<double>(), 2135, 0.02 * 2135);
+  EXPECT_EQ(m["segmentation"]["lungs"], "given");
+  EXPECT_EQ(m["segmentation"]["lungs_mask"]["sha256"].get<std::string>().size(), 64u);
+  // Densitometry sanity from CIP's SOURCE.md inside this very mask: mean -874 HU, median -919,
+  // 19.7 % below -950 HU.
+  EXPECT_NEAR(m["regions"]["lungs"]["density"]["mean_hu"].get<double>(), -874, 1.0);
+  EXPECT_NEAR(m["regions"]["lungs"]["density"]["median_hu"].get<double>(), -919, 1.0);
+  EXPECT_NEAR(m["regions"]["lungs"]["density"]["laa950_pct"].get<double>(), 19.7, 0.1);
+}
+
+TEST(AnalyzeCli, MaskOnAnotherGridIsResampledOrRefused) {
+  const std::string out = test::temp_dir("analyze_grid");
+  const std::string ct = test::shared_data("cip-chest-imaging-platform/ct-64.nrrd");
+  // The full-resolution mask of the same subject covers another physical box: refused, exit 3,
+  // and the message says why.
+  const std::string other =
+      test::shared_data("cip-chest-imaging-platform/crop_ct_2slices_dcnnLungSegmentationLabelmap.nrrd");
+  EXPECT_EQ(test::run_command(cmd("analyze '" + ct + "' -o '" + out + "/b' --lungs-mask '" +
+                                  other + "' --no-qc"),
+                            out + "/b.log"),
+            3);
+  const std::string log = read_text_file(out + "/b.log");
+  EXPECT_TRUE(log.find("physical space") != std::string::npos ||
+              log.find("label") != std::string::npos)
+      << log;
+  EXPECT_FALSE(fs::exists(out + "/b/metrics.json"));
+}
+
+}  // namespace
+}  // namespace lungvol

@@ -1,3 +1,5 @@
+#include "report/csv.hpp"
+
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -8,7 +10,6 @@
 
 #include "core/error.hpp"
 #include "core/fs.hpp"
-#include "report/csv.hpp"
 #include "tests/support/test_paths.hpp"
 
 namespace lungvol::report {

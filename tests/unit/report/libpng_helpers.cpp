@@ -39,8 +39,7 @@ std::string libpng_encode(const report::Raster& raster) {
     throw std::runtime_error(std::string("libpng: ") + image.message);
   }
   std::string out(size, '\0');
-  if (!png_image_write_to_memory(&image, out.data(), &size, 0, raster.pixels.data(), 0,
-                                 nullptr)) {
+  if (!png_image_write_to_memory(&image, out.data(), &size, 0, raster.pixels.data(), 0, nullptr)) {
     throw std::runtime_error(std::string("libpng: ") + image.message);
   }
   out.resize(size);

@@ -1,10 +1,11 @@
+#include "report/png.hpp"
+
 #include <gtest/gtest.h>
 
 #include <cstdint>
 #include <filesystem>
 
 #include "core/error.hpp"
-#include "report/png.hpp"
 #include "tests/support/test_paths.hpp"
 #include "tests/unit/report/libpng_helpers.hpp"
 

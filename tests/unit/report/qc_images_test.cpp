@@ -1,3 +1,5 @@
+#include "report/qc_images.hpp"
+
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -5,7 +7,6 @@
 
 #include "core/error.hpp"
 #include "core/labels.hpp"
-#include "report/qc_images.hpp"
 #include "tests/support/test_paths.hpp"
 #include "tests/unit/report/libpng_helpers.hpp"
 
@@ -27,8 +28,8 @@ struct Phantom {
 };
 
 template <class T, class F>
-void fill_box(Image<T>& img, std::array<std::size_t, 3> lo, std::array<std::size_t, 3> hi,
-              T value, F&& keep) {
+void fill_box(Image<T>& img, std::array<std::size_t, 3> lo, std::array<std::size_t, 3> hi, T value,
+              F&& keep) {
   for (std::size_t k = lo[2]; k < hi[2]; ++k)
     for (std::size_t j = lo[1]; j < hi[1]; ++j)
       for (std::size_t i = lo[0]; i < hi[0]; ++i)

@@ -1,0 +1,152 @@
+#include "pipeline/given_masks.hpp"
+
+#include <algorithm>
+#include <cmath>
+
+#include "core/error.hpp"
+#include "core/hash.hpp"
+#include "core/labels.hpp"
+#include "dicomout/seg.hpp"
+#include "io/image_io.hpp"
+#include "segmentation/lungs.hpp"
+
+namespace lungvol::pipeline {
+namespace {
+
+bool is_dicom_seg(const std::string& path) {
+  return !io::is_image_file(path);  // anything that is not NIfTI/NRRD/MHA is read as a SEG
+}
+
+// Physical corners of the grid's first and last voxel centres.
+std::array<std::array<double, 3>, 2> extent(const Geometry& g) {
+  return {g.to_physical(0, 0, 0),
+          g.to_physical(double(g.size[0] - 1), double(g.size[1] - 1), double(g.size[2] - 1))};
+}
+
+std::uint8_t max_value(const LabelImage& m) {
+  return m.empty() ? 0 : *std::max_element(m.data.begin(), m.data.end());
+}
+
+}  // namespace
+
+LabelImage to_ct_grid(const LabelImage& mask, const Geometry& ct, const std::string& path,
+                      std::vector<std::string>& warnings) {
+  const Geometry& mg = mask.geom;
+  if (mg.same_grid(ct, 1e-3)) return mask;
+  for (int n = 0; n < 9; ++n) {
+    if (std::abs(mg.direction[n] - ct.direction[n]) > 1e-3) {
+      throw Error(ExitCode::kInput, "mask '" + path +
+                                        "' has another orientation than the CT; resample it "
+                                        "onto the CT first");
+    }
+  }
+  // The same physical box: the outer faces of the two grids agree within half a voxel.
+  const auto a = extent(mg), b = extent(ct);
+  for (int axis = 0; axis < 3; ++axis) {
+    const double tol = 0.5 * std::max(mg.spacing[axis], ct.spacing[axis]);
+    const double a_lo = std::min(a[0][axis], a[1][axis]) - 0.5 * mg.spacing[axis];
+    const double a_hi = std::max(a[0][axis], a[1][axis]) + 0.5 * mg.spacing[axis];
+    const double b_lo = std::min(b[0][axis], b[1][axis]) - 0.5 * ct.spacing[axis];
+    const double b_hi = std::max(b[0][axis], b[1][axis]) + 0.5 * ct.spacing[axis];
+    if (std::abs(a_lo - b_lo) > tol || std::abs(a_hi - b_hi) > tol) {
+      throw Error(ExitCode::kInput,
+                  "mask '" + path + "' does not cover the same physical space as the CT (axis " +
+                      std::to_string(axis) + ": mask " + std::to_string(a_lo) + ".." +
+                      std::to_string(a_hi) + " mm, CT " + std::to_string(b_lo) + ".." +
+                      std::to_string(b_hi) + " mm)");
+    }
+  }
+  warnings.push_back("mask '" + path + "' is on another grid (" + std::to_string(mg.size[0]) +
+                     "x" + std::to_string(mg.size[1]) + "x" + std::to_string(mg.size[2]) +
+                     "); resampled to the CT grid by nearest neighbour");
+  LabelImage out(ct, 0);
+  // Direction matrices agree and are orthonormal: index = D^T (p - origin) / spacing.
+  const auto& d = mg.direction;
+#pragma omp parallel for schedule(static)
+  for (std::ptrdiff_t kk = 0; kk < std::ptrdiff_t(ct.size[2]); ++kk) {
+    const std::size_t k = std::size_t(kk);
+    for (std::size_t j = 0; j < ct.size[1]; ++j) {
+      for (std::size_t i = 0; i < ct.size[0]; ++i) {
+        const auto p = ct.to_physical(double(i), double(j), double(k));
+        const double v[3] = {p[0] - mg.origin[0], p[1] - mg.origin[1], p[2] - mg.origin[2]};
+        std::array<long, 3> idx{};
+        bool inside = true;
+        for (int c = 0; c < 3; ++c) {
+          const double t = (d[c] * v[0] + d[3 + c] * v[1] + d[6 + c] * v[2]) / mg.spacing[c];
+          idx[c] = std::lround(t);
+          inside = inside && idx[c] >= 0 && idx[c] < long(mg.size[c]);
+        }
+        if (inside) {
+          out.at(i, j, k) = mask.at(std::size_t(idx[0]), std::size_t(idx[1]), std::size_t(idx[2]));
+        }
+      }
+    }
+  }
+  return out;
+}
+
+GivenMask load_lungs_mask(const std::string& path, const Geometry& ct, double min_lung_ml) {
+  GivenMask g;
+  g.path = path;
+  g.sha256 = sha256_file(path);
+  LabelImage raw;
+  if (is_dicom_seg(path)) {
+    LabelImage lesions;
+    dicomout::read_dicom_seg(path, ct, raw, lesions);
+    g.labelled = true;
+    g.labels = raw;
+    return g;
+  }
+  raw = to_ct_grid(io::read_label_image(path), ct, path, g.warnings);
+  const std::uint8_t top = max_value(raw);
+  if (top > labels::kAirway) {
+    throw Error(ExitCode::kInput, "lungs mask '" + path + "' holds label " + std::to_string(top) +
+                                      "; expected 0/1 (binary) or 1 right, 2 left, 3 airway");
+  }
+  if (top <= 1) {
+    MaskImage m(raw.geom, 0);
+    double sum_x = 0;
+    std::size_t n_in = 0;
+    for (std::size_t k = 0; k < ct.size[2]; ++k)
+      for (std::size_t j = 0; j < ct.size[1]; ++j)
+        for (std::size_t i = 0; i < ct.size[0]; ++i) {
+          const std::size_t n = ct.index(i, j, k);
+          if (!raw[n]) continue;
+          m[n] = 1;
+          sum_x += ct.to_physical(double(i), double(j), double(k))[0];
+          ++n_in;
+        }
+    if (n_in == 0) throw Error(ExitCode::kInput, "lungs mask '" + path + "' is empty");
+    bool touching = false;
+    // The lungs' own centroid stands in for the body midline: they lie on either side of it.
+    g.labels = seg::separate_left_right(m, sum_x / double(n_in), min_lung_ml, &touching);
+    if (touching) g.warnings.push_back("given lungs mask: one region, split into right and left");
+  } else {
+    g.labelled = true;
+    g.labels = std::move(raw);
+  }
+  return g;
+}
+
+GivenMask load_lesions_mask(const std::string& path, const Geometry& ct) {
+  GivenMask g;
+  g.path = path;
+  g.sha256 = sha256_file(path);
+  if (is_dicom_seg(path)) {
+    LabelImage lungs;
+    dicomout::read_dicom_seg(path, ct, lungs, g.labels);
+    g.labelled = true;
+    return g;
+  }
+  g.labels = to_ct_grid(io::read_label_image(path), ct, path, g.warnings);
+  const std::uint8_t top = max_value(g.labels);
+  if (top > labels::kSolid) {
+    throw Error(ExitCode::kInput, "lesions mask '" + path + "' holds label " +
+                                      std::to_string(top) +
+                                      "; expected 0/1 (binary) or 1 ground-glass, 2 solid");
+  }
+  g.labelled = top == labels::kSolid;
+  return g;
+}
+
+}  // namespace lungvol::pipeline

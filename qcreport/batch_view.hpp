@@ -1,0 +1,68 @@
+#pragma once
+// What the QC report shows of a batch folder, gathered once: the manifest's subjects and
+// visits, each subject x visit's status (done / failed / imputed / out of window / missing),
+// its lungs measurements, what metrics.json says about it, and the endpoint changes when
+// `lungvol endpoint` has run. Read-only: nothing in the batch folder is modified.
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "batch/store.hpp"
+
+namespace lungvol::qcreport {
+
+enum class VisitStatus { kDone, kFailed, kImputed, kOutOfWindow, kMissing };
+const char* status_name(VisitStatus s);  // "done", "failed", "imputed", "out of window", "missing"
+
+// One QC finding on one subject x visit.
+struct Flag {
+  std::string kind;     // lung_volume_change | lesion_at_border | input_warning | calibration |
+                        // low_baseline_lesion
+  std::string message;  // human-readable, with the numbers
+};
+
+struct Visit {
+  std::string subject, arm, visit;
+  VisitStatus status = VisitStatus::kMissing;
+  bool in_manifest = false;
+  std::optional<batch::ScanRecord> scan;  // the store's row (ok or failed)
+  std::string imputed_from;               // LOCF source visit when changes.csv imputes this one
+  std::map<std::string, double> lungs;    // lungs-region metrics (lesion_pct, volume_ml, ...)
+  std::vector<batch::Store::MeasurementRow> measurements;  // every region's, store order
+  std::string scan_dir;  // absolute per-scan output folder ("" when none)
+  // From metrics.json (absent file: calibration_checked false, no warnings).
+  bool metrics_json = false;
+  bool calibration_checked = false;
+  std::optional<bool> calibration_ok;
+  std::vector<std::string> calibration_flags;
+  std::vector<std::string> warnings;  // input warnings and the store's scan warnings, deduplicated
+  std::vector<Flag> flags;            // filled by add_flags()
+};
+
+struct Subject {
+  std::string id, arm;
+  std::vector<Visit> visits;  // one per BatchView::visit_names entry, same order
+};
+
+// One row of endpoint/changes.csv that the box plots use.
+struct Change {
+  std::string subject, arm, endpoint, visit, population, flags;
+  std::optional<double> rel_change;
+};
+
+struct BatchView {
+  std::string outdir;                    // absolute
+  std::optional<batch::RunInfo> run;     // latest run
+  std::vector<std::string> visit_names;  // baseline first, then by scheduled day
+  std::vector<Subject> subjects;         // manifest order of first appearance
+  std::vector<Change> changes;           // empty when endpoint/changes.csv is absent
+  bool has_changes = false;
+  std::size_t n_failures_logged = 0;  // rows in the store's `failures` history
+};
+
+// Reads OUTDIR/results.sqlite (Error(kInput) naming the path when absent), the per-scan
+// metrics.json files and OUTDIR/endpoint/changes.csv when present.
+BatchView load_batch_view(const std::string& outdir);
+
+}  // namespace lungvol::qcreport
