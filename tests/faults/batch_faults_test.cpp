@@ -270,5 +270,50 @@ TEST(BatchFaults, SecondBatchOnTheSameFolderRefuses) {
   EXPECT_EQ(one(db, "SELECT n_skipped FROM runs WHERE run_id = 2"), std::to_string(kScans));
 }
 
+TEST(BatchFaults, DiskFullDuringABatchThenResumeLosesNothing) {
+  const Reference& ref = reference();
+  const std::string base = test::temp_dir("fault_batch_full");
+  const std::string mnt = base + "/mnt", keep1 = base + "/after_full", keep2 = base + "/after_resume";
+  fs::create_directories(mnt);
+  if (test::run_command("unshare -m sh -c \"mount -t tmpfs -o size=4k tmpfs '" + mnt + "'\"",
+                        base + "/probe.log") != 0) {
+    GTEST_SKIP() << "cannot mount a private tmpfs here (needs unshare + mount privileges)";
+  }
+  // 8 scans need about 2 MB of per-scan files plus the store: 600 KiB fills up mid-batch. The
+  // file system is then grown (remount) and the same command resumes.
+  const std::string out = mnt + "/out";
+  const std::string script = base + "/run.sh";
+  write_file(script, "mount -t tmpfs -o size=600k tmpfs '" + mnt + "' || exit 99\n" +
+                         batch_command(out, base + "/full.log").substr(5) +
+                         "\necho $? > '" + base + "/rc1'\nmkdir -p '" + keep1 + "'\ncp -a '" + out +
+                         "/.' '" + keep1 + "/'\nmount -o remount,size=64m '" + mnt + "'\n" +
+                         batch_command(out, base + "/resume.log").substr(5) + "\necho $? > '" +
+                         base + "/rc2'\nmkdir -p '" + keep2 + "'\ncp -a '" + out + "/.' '" + keep2 +
+                         "/'\n");
+  ASSERT_EQ(test::run_command("unshare -m sh '" + script + "'", base + "/script.log"), 0)
+      << read_file(base + "/script.log");
+  const std::string full_log = read_file(base + "/full.log");
+  const int rc1 = std::stoi(read_file(base + "/rc1"));
+  // Scans whose files did not fit fail (exit 8); a store that cannot grow stops the batch (7).
+  EXPECT_TRUE(rc1 == 7 || rc1 == 8) << rc1 << ": " << full_log;
+  EXPECT_TRUE(contains(full_log, "No space left on device") || contains(full_log, "disk full") ||
+              contains(full_log, "database or disk is full"))
+      << full_log;
+  std::map<std::string, std::string> kept;
+  if (fs::exists(keep1 + "/results.sqlite")) expect_consistent_after_kill(keep1 + "/results.sqlite", kept);
+  EXPECT_LT(kept.size(), static_cast<std::size_t>(kScans)) << "600 KiB was not too small";
+  EXPECT_EQ(read_file(base + "/rc2"), "0\n") << read_file(base + "/resume.log");
+  const std::string db = keep2 + "/results.sqlite";
+  EXPECT_EQ(one(db, "PRAGMA integrity_check"), "ok");
+  EXPECT_EQ(one(db, "SELECT COUNT(*) FROM scans WHERE status = 'ok'"), std::to_string(kScans));
+  for (const auto& [scan, at_time] : kept) {
+    EXPECT_EQ(one(db, "SELECT analyzed_at FROM scans WHERE subject_id || '/' || visit = '" + scan + "'"),
+              at_time) << scan << " was redone";
+  }
+  EXPECT_TRUE(content(db) == ref.content) << "resumed store differs from an uninterrupted run";
+  std::printf("[ figures ] disk full mid-batch: exit %d, %zu of %d scans complete before the "
+              "disk filled, all %d after the resume\n", rc1, kept.size(), kScans, kScans);
+}
+
 }  // namespace
 }  // namespace lungvol::faults

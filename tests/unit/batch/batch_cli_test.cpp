@@ -16,6 +16,7 @@
 #include "batch/store.hpp"
 #include "batch/sweep.hpp"
 #include "core/fs.hpp"
+#include "io/image_io.hpp"
 #include "phantom/phantom.hpp"
 #include "report/csv.hpp"
 #include "tests/support/test_paths.hpp"
@@ -356,6 +357,66 @@ TEST(BatchCli, KilledBatchResumesToTheSameDatabase) {
   EXPECT_EQ(one(db, "SELECT n_skipped FROM runs WHERE run_id = 2"), ok_before);
   EXPECT_EQ(content(db), content(ref + "/results.sqlite"));
   EXPECT_EQ(read_text_file(out + "/visits_wide.csv"), read_text_file(ref + "/visits_wide.csv"));
+}
+
+}  // namespace
+}  // namespace lungvol::batch
+
+namespace lungvol::batch {
+namespace {
+
+// Core-lab review: the reviewer corrects one scan's lung mask; re-running the same manifest with
+// a lungs_mask column re-analyzes that scan only, and only its numbers change.
+TEST(BatchCli, CorrectedMaskRerunChangesOnlyThatScan) {
+  const std::string dir = test::temp_dir("batch_review");
+  phantom::PhantomOptions o;
+  o.size = {96, 96, 40};
+  for (int s = 1; s <= 2; ++s) {
+    o.seed = static_cast<std::uint64_t>(s);
+    io::CtSeriesMeta meta;
+    meta.patient_id = "R0" + std::to_string(s);
+    phantom::write_phantom(phantom::make_phantom(o), dir + "/R0" + std::to_string(s), meta);
+  }
+  const std::string header = "subject_id,arm,visit,path";
+  write_text_atomic(dir + "/m1.csv", header + "\nR01,A,baseline,R01/dicom\nR02,B,baseline,R02/dicom\n");
+  const std::string lv = test::lungvol_binary() + " --threads 1 batch ";
+  const std::string out = dir + "/out";
+  ASSERT_EQ(test::run_command(lv + "'" + dir + "/m1.csv' -o '" + out + "' --no-qc", dir + "/1.log"), 0)
+      << read_text_file(dir + "/1.log");
+  const std::string db = out + "/results.sqlite";
+  const std::string sql =
+      "SELECT s.subject_id, m.value FROM measurements m JOIN scans s USING (scan_id) "
+      "WHERE m.region = 'lungs' AND m.metric = 'volume_ml' ORDER BY s.subject_id";
+  const auto before = query(db, sql);
+  ASSERT_EQ(before.size(), 2u);
+
+  // The "corrected" mask: R02's truth lung map with its lowest third removed.
+  const phantom::Phantom p2 = [&] {
+    phantom::PhantomOptions q = o;
+    q.seed = 2;
+    return phantom::make_phantom(q);
+  }();
+  LabelImage corrected = p2.lungs;
+  for (std::size_t k = 0; k < corrected.geom.size[2] / 3; ++k)
+    for (std::size_t j = 0; j < corrected.geom.size[1]; ++j)
+      for (std::size_t i = 0; i < corrected.geom.size[0]; ++i) corrected.at(i, j, k) = 0;
+  std::uint64_t lung_voxels = 0;
+  for (auto v : corrected.data) lung_voxels += v == 1 || v == 2;
+  io::write_label_image(corrected, dir + "/R02_lungs_corrected.nii.gz");
+  write_text_atomic(dir + "/m2.csv", header + ",lungs_mask\nR01,A,baseline,R01/dicom,\n"
+                                                "R02,B,baseline,R02/dicom,R02_lungs_corrected.nii.gz\n");
+  ASSERT_EQ(test::run_command(lv + "'" + dir + "/m2.csv' -o '" + out + "' --no-qc", dir + "/2.log"), 0)
+      << read_text_file(dir + "/2.log");
+  const std::string log = read_text_file(dir + "/2.log");
+  EXPECT_NE(log.find("1 analyzed"), std::string::npos) << log;
+  EXPECT_NE(log.find("1 skipped"), std::string::npos) << log;
+  const auto after = query(db, sql);
+  ASSERT_EQ(after.size(), 2u);
+  EXPECT_EQ(*before.begin(), *after.begin());  // R01 unchanged, to the last bit
+  const std::string r02 = *after.rbegin();
+  const double measured = std::stod(r02.substr(r02.find('|') + 1));
+  EXPECT_NEAR(measured, double(lung_voxels) * corrected.geom.voxel_volume_ml(), 1e-6);
+  EXPECT_NE(*before.rbegin(), r02);
 }
 
 }  // namespace
