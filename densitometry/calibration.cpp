@@ -39,35 +39,6 @@ RegionStats stats_of(const HuHistogram& h, std::size_t min_n) {
   return s;
 }
 
-// 4-neighbour flood fill from the slice border through `air` (in place: 1 -> 2 when reached).
-void mark_border_connected(std::uint8_t* s, std::size_t nx, std::size_t ny,
-                           std::vector<std::size_t>& stack) {
-  stack.clear();
-  const auto seed = [&](std::size_t p) {
-    if (s[p] == 1) {
-      s[p] = 2;
-      stack.push_back(p);
-    }
-  };
-  for (std::size_t i = 0; i < nx; ++i) {
-    seed(i);
-    seed((ny - 1) * nx + i);
-  }
-  for (std::size_t j = 0; j < ny; ++j) {
-    seed(j * nx);
-    seed(j * nx + nx - 1);
-  }
-  while (!stack.empty()) {
-    const std::size_t p = stack.back();
-    stack.pop_back();
-    const std::size_t i = p % nx, j = p / nx;
-    if (i > 0) seed(p - 1);
-    if (i + 1 < nx) seed(p + 1);
-    if (j > 0) seed(p - nx);
-    if (j + 1 < ny) seed(p + nx);
-  }
-}
-
 MaskImage eroded_airway(const LabelImage& lungs, int iterations) {
   MaskImage m(lungs.geom, 0);
   for (std::size_t v = 0; v < m.size(); ++v) m[v] = lungs[v] == labels::kAirway;
@@ -120,19 +91,19 @@ MaskImage outside_air_mask(const CtImage& ct, const CalibrationParams& p) {
       // kMaxSlices evenly spaced slices (the distance transform per slice is the cost).
       if (k % slice_step != 0) continue;
       const std::int16_t* c = ct.data.data() + k * sxy;
-      for (std::size_t q = 0; q < sxy; ++q) reach[q] = c[q] < p.air_max_hu ? 1 : 0;
-      mark_border_connected(reach.data(), nx, ny, stack);
+      seg::flood_from_border_2d(nx, ny, [&](std::size_t q) { return c[q] < p.air_max_hu; }, reach,
+                                stack);
       bool any = false;
       for (std::size_t q = 0; q < sxy; ++q) {
         // Body, table, air enclosed by them (lungs, bowel), and the FOV edge (padding).
-        not_air[q] = reach[q] != 2 || c[q] < p.padding_max_hu;
-        any |= reach[q] == 2;
+        not_air[q] = reach[q] != 1 || c[q] < p.padding_max_hu;
+        any |= reach[q] == 1;
       }
       if (!any) continue;
       const std::vector<float> d2 = seg::squared_distance_to(not_air);
       std::uint8_t* o = out.data.data() + k * sxy;
       for (std::size_t q = 0; q < sxy; ++q) {
-        o[q] = reach[q] == 2 && c[q] >= p.padding_max_hu && double(d2[q]) > margin2;
+        o[q] = reach[q] == 1 && c[q] >= p.padding_max_hu && double(d2[q]) > margin2;
       }
     }
   }

@@ -19,6 +19,7 @@ namespace lungvol::qcreport {
 namespace {
 
 using report::html_escape;
+using report::slug;
 
 constexpr const char* kCss = R"css(
 body{font-family:system-ui,-apple-system,"Segoe UI",sans-serif;margin:1.5em;color:#222;background:#fafafa;max-width:1400px}
@@ -59,16 +60,6 @@ std::string badge(const Visit& v) {
   return h;
 }
 
-std::string slug(const std::string& s) {
-  std::string out;
-  for (char c : s) {
-    const bool keep = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-                      c == '-' || c == '_' || c == '.';
-    out.push_back(keep ? c : '_');
-  }
-  if (out.empty() || out[0] == '.') out.insert(out.begin(), '_');
-  return out;
-}
 
 std::string page_head(const std::string& title) {
   return "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"

@@ -46,16 +46,6 @@ std::string format_value(double v) {
   return fmt::format("{:.6g}", v);
 }
 
-// Keeps file names portable whatever the subject/visit strings contain.
-std::string slug(const std::string& s) {
-  std::string out;
-  for (char c : s) {
-    const bool keep = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-                      c == '-' || c == '_' || c == '.';
-    out.push_back(keep ? c : '_');
-  }
-  return out.empty() ? std::string("_") : out;
-}
 
 std::string page_head(const std::string& title) {
   return "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
@@ -127,6 +117,18 @@ std::string scan_page(const ScanRecord& s, std::size_t n, std::size_t total,
 }
 
 }  // namespace
+
+std::string slug(const std::string& s) {
+  std::string out;
+  for (char c : s) {
+    const bool keep = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                      c == '-' || c == '_' || c == '.';
+    out.push_back(keep ? c : '_');
+  }
+  // A leading dot would hide the file; an empty name would be no file.
+  if (out.empty() || out[0] == '.') out.insert(out.begin(), '_');
+  return out;
+}
 
 std::string html_escape(const std::string& text) {
   std::string out;

@@ -40,6 +40,8 @@ std::vector<std::string> write_html_report(const std::vector<ScanRecord>& scans,
                                            const HtmlReportOptions& options = {});
 
 // Exposed for tests and other writers.
+// Portable file-name stem of any subject / visit text ([A-Za-z0-9._-], no leading dot).
+std::string slug(const std::string& s);
 std::string html_escape(const std::string& text);
 std::string base64_encode(const std::string& bytes);
 // The colour key of the QC overlays (report/qc_images.hpp colours) as an HTML paragraph.

@@ -2,7 +2,7 @@
 # Builds lungvol and its tests with AddressSanitizer + UndefinedBehaviorSanitizer (gcc) into
 # build-asan/ and runs the `unit` and `faults` test labels (the faults suite runs the sanitized
 # lungvol binary, so every damaged input and killed batch is also checked for memory errors).
-# Usage: scripts/sanitizers.sh [extra ctest args]. Env: LUNGVOL_JOBS (default nproc),
+# Usage: scripts/sanitizers.sh [extra cmake configure args]. Env: LUNGVOL_JOBS (default nproc),
 # LUNGVOL_ASAN_DIR (default build-asan), LUNGVOL_SAN_LABELS (default 'unit|faults').
 set -euo pipefail
 cd "$(dirname "$0")/.."

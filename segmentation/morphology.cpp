@@ -164,36 +164,12 @@ void fill_holes_2d(MaskImage& mask) {
   const std::size_t sxy = nx * ny;
 #pragma omp parallel
   {
-    std::vector<std::uint8_t> outside(sxy);
+    std::vector<std::uint8_t> outside;
     std::vector<std::size_t> stack;
 #pragma omp for schedule(dynamic, 4)
     for (std::ptrdiff_t k = 0; k < std::ptrdiff_t(nz); ++k) {
       std::uint8_t* s = mask.data.data() + std::size_t(k) * sxy;
-      std::fill(outside.begin(), outside.end(), 0);
-      stack.clear();
-      auto seed = [&](std::size_t p) {
-        if (!s[p] && !outside[p]) {
-          outside[p] = 1;
-          stack.push_back(p);
-        }
-      };
-      for (std::size_t i = 0; i < nx; ++i) {
-        seed(i);
-        seed((ny - 1) * nx + i);
-      }
-      for (std::size_t j = 0; j < ny; ++j) {
-        seed(j * nx);
-        seed(j * nx + nx - 1);
-      }
-      while (!stack.empty()) {
-        const std::size_t p = stack.back();
-        stack.pop_back();
-        const std::size_t i = p % nx, j = p / nx;
-        if (i > 0) seed(p - 1);
-        if (i + 1 < nx) seed(p + 1);
-        if (j > 0) seed(p - nx);
-        if (j + 1 < ny) seed(p + nx);
-      }
+      flood_from_border_2d(nx, ny, [&](std::size_t p) { return s[p] == 0; }, outside, stack);
       for (std::size_t p = 0; p < sxy; ++p) {
         if (!outside[p]) s[p] = 1;
       }
