@@ -9,7 +9,7 @@ PACKAGES=(
   libsqlite3-dev sqlite3 libboost-math-dev zlib1g-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   dcm2niix dicom3tools python3
-  libxlsxwriter-dev python3-openpyxl libpng-dev
+  libxlsxwriter-dev python3-openpyxl libpng-dev time
   chromium
 )
 missing=()

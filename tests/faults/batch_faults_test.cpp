@@ -284,11 +284,11 @@ TEST(BatchFaults, DiskFullDuringABatchThenResumeLosesNothing) {
                         base + "/probe.log") != 0) {
     GTEST_SKIP() << "cannot mount a private tmpfs here (needs unshare + mount privileges)";
   }
-  // 8 scans need about 2 MB of per-scan files plus the store: 600 KiB fills up mid-batch. The
+  // 8 scans need about 2 MB of per-scan files plus the store: 1000 KiB fills up mid-batch. The
   // file system is then grown (remount) and the same command resumes.
   const std::string out = mnt + "/out";
   const std::string script = base + "/run.sh";
-  write_file(script, "mount -t tmpfs -o size=600k tmpfs '" + mnt + "' || exit 99\n" +
+  write_file(script, "mount -t tmpfs -o size=1000k tmpfs '" + mnt + "' || exit 99\n" +
                          batch_command(out, base + "/full.log").substr(5) +
                          "\necho $? > '" + base + "/rc1'\nmkdir -p '" + keep1 + "'\ncp -a '" + out +
                          "/.' '" + keep1 + "/'\nmount -o remount,size=64m '" + mnt + "'\n" +
@@ -308,7 +308,7 @@ TEST(BatchFaults, DiskFullDuringABatchThenResumeLosesNothing) {
   if (fs::exists(keep1 + "/results.sqlite")) {
     expect_consistent_after_kill(keep1 + "/results.sqlite", kept, out, keep1);
   }
-  EXPECT_LT(kept.size(), static_cast<std::size_t>(kScans)) << "600 KiB was not too small";
+  EXPECT_LT(kept.size(), static_cast<std::size_t>(kScans)) << "1000 KiB was not too small";
   EXPECT_EQ(read_file(base + "/rc2"), "0\n") << read_file(base + "/resume.log");
   const std::string db = keep2 + "/results.sqlite";
   EXPECT_EQ(one(db, "PRAGMA integrity_check"), "ok");
