@@ -18,18 +18,45 @@ namespace {
 
 // Low-density voxels connected, within their axial slice, to the slice border: outside air,
 // the gap under the table and FOV padding. Everything else is "inside" the patient.
-MaskImage outside_air(const CtImage& ct, double air_max_hu) {
-  MaskImage low(ct.geom, 0);
-#pragma omp parallel for schedule(static)
-  for (std::ptrdiff_t n = 0; n < std::ptrdiff_t(ct.size()); ++n) low[n] = ct[n] < air_max_hu;
-  MaskImage inside = low;
-  // fill_holes_2d on the complement gives "not reachable from the border through low voxels".
-  for (auto& v : inside.data) v = !v;
-  fill_holes_2d(inside);
-  MaskImage outside(ct.geom, 0);
-#pragma omp parallel for schedule(static)
-  for (std::ptrdiff_t n = 0; n < std::ptrdiff_t(ct.size()); ++n) outside[n] = !inside[n];
-  return outside;
+// One pass per axial slice: low-density voxels connected, within their slice, to the slice
+// border are outside (outside air, the gap under the table, FOV padding); the other low voxels
+// are air inside the patient. Also sums the body's voxel positions for its midline.
+struct BodyAir {
+  MaskImage outside;
+  MaskImage air;         // inside-the-body air
+  double midline_x = 0;  // LPS x of the body's centroid
+};
+
+BodyAir find_body_air(const CtImage& ct, double air_max_hu) {
+  const Geometry& g = ct.geom;
+  const std::size_t nx = g.size[0], ny = g.size[1], nz = g.size[2], sxy = nx * ny;
+  BodyAir r{MaskImage(g, 0), MaskImage(g, 0), 0.0};
+  double sum_i = 0;
+  std::uint64_t count = 0;
+#pragma omp parallel reduction(+ : sum_i, count)
+  {
+    std::vector<std::uint8_t> reach;
+    std::vector<std::size_t> stack;
+#pragma omp for schedule(dynamic, 2)
+    for (std::ptrdiff_t kk = 0; kk < std::ptrdiff_t(nz); ++kk) {
+      const std::size_t base = std::size_t(kk) * sxy;
+      const std::int16_t* c = ct.data.data() + base;
+      flood_from_border_2d(nx, ny, [&](std::size_t q) { return c[q] < air_max_hu; }, reach, stack);
+      std::uint8_t* out = r.outside.data.data() + base;
+      std::uint8_t* air = r.air.data.data() + base;
+      for (std::size_t q = 0; q < sxy; ++q) {
+        out[q] = reach[q];
+        air[q] = !reach[q] && c[q] < air_max_hu;
+        if (!reach[q]) {
+          sum_i += double(q % nx);
+          ++count;
+        }
+      }
+    }
+  }
+  const double ci = count ? sum_i / double(count) : double(nx) / 2;
+  r.midline_x = g.to_physical(ci, double(ny) / 2, double(nz) / 2)[0];
+  return r;
 }
 
 struct Blob {
@@ -74,25 +101,6 @@ std::vector<Blob> describe(const Components& c, double midline_x) {
   std::sort(blobs.begin(), blobs.end(),
             [](const Blob& a, const Blob& b) { return a.voxels > b.voxels; });
   return blobs;
-}
-
-double body_midline_x(const MaskImage& outside) {
-  const Geometry& g = outside.geom;
-  double sum = 0;
-  std::uint64_t count = 0;
-  std::size_t n = 0;
-  for (std::size_t k = 0; k < g.size[2]; ++k) {
-    for (std::size_t j = 0; j < g.size[1]; ++j) {
-      for (std::size_t i = 0; i < g.size[0]; ++i, ++n) {
-        if (!outside[n]) {
-          sum += double(i);
-          ++count;
-        }
-      }
-    }
-  }
-  const double ci = count ? sum / double(count) : double(g.size[0]) / 2;
-  return g.to_physical(ci, double(g.size[1]) / 2, double(g.size[2]) / 2)[0];
 }
 
 // Splits one component holding both lungs: erode until two large parts appear, then give every
@@ -279,11 +287,50 @@ SliceExtent slice_extent(const MaskImage& m, std::size_t k) {
 }
 constexpr double kCoarseMm = 2.0;
 
-std::size_t include_dense_tissue(const CtImage& ct, LabelImage& labels, std::uint8_t lung,
-                                 const MaskImage& outside, const MaskImage& airway,
-                                 bool medial_plus_i, const LungParams& p) {
+// Distances (mm^2, on a coarse grid of about kCoarseMm) to bone and to the main bronchi: they
+// only gate whole bays, so the coarse grid is precise enough; computed once for both lungs.
+struct BayGates {
+  std::array<std::size_t, 3> f{1, 1, 1};  // fine voxels per coarse voxel
+  Geometry coarse;
+  std::vector<float> bone_d2, hilum_d2;
+  bool passes(std::size_t i, std::size_t j, std::size_t k, double wall_mm) const {
+    const std::size_t c = coarse.index(i / f[0], j / f[1], k / f[2]);
+    return bone_d2[c] <= float(wall_mm * wall_mm) && hilum_d2[c] > float(kHilumMm * kHilumMm);
+  }
+};
+
+BayGates bay_gates(const CtImage& ct, const LabelImage& labels, const MaskImage& airway,
+                   const LungParams& p) {
+  BayGates gates;
+  for (int a = 0; a < 3; ++a) {
+    gates.f[a] = std::max<std::size_t>(1, std::size_t(std::floor(kCoarseMm / ct.geom.spacing[a])));
+  }
+  MaskImage bone(ct.geom, 0);
+#pragma omp parallel for schedule(static)
+  for (std::ptrdiff_t n = 0; n < std::ptrdiff_t(bone.size()); ++n) {
+    bone[n] = ct[n] >= p.bone_min_hu && labels[n] == labels::kBackground;
+  }
+  const MaskImage coarse_bone = downsample(bone, gates.f, true);
+  gates.coarse = coarse_bone.geom;
+  gates.bone_d2 = squared_distance_to(coarse_bone);
+  gates.hilum_d2 = squared_distance_to(downsample(airway, gates.f, true));
+  return gates;
+}
+
+// One lung's grown mask, cropped to `box`; pasted by paste_lung().
+struct GrownLung {
+  Box box;
+  MaskImage mask;
+  std::size_t added = 0;
+};
+
+GrownLung include_dense_tissue(const CtImage& ct, const LabelImage& labels, std::uint8_t lung,
+                               const MaskImage& outside, const BayGates& gates,
+                               bool medial_plus_i, const LungParams& p) {
+  GrownLung result;
   const Box box = bounding_box(labels, lung, p.closing_radius_mm + 2.0);
-  if (box.empty()) return 0;
+  result.box = box;
+  if (box.empty()) return result;
   Stopwatch dsw;
   const LabelImage sub = crop(labels, box);
   MaskImage grown(sub.geom, 0);
@@ -302,22 +349,8 @@ std::size_t include_dense_tissue(const CtImage& ct, LabelImage& labels, std::uin
     log::debug("dense: closing {:.2f}", dsw.lap());
     const CtImage sub_ct = crop(ct, box);
     const MaskImage sub_out = crop(outside, box);
-    // Distances to the main bronchi (hilum) and to bone (chest wall) only gate whole bays, so
-    // the coarse grid is precise enough and four times cheaper.
-    MaskImage bone(sub.geom, 0);
-    for (std::size_t n = 0; n < bone.size(); ++n) {
-      bone[n] = sub_ct[n] >= p.bone_min_hu && sub[n] == labels::kBackground;
-    }
-    const auto bone_d2 = squared_distance_to(downsample(bone, f, true));
-    const auto hilum_d2 = squared_distance_to(downsample(crop(airway, box), f, true));
-    const float wall2 = float(p.chest_wall_mm * p.chest_wall_mm);
-    const float hilum2 = float(kHilumMm * kHilumMm);
     const Geometry& g = sub.geom;
     const Geometry& cg = bay.geom;
-    for (std::size_t c = 0; c < bay.size(); ++c) {
-      bay[c] = bay[c] && bone_d2[c] <= wall2 && hilum_d2[c] > hilum2;
-    }
-    log::debug("dense: edts {:.2f}", dsw.lap());
     MaskImage admit(g, 0);
 #pragma omp parallel for schedule(dynamic, 4)
     for (std::ptrdiff_t kk = 0; kk < std::ptrdiff_t(g.size[2]); ++kk) {
@@ -330,6 +363,7 @@ std::size_t include_dense_tissue(const CtImage& ct, LabelImage& labels, std::uin
           if (grown[n] || !bay[cg.index(i / f[0], j / f[1], k / f[2])]) continue;
           if (sub_ct[n] >= p.fill_max_hu || sub_out[n]) continue;
           if (e.in_hilum(i, j, medial_plus_i)) continue;
+          if (!gates.passes(box.lo[0] + i, box.lo[1] + j, box.lo[2] + k, p.chest_wall_mm)) continue;
           admit[n] = 1;
         }
       }
@@ -343,17 +377,37 @@ std::size_t include_dense_tissue(const CtImage& ct, LabelImage& labels, std::uin
     fill_lung_holes(grown, sub, superior);
     log::debug("dense: holes2 {:.2f}", dsw.lap());
   }
-  std::size_t added = 0;
   MaskImage m(sub.geom, 0);
   for (std::size_t n = 0; n < m.size(); ++n) {
     if (sub[n] == lung) {
       m[n] = 1;
     } else if (grown[n] && sub[n] == labels::kBackground) {
       m[n] = 1;
-      ++added;
+      ++result.added;
     }
   }
-  paste_nonzero(labels, m, box, lung);
+  result.mask = std::move(m);
+  return result;
+}
+
+// Writes a grown lung into `labels`, only over background: a voxel both lungs claimed stays
+// with the one pasted first, so the result does not depend on thread timing.
+std::size_t paste_lung(LabelImage& labels, const GrownLung& grown, std::uint8_t lung) {
+  if (grown.box.empty()) return 0;
+  std::size_t added = 0;
+  const Geometry& g = grown.mask.geom;
+  for (std::size_t k = 0; k < g.size[2]; ++k) {
+    for (std::size_t j = 0; j < g.size[1]; ++j) {
+      for (std::size_t i = 0; i < g.size[0]; ++i) {
+        if (!grown.mask.at(i, j, k)) continue;
+        std::uint8_t& v = labels.at(grown.box.lo[0] + i, grown.box.lo[1] + j, grown.box.lo[2] + k);
+        if (v == labels::kBackground) {
+          v = lung;
+          ++added;
+        }
+      }
+    }
+  }
   return added;
 }
 
@@ -440,13 +494,10 @@ LungSegmentation segment_in_box(const CtImage& ct, MaskImage& air, const MaskIma
 LungSegmentation segment_lungs(const CtImage& ct, const LungParams& p) {
   const Geometry& g = ct.geom;
   Stopwatch sw;
-  const MaskImage outside = outside_air(ct, p.air_max_hu);
-  const double midline = body_midline_x(outside);
-  MaskImage air(g, 0);
-#pragma omp parallel for schedule(static)
-  for (std::ptrdiff_t n = 0; n < std::ptrdiff_t(ct.size()); ++n) {
-    air[n] = ct[n] < p.air_max_hu && !outside[n];
-  }
+  BodyAir body = find_body_air(ct, p.air_max_hu);
+  const MaskImage& outside = body.outside;
+  const MaskImage& air = body.air;
+  const double midline = body.midline_x;
   log::debug("lungs: outside air {:.2f} s", sw.lap());
   // Everything after this works inside the box around the air spaces (plus the closing's
   // reach): about half of a typical field of view.
@@ -513,11 +564,20 @@ LungSegmentation segment_in_box(const CtImage& ct, MaskImage& air, const MaskIma
   const Box left_box = bounding_box(lab, labels::kLeftLung, 0.0);
   const bool right_medial_plus_i =
       right_box.lo[0] + right_box.hi[0] < left_box.lo[0] + left_box.hi[0];
-  std::size_t added = 0;
-  added += include_dense_tissue(ct, lab, labels::kRightLung, outside, airway.mask,
-                                right_medial_plus_i, p);
-  added += include_dense_tissue(ct, lab, labels::kLeftLung, outside, airway.mask,
+  // The two lungs are independent: one thread each (their inner loops then run serially).
+  const BayGates gates = p.closing_radius_mm > 0 ? bay_gates(ct, lab, airway.mask, p) : BayGates{};
+  GrownLung right, left;
+#pragma omp parallel sections
+  {
+#pragma omp section
+    right = include_dense_tissue(ct, lab, labels::kRightLung, outside, gates,
+                                 right_medial_plus_i, p);
+#pragma omp section
+    left = include_dense_tissue(ct, lab, labels::kLeftLung, outside, gates,
                                 !right_medial_plus_i, p);
+  }
+  const std::size_t added =
+      paste_lung(lab, right, labels::kRightLung) + paste_lung(lab, left, labels::kLeftLung);
   result.dense_added_ml = double(added) * voxel_ml;
   log::debug("lungs: dense tissue {:.2f} s", sw.lap());
   return result;
