@@ -1,6 +1,8 @@
 #include "pipeline/analyze.hpp"
 
 #include <cmath>
+#include <exception>
+#include <functional>
 
 #include "core/error.hpp"
 #include "core/labels.hpp"
@@ -287,14 +289,41 @@ void write_outputs(Analysis& a, const AnalyzeOptions& options) {
   Stopwatch sw;
   const std::string& dir = options.outdir;
   ensure_directory(dir);
-  if (options.write_label_maps) {
-    io::write_label_image(a.lungs.lungs, dir + "/lungs.nii.gz");
-    io::write_label_image(a.lesions.lesions, dir + "/lesions.nii.gz");
+  // The writers are independent and mostly compression: run them side by side. An error in
+  // one is rethrown after all have finished, so no writer is left half-way.
+  std::exception_ptr failure;
+  const auto guarded = [&failure](const std::function<void()>& write) {
+    try {
+      write();
+    } catch (...) {
+#pragma omp critical(lungvol_write_outputs)
+      if (!failure) failure = std::current_exception();
+    }
+  };
+#pragma omp parallel sections
+  {
+#pragma omp section
+    guarded([&] {
+      if (options.write_label_maps) io::write_label_image(a.lungs.lungs, dir + "/lungs.nii.gz");
+    });
+#pragma omp section
+    guarded([&] {
+      if (options.write_label_maps) {
+        io::write_label_image(a.lesions.lesions, dir + "/lesions.nii.gz");
+      }
+    });
+#pragma omp section
+    guarded([&] {
+      if (options.write_qc_images) {
+        report::write_qc_images(a.input.image, a.lungs.lungs, a.lesions.lesions, dir);
+      }
+    });
+#pragma omp section
+    guarded([&] {
+      if (options.write_dicom) write_dicom_outputs(a, dir);
+    });
   }
-  if (options.write_qc_images) {
-    report::write_qc_images(a.input.image, a.lungs.lungs, a.lesions.lesions, dir);
-  }
-  if (options.write_dicom) write_dicom_outputs(a, dir);
+  if (failure) std::rethrow_exception(failure);
   write_measurements_csv(a, dir + "/measurements.csv");
   write_histograms_csv(a, dir + "/histograms.csv");
   a.timings.write_s = sw.lap();
