@@ -59,6 +59,8 @@ void write_visits_wide_csv(Store& store, const std::string& path) {
     std::vector<std::string> header = {"subject_id", "arm",       "visit",
                                        "visit_day",  "in_window", "status"};
     for (const auto& [column, metric] : metrics) header.push_back(column);
+    // Densitometry compares visits only when the HU scale held: the air calibration check.
+    header.push_back("calibration");
     w.row(header);
     for (const auto& e : manifest) {
       std::vector<report::CsvField> row = {e.subject_id, e.arm, e.visit};
@@ -66,6 +68,7 @@ void write_visits_wide_csv(Store& store, const std::string& path) {
       if (it == scans.end()) {
         row.insert(row.end(), {optional_field(e.visit_day), "", ""});
         for (std::size_t i = 0; i < metrics.size(); ++i) row.emplace_back("");
+        row.emplace_back("");
         w.row(row);
         continue;
       }
@@ -83,6 +86,9 @@ void write_visits_wide_csv(Store& store, const std::string& path) {
         const auto v = lungs.find(metric);
         row.push_back(optional_field(v == lungs.end() ? std::nullopt : v->second));
       }
+      const bool flagged = s.warnings.find("calibration: ") != std::string::npos &&
+                           s.warnings.find("_out_of_tolerance") != std::string::npos;
+      row.emplace_back(s.status != "ok" ? "" : flagged ? "flagged" : "ok");
       w.row(row);
     }
   });

@@ -421,3 +421,38 @@ TEST(BatchCli, CorrectedMaskRerunChangesOnlyThatScan) {
 
 }  // namespace
 }  // namespace lungvol::batch
+
+namespace lungvol::batch {
+namespace {
+
+// A scan whose HU scale is off (air reads -950 instead of -1000) is flagged in visits_wide.csv,
+// the table statisticians take densitometry from; a correct one is "ok".
+TEST(BatchCli, CalibrationFlagReachesVisitsWide) {
+  const std::string dir = test::temp_dir("batch_calib");
+  phantom::PhantomOptions o;
+  o.size = {96, 96, 40};
+  phantom::Phantom p = phantom::make_phantom(o);
+  io::write_ct_image(p.ct, dir + "/good.nii.gz");
+  for (auto& v : p.ct.data) v = static_cast<std::int16_t>(v + 50);
+  io::write_ct_image(p.ct, dir + "/shifted.nii.gz");
+  write_text_atomic(dir + "/m.csv", "subject_id,arm,visit,path\nG1,A,baseline,good.nii.gz\n"
+                                    "S1,B,baseline,shifted.nii.gz\n");
+  const std::string out = dir + "/out";
+  ASSERT_EQ(test::run_command(test::lungvol_binary() + " --threads 1 batch '" + dir +
+                                  "/m.csv' -o '" + out + "' --no-qc --no-label-maps",
+                              dir + "/log"),
+            0)
+      << read_text_file(dir + "/log");
+  const report::CsvTable t = report::read_csv(out + "/visits_wide.csv");
+  const auto col = t.find_column("calibration");
+  const auto subject = t.find_column("subject_id");
+  ASSERT_TRUE(col.has_value());
+  ASSERT_TRUE(subject.has_value());
+  std::map<std::string, std::string> flag;
+  for (const auto& r : t.rows) flag[r[*subject]] = r[*col];
+  EXPECT_EQ(flag["G1"], "ok");
+  EXPECT_EQ(flag["S1"], "flagged");
+}
+
+}  // namespace
+}  // namespace lungvol::batch
