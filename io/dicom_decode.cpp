@@ -14,6 +14,9 @@
 #include <gdcmImageReader.h>
 
 #include "core/error.hpp"
+#include <atomic>
+#include <filesystem>
+#include <unistd.h>
 #include "io/dicom_internal.hpp"
 
 namespace lungvol::io::detail {
@@ -76,8 +79,37 @@ bool dcmtk_pixels(Header& h, RawPixels& raw, std::string& why) {
 }
 
 bool gdcm_pixels(Header& h, RawPixels& raw, std::string& why) {
+  // GDCM's parser aborts the process (a failed assertion in Debian's build) on some malformed
+  // files that DCMTK parses without complaint. GDCM therefore reads DCMTK's re-encoding of
+  // the dataset, with the compressed pixel data copied as is, never the original bytes.
+  static std::atomic<unsigned> counter{0};
+  const std::string tmp =
+      (std::filesystem::temp_directory_path() /
+       ("lungvol_j2k_" + std::to_string(::getpid()) + "_" + std::to_string(counter++) + ".dcm"))
+          .string();
+  struct Remove {
+    std::string path;
+    ~Remove() {
+      std::error_code ec;
+      std::filesystem::remove(path, ec);
+    }
+  } remove_tmp{tmp};
+  DcmFileFormat full;
+  const OFCondition loaded = full.loadFile(OFFilename(h.path.c_str()));
+  if (loaded.bad()) {
+    why = std::string("cannot read the dataset (") + loaded.text() + ")";
+    return false;
+  }
+  const E_TransferSyntax xfer = full.getDataset()->getOriginalXfer();
+  // A fresh file meta header: the original's may be damaged too.
+  const OFCondition saved = full.saveFile(tmp.c_str(), xfer, EET_ExplicitLength, EGL_recalcGL,
+                                           EPD_noChange, 0, 0, EWM_createNewMeta);
+  if (saved.bad()) {
+    why = std::string("cannot re-encode the dataset for the JPEG 2000 decoder (") + saved.text() + ")";
+    return false;
+  }
   gdcm::ImageReader reader;
-  reader.SetFileName(h.path.c_str());
+  reader.SetFileName(tmp.c_str());
   if (!reader.Read()) {
     why = "GDCM cannot read the file";
     return false;

@@ -2,6 +2,7 @@
 // decoder asks for them, so discovery costs one small read per file and the later decode
 // reuses the same parsed object (no second parse).
 #include <algorithm>
+#include <cerrno>
 #include <cstring>
 #include <fstream>
 #include <mutex>
@@ -146,6 +147,15 @@ bool read_header(const std::string& path, Header& h, std::string& reason) {
   register_dcmtk_codecs();
   h = Header{};
   h.path = path;
+  {
+    // A file we cannot open is not "not DICOM": it may be a slice of the series, and skipping
+    // it would silently shorten the volume.
+    std::ifstream probe(path, std::ios::binary);
+    if (!probe) {
+      reason = std::string(kUnreadablePrefix) + std::strerror(errno);
+      return false;
+    }
+  }
   if (!looks_like_dicom(path)) {
     reason = "not DICOM";
     return false;

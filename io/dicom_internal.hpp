@@ -57,6 +57,14 @@ void register_dcmtk_codecs();  // once, thread-safe
 // DICOM at all; a DICOM file that fails part-way returns true with parse_error set.
 bool read_header(const std::string& path, Header& out, std::string& reason);
 
+// Skip reasons that mean "this file may belong to the series but could not be read": a series
+// is refused while such a file sits next to it (see load_ct), never silently shortened.
+inline constexpr const char* kUnreadablePrefix = "cannot read: ";
+inline constexpr const char* kCorruptPrefix = "corrupt or truncated DICOM";
+inline bool is_unreadable_reason(const std::string& reason) {
+  return reason.rfind(kUnreadablePrefix, 0) == 0 || reason.find(kCorruptPrefix) != std::string::npos;
+}
+
 struct DecodeStats {
   std::size_t clamped = 0;
   std::size_t padded = 0;

@@ -100,6 +100,23 @@ LoadedCt load_ct(const std::string& path, const ReadOptions& options) {
     if (rec.nonuniform_only) msg += " (--resample-nonuniform resamples it to uniform spacing)";
     throw Error(ExitCode::kDicom, msg);
   }
+  // A file that could not be read may be one of this series' slices (a lost end slice leaves
+  // the spacing uniform and would go unnoticed): refuse rather than measure a shorter lung.
+  std::vector<std::string> unreadable;
+  bool cannot_open = false;
+  for (const auto& sk : pub.skipped) {
+    if (!detail::is_unreadable_reason(sk.reason)) continue;
+    unreadable.push_back(sk.path + " (" + sk.reason + ")");
+    cannot_open = cannot_open || sk.reason.rfind(detail::kUnreadablePrefix, 0) == 0;
+  }
+  if (!unreadable.empty()) {
+    std::string msg = "'" + path + "': " + std::to_string(unreadable.size()) +
+                      " file(s) could not be read and may belong to series " +
+                      chosen.series_instance_uid + ": " + unreadable.front();
+    if (unreadable.size() > 1) msg += " and " + std::to_string(unreadable.size() - 1) + " more";
+    msg += "; remove or repair them";
+    throw Error(cannot_open ? ExitCode::kInput : ExitCode::kDicom, msg);
+  }
   log::info("series {} ('{}', {} slices): {}", chosen.series_instance_uid, chosen.description,
             chosen.n_slices, reason);
 

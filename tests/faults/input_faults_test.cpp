@@ -195,7 +195,7 @@ TEST(InputFaults, UnreadableSliceIsRefused) {
 // by discovery as "not DICOM" and skipped; when it is the first or last slice the rest is an
 // evenly spaced stack and the scan is analyzed with one slice less (exit 0). Enable this test
 // together with the fix (an unreadable file under the input path -> Error(kInput) naming it).
-TEST(InputFaults, DISABLED_UnreadableEndSliceIsNotSilentlyDropped) {
+TEST(InputFaults, UnreadableEndSliceIsNotSilentlyDropped) {
   const std::string prefix = unprivileged_prefix();
   if (prefix.empty()) {
     GTEST_SKIP() << "running as root without a way to drop privileges (setpriv): root reads "

@@ -130,3 +130,21 @@ TEST(AnalyzeCli, MaskOnAnotherGridIsResampledOrRefused) {
 
 }  // namespace
 }  // namespace lungvol
+
+namespace lungvol {
+namespace {
+
+// A fuzzer-found JPEG 2000 file that once aborted the process inside GDCM's parser.
+TEST(AnalyzeCli, FuzzedJpeg2000IsAnErrorNotACrash) {
+  const std::string dir = test::temp_dir("analyze_fuzzed");
+  fs::create_directories(dir + "/in");
+  fs::copy_file(test::source_dir() + "/fuzz/corpus/gdcm_assert_vr16_explicit.dcm",
+                dir + "/in/slice.dcm");
+  EXPECT_EQ(test::run_command(cmd("analyze '" + dir + "/in' -o '" + dir + "/out'"), dir + "/log"),
+            4);
+  EXPECT_NE(read_text_file(dir + "/log").find("slice.dcm"), std::string::npos)
+      << read_text_file(dir + "/log");
+}
+
+}  // namespace
+}  // namespace lungvol
