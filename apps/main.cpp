@@ -7,6 +7,7 @@
 #include "core/log.hpp"
 #include "core/provenance.hpp"
 #include "core/version.hpp"
+#include "io/image_io.hpp"
 
 int main(int argc, char** argv) {
   using namespace lungvol;
@@ -45,7 +46,7 @@ int main(int argc, char** argv) {
     return rc == 0 ? 0 : static_cast<int>(ExitCode::kUsage);
   }
   log::set_level(log::level_from_string(global.log_level));
-  set_thread_count(global.threads);
+  io::set_itk_threads(set_thread_count(global.threads));
   try {
     for (CLI::App* sub : app.get_subcommands()) return actions.at(sub)();
   } catch (const Error& e) {
