@@ -47,6 +47,18 @@ int paeth(int a, int b, int c) {
   return pb <= pc ? b : c;
 }
 
+// The PNG filter's prediction of a byte from its left (a), upper (b) and upper-left (c)
+// neighbours (PNG spec 9.2); type 0 predicts nothing.
+int predictor(int type, int a, int b, int c) {
+  switch (type) {
+    case 1: return a;
+    case 2: return b;
+    case 3: return (a + b) / 2;
+    case 4: return paeth(a, b, c);
+    default: return 0;
+  }
+}
+
 // Applies filter `type` to one row; `prev` is the unfiltered previous row (zeros for the
 // first). bpp = bytes per pixel, the distance to the "left" byte.
 void filter_row(int type, const std::uint8_t* row, const std::uint8_t* prev, std::size_t n,
@@ -55,24 +67,7 @@ void filter_row(int type, const std::uint8_t* row, const std::uint8_t* prev, std
     const int a = x >= bpp ? row[x - bpp] : 0;
     const int b = prev[x];
     const int c = x >= bpp ? prev[x - bpp] : 0;
-    int pred = 0;
-    switch (type) {
-      case 1:
-        pred = a;
-        break;
-      case 2:
-        pred = b;
-        break;
-      case 3:
-        pred = (a + b) / 2;
-        break;
-      case 4:
-        pred = paeth(a, b, c);
-        break;
-      default:
-        pred = 0;
-        break;
-    }
+    const int pred = predictor(type, a, b, c);
     out[x] = static_cast<std::uint8_t>(row[x] - pred);
   }
 }
@@ -214,23 +209,7 @@ Raster decode_png(const std::string& bytes, const std::string& source) {
       const int a = x >= bpp ? row[x - bpp] : 0;
       const int b = prev[x];
       const int c = x >= bpp ? prev[x - bpp] : 0;
-      int pred = 0;
-      switch (type) {
-        case 1:
-          pred = a;
-          break;
-        case 2:
-          pred = b;
-          break;
-        case 3:
-          pred = (a + b) / 2;
-          break;
-        case 4:
-          pred = paeth(a, b, c);
-          break;
-        default:
-          break;
-      }
+      const int pred = predictor(type, a, b, c);
       row[x] = static_cast<std::uint8_t>(src[x] + pred);
     }
   }

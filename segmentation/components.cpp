@@ -4,8 +4,6 @@ namespace lungvol::seg {
 
 Components label_components(const MaskImage& mask) {
   const Geometry& g = mask.geom;
-  const std::size_t nx = g.size[0], ny = g.size[1], nz = g.size[2];
-  const std::size_t sxy = nx * ny;
   Components out;
   out.labels = Image<std::uint32_t>(g, 0);
   out.sizes.push_back(0);
@@ -22,19 +20,12 @@ Components label_components(const MaskImage& mask) {
       const std::size_t v = stack.back();
       stack.pop_back();
       ++size;
-      const std::size_t i = v % nx, j = (v / nx) % ny, k = v / sxy;
-      auto visit = [&](std::size_t w) {
+      for_each_face_neighbour(g, v, [&](std::size_t w) {
         if (mask[w] && !out.labels[w]) {
           out.labels[w] = next;
           stack.push_back(w);
         }
-      };
-      if (i > 0) visit(v - 1);
-      if (i + 1 < nx) visit(v + 1);
-      if (j > 0) visit(v - nx);
-      if (j + 1 < ny) visit(v + nx);
-      if (k > 0) visit(v - sxy);
-      if (k + 1 < nz) visit(v + sxy);
+      });
     }
     out.sizes.push_back(size);
   }

@@ -132,24 +132,15 @@ bool split_touching_lungs(const MaskImage& mask, Image<std::uint32_t>& out_label
         queue.push_back(n);
       }
     }
-    const Geometry& g = mask.geom;
-    const std::size_t nx = g.size[0], ny = g.size[1], nz = g.size[2], sxy = nx * ny;
     while (!queue.empty()) {
       const std::size_t v = queue.front();
       queue.pop_front();
-      const std::size_t i = v % nx, j = (v / nx) % ny, k = v / sxy;
-      auto visit = [&](std::size_t w) {
+      for_each_face_neighbour(mask.geom, v, [&](std::size_t w) {
         if (mask[w] && !out_labels[w]) {
           out_labels[w] = out_labels[v];
           queue.push_back(w);
         }
-      };
-      if (i > 0) visit(v - 1);
-      if (i + 1 < nx) visit(v + 1);
-      if (j > 0) visit(v - nx);
-      if (j + 1 < ny) visit(v + nx);
-      if (k > 0) visit(v - sxy);
-      if (k + 1 < nz) visit(v + sxy);
+      });
     }
     (void)total;
     return true;
