@@ -92,3 +92,50 @@ TEST(Components, CountsAndRemovesSmall) {
 
 }  // namespace
 }  // namespace lungvol::seg
+
+namespace lungvol::seg {
+namespace {
+
+// Random masks against a plain flood fill written here: same number of components, same
+// partition of the voxels, ids in raster order of first appearance.
+TEST(Components, MatchesAReferenceFloodFillOnRandomMasks) {
+  std::uint32_t state = 12345;
+  auto rnd = [&] {
+    state = state * 1664525u + 1013904223u;
+    return state >> 8;
+  };
+  for (int trial = 0; trial < 20; ++trial) {
+    Geometry g;
+    g.size = {17, 13, 11};
+    MaskImage m(g, 0);
+    for (auto& v : m.data) v = rnd() % 100 < 45;
+    const Components c = label_components(m);
+    // Reference.
+    Image<std::uint32_t> ref(g, 0);
+    std::uint32_t next = 0;
+    for (std::size_t s = 0; s < m.size(); ++s) {
+      if (!m[s] || ref[s]) continue;
+      ++next;
+      std::vector<std::size_t> stack{s};
+      ref[s] = next;
+      while (!stack.empty()) {
+        const std::size_t v = stack.back();
+        stack.pop_back();
+        for_each_face_neighbour(g, v, [&](std::size_t w) {
+          if (m[w] && !ref[w]) {
+            ref[w] = next;
+            stack.push_back(w);
+          }
+        });
+      }
+    }
+    ASSERT_EQ(c.count(), next);
+    for (std::size_t v = 0; v < m.size(); ++v) ASSERT_EQ(c.labels[v], ref[v]) << v;
+    std::uint64_t total = 0;
+    for (std::size_t id = 1; id < c.sizes.size(); ++id) total += c.sizes[id];
+    EXPECT_EQ(total, count_nonzero(m));
+  }
+}
+
+}  // namespace
+}  // namespace lungvol::seg
