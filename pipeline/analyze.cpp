@@ -279,6 +279,8 @@ void write_dicom_outputs(Analysis& a, const std::string& dir) {
     so.protocol = a.protocol.name + " " + a.protocol.version;
     dicomout::write_dicom_sr(g, a.input.series, seg, regions, dir + "/sr.dcm", so);
   } catch (const Error& e) {
+    // Saving the file failed (disk full, no permission): an output error like any other.
+    if (std::string(e.what()).find("': save (") != std::string::npos) throw;
     a.warnings.push_back(std::string("DICOM SEG/SR not written: ") + e.what());
     log::warn("DICOM SEG/SR not written: {}", e.what());
   }
