@@ -2,6 +2,7 @@
 
 #include <cmath>
 #include <exception>
+#include <filesystem>
 #include <functional>
 
 #include "core/error.hpp"
@@ -280,7 +281,13 @@ void write_dicom_outputs(Analysis& a, const std::string& dir) {
     dicomout::write_dicom_sr(g, a.input.series, seg, regions, dir + "/sr.dcm", so);
   } catch (const Error& e) {
     // Saving the file failed (disk full, no permission): an output error like any other.
-    if (std::string(e.what()).find("': save (") != std::string::npos) throw;
+    if (std::string(e.what()).find("': save (") != std::string::npos) {
+      std::error_code ec;
+      const auto space = std::filesystem::space(dir, ec);
+      const bool full = !ec && space.available < (std::uintmax_t(1) << 20);
+      throw Error(ExitCode::kOutput, std::string(e.what()) +
+                                         (full ? ": No space left on device" : " (disk full?)"));
+    }
     a.warnings.push_back(std::string("DICOM SEG/SR not written: ") + e.what());
     log::warn("DICOM SEG/SR not written: {}", e.what());
   }
