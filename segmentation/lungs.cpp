@@ -499,6 +499,7 @@ LungSegmentation segment_lungs(const CtImage& ct, const LungParams& p) {
   const CtImage sub_ct = crop(ct, box);
   MaskImage sub_air = crop(air, box);
   const MaskImage sub_out = crop(outside, box);
+  body = BodyAir{};  // the full-size masks are not needed any more (peak memory)
   LungSegmentation result = segment_in_box(sub_ct, sub_air, sub_out, midline, p);
   LabelImage full(g, labels::kBackground);
   const Geometry& sg = result.lungs.geom;
