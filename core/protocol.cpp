@@ -172,6 +172,17 @@ Protocol parse_protocol(const std::string& text, const std::string& origin) {
   for (double q : p.densitometry.percentiles) {
     if (q <= 0 || q >= 100) fail(origin, "densitometry.percentiles must lie in (0, 100)");
   }
+
+  const auto cal = t["calibration"];
+  const auto range = [&](const char* key, HuBand dflt) {
+    const std::string name = std::string("calibration.") + key;
+    const auto v = numbers(cal[key], origin, name, {dflt.lo_hu, dflt.hi_hu});
+    if (v.size() != 2 || !(v[0] < v[1])) fail(origin, name + " must be [lo, hi] with lo < hi");
+    return HuBand{v[0], v[1]};
+  };
+  p.air_check.outside_air = range("outside_air_hu", p.air_check.outside_air);
+  p.air_check.trachea = range("trachea_air_hu", p.air_check.trachea);
+  p.air_check.source = cal["source"].value_or(std::string{});
   return p;
 }
 

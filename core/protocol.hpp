@@ -45,6 +45,15 @@ struct DensitometryParams {
   std::vector<double> percentiles{10, 15};        // PDxx
 };
 
+// The HU ranges a scan's air references must read within (inclusive at both ends) for its
+// densitometry to count as comparable between visits (densitometry/calibration.hpp).
+struct AirCheckParams {
+  HuBand outside_air{-1005, -970};
+  HuBand trachea{-1005, -970};
+  std::string source;  // where the ranges come from, recorded in metrics.json
+  static bool within(const HuBand& b, double hu) { return hu >= b.lo_hu && hu <= b.hi_hu; }
+};
+
 struct Protocol {
   std::string name;
   std::string version;
@@ -56,6 +65,7 @@ struct Protocol {
   LungParams lung;
   LesionParams lesion;
   DensitometryParams densitometry;
+  AirCheckParams air_check;
   std::vector<HuClass> classes;
 
   // Same protocol with the lesion thresholds moved (threshold sweeps, --split etc.).

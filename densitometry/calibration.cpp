@@ -110,6 +110,15 @@ MaskImage outside_air_mask(const CtImage& ct, const CalibrationParams& p) {
   return out;
 }
 
+CalibrationParams calibration_params(const AirCheckParams& ranges) {
+  CalibrationParams p;
+  p.air_lo_hu = ranges.outside_air.lo_hu;
+  p.air_hi_hu = ranges.outside_air.hi_hu;
+  p.trachea_lo_hu = ranges.trachea.lo_hu;
+  p.trachea_hi_hu = ranges.trachea.hi_hu;
+  return p;
+}
+
 CalibrationCheck check_calibration(const CtImage& ct, const LabelImage& lungs,
                                    const CalibrationParams& p) {
   CalibrationCheck r;
@@ -133,7 +142,7 @@ CalibrationCheck check_calibration(const CtImage& ct, const LabelImage& lungs,
   bool ok = true;
   if (!r.outside_air.found) {
     r.flags.push_back("outside_air_not_found");
-  } else if (std::abs(r.outside_air.mean_hu - p.expected_air_hu) > p.air_tolerance_hu) {
+  } else if (!(r.outside_air.mean_hu >= p.air_lo_hu && r.outside_air.mean_hu <= p.air_hi_hu)) {
     r.flags.push_back("outside_air_out_of_tolerance");
     ok = false;
   }
@@ -141,7 +150,7 @@ CalibrationCheck check_calibration(const CtImage& ct, const LabelImage& lungs,
     r.flags.push_back("no_airway_label");
   } else if (!r.trachea.found) {
     r.flags.push_back("trachea_not_found");
-  } else if (std::abs(r.trachea.mean_hu - p.expected_air_hu) > p.trachea_tolerance_hu) {
+  } else if (!(r.trachea.mean_hu >= p.trachea_lo_hu && r.trachea.mean_hu <= p.trachea_hi_hu)) {
     r.flags.push_back("trachea_out_of_tolerance");
     ok = false;
   }

@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "core/image.hpp"
+#include "core/protocol.hpp"
 
 namespace lungvol::dens {
 
@@ -31,13 +32,18 @@ struct CalibrationParams {
   int trachea_erosion_voxels = 1;  // airway label eroded (6-neighbour) to leave the wall out
   std::size_t min_air_voxels = 1000;   // fewer: outside air "not found"
   std::size_t min_trachea_voxels = 100;
-  // Tolerances around -1000 HU. These are lungvol's own provisional choices, not quoted from
-  // a standard (the QIBA lung-density profile's figures could not be verified when this was
-  // written): outside air within +-20 HU, tracheal air within +-30 HU (it reads high, above).
-  double expected_air_hu = -1000;
-  double air_tolerance_hu = 20;
-  double trachea_tolerance_hu = 30;
+  // The mean HU each reference must read, inclusive. The protocol's [calibration] section sets
+  // them (Protocol::air_check); the defaults are the ACR CT accreditation phantom criterion for
+  // the air insert, -1005 to -970 HU (ACR CT Accreditation Program, phantom testing
+  // instructions; McCollough CH et al., Med Phys 2004;31:2423-2442). It is asymmetric because
+  // air reads high rather than low: scatter and beam hardening add, nothing subtracts.
+  double expected_air_hu = -1000;  // what --calibrate air brings outside air to
+  double air_lo_hu = -1005, air_hi_hu = -970;
+  double trachea_lo_hu = -1005, trachea_hi_hu = -970;
 };
+
+// The ranges of a protocol's [calibration] section on top of the other defaults.
+CalibrationParams calibration_params(const AirCheckParams& ranges);
 
 struct RegionStats {
   double mean_hu = 0, sd_hu = 0, median_hu = 0;

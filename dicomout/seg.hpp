@@ -79,9 +79,32 @@ SegWriteResult write_dicom_seg(const Geometry& ct_geometry, const LabelImage& lu
                                const LabelImage& lesions, const io::SeriesInfo& source,
                                const std::string& path, const SegOptions& options = {});
 
-// Reads a SEG written on `ct_geometry` back into the two label maps (frames placed by their
-// ImagePositionPatient). For round-trip checks. Throws Error(kInput).
-void read_dicom_seg(const std::string& path, const Geometry& ct_geometry, LabelImage& lungs,
-                    LabelImage& lesions);
+// What a segment of a SEG stands for. Found from its property type code (lung, trachea,
+// ground-glass opacity, lesion, consolidation), laterality modifier and label, never from its
+// number: 3D Slicer, OHIF and ITK-SNAP number segments in the order they were made.
+enum class SegmentMeaning {
+  kRightLung, kLeftLung,
+  kLung,         // a lung segment without side: split into right and left like a binary mask
+  kAirway,
+  kGroundGlass, kSolid,
+  kLesion,       // a lesion segment not split into ground-glass and solid: the protocol splits it
+  kUnknown       // ignored (heart, vessels, ...)
+};
+SegmentMeaning segment_meaning(const std::string& label, const Code& property_type,
+                               const std::vector<Code>& type_modifiers);
+const char* segment_meaning_name(SegmentMeaning m);
+
+struct SegReadResult {
+  LabelImage lungs;    // core/labels.hpp values; kRightLung for every voxel when lungs_binary
+  LabelImage lesions;  // kGroundGlass / kSolid; kGroundGlass for every voxel when lesions_binary
+  bool lungs_binary = false;
+  bool lesions_binary = false;
+  std::vector<std::string> notes;  // one line per segment: how it was read
+};
+
+// Reads a BINARY SEG whose frames lie on `ct_geometry`'s slices (placed by
+// ImagePositionPatient; same rows, columns and orientation). Throws Error(kInput) naming the
+// file and the problem.
+SegReadResult read_dicom_seg(const std::string& path, const Geometry& ct_geometry);
 
 }  // namespace lungvol::dicomout

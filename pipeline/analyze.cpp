@@ -95,10 +95,12 @@ void segment_and_measure(Analysis& a) {
   a.timings.lungs_s = sw.lap();
   // The air check needs the trachea; segmenting before a correction is safe because the lung
   // threshold (-500 HU) is far from air.
-  a.calibration = dens::check_calibration(ct, a.lungs.lungs);
+  const dens::CalibrationParams cal = dens::calibration_params(a.protocol.air_check);
+  a.calibration = dens::check_calibration(ct, a.lungs.lungs, cal);
   for (const auto& f : a.calibration.flags) a.warnings.push_back("calibration: " + f);
   if (a.calibrate_air) {
-    a.air_correction = dens::apply_air_calibration(a.input.image, a.calibration);
+    a.air_correction = dens::apply_air_calibration(
+        a.input.image, a.calibration, dens::AirCalibrationMode::kScaleAboutWater, cal);
     if (!a.air_correction.applied) {
       a.warnings.push_back("--calibrate air not applied: " + a.air_correction.reason);
     }
@@ -123,6 +125,8 @@ Analysis analyze(const AnalyzeOptions& options) {
   Analysis a;
   a.analyzed_at = utc_timestamp();
   a.protocol = load_protocol(options.protocol);
+  // An output folder that cannot be written is found before minutes of work, not after.
+  if (!options.outdir.empty()) ensure_directory(options.outdir);
   Stopwatch sw;
   a.input = io::load_ct(options.input, options.read);
   a.calibrate_air = options.calibrate_air;
@@ -188,13 +192,14 @@ nlohmann::json stats_json(const dens::RegionStats& s) {
 }
 
 nlohmann::json calibration_json(const Analysis& a) {
-  const dens::CalibrationParams p;
+  const dens::CalibrationParams p = dens::calibration_params(a.protocol.air_check);
   const auto& c = a.air_correction;
   return {{"outside_air", stats_json(a.calibration.outside_air)},
           {"trachea", stats_json(a.calibration.trachea)},
           {"expected_air_hu", p.expected_air_hu},
-          {"air_tolerance_hu", p.air_tolerance_hu},
-          {"trachea_tolerance_hu", p.trachea_tolerance_hu},
+          {"outside_air_range_hu", {p.air_lo_hu, p.air_hi_hu}},
+          {"trachea_range_hu", {p.trachea_lo_hu, p.trachea_hi_hu}},
+          {"ranges_source", a.protocol.air_check.source},
           {"body_margin_mm", p.body_margin_mm},
           {"flags", a.calibration.flags},
           {"checked", a.calibration.checked},

@@ -85,16 +85,58 @@ LabelImage to_ct_grid(const LabelImage& mask, const Geometry& ct, const std::str
   return out;
 }
 
+namespace {
+
+// A binary lungs mask (any non-zero voxel is lung) split into right and left.
+LabelImage split_binary_lungs(const LabelImage& raw, const Geometry& ct, const std::string& path,
+                              double min_lung_ml, std::vector<std::string>& warnings) {
+  MaskImage m(raw.geom, 0);
+  double sum_x = 0;
+  std::size_t n_in = 0;
+  for (std::size_t k = 0; k < ct.size[2]; ++k)
+    for (std::size_t j = 0; j < ct.size[1]; ++j)
+      for (std::size_t i = 0; i < ct.size[0]; ++i) {
+        const std::size_t n = ct.index(i, j, k);
+        if (!raw[n]) continue;
+        m[n] = 1;
+        sum_x += ct.to_physical(double(i), double(j), double(k))[0];
+        ++n_in;
+      }
+  if (n_in == 0) throw Error(ExitCode::kInput, "lungs mask '" + path + "' is empty");
+  bool touching = false;
+  // The lungs' own centroid stands in for the body midline: they lie on either side of it.
+  LabelImage out = seg::separate_left_right(m, sum_x / double(n_in), min_lung_ml, &touching);
+  if (touching) warnings.push_back("given lungs mask: one region, split into right and left");
+  return out;
+}
+
+dicomout::SegReadResult read_seg(const std::string& path, const Geometry& ct,
+                                 std::vector<std::string>& warnings) {
+  dicomout::SegReadResult r = dicomout::read_dicom_seg(path, ct);
+  for (const auto& n : r.notes) {
+    if (n.find("ignored") != std::string::npos) warnings.push_back("given SEG: " + n);
+  }
+  return r;
+}
+
+}  // namespace
+
 GivenMask load_lungs_mask(const std::string& path, const Geometry& ct, double min_lung_ml) {
   GivenMask g;
   g.path = path;
   g.sha256 = sha256_file(path);
   LabelImage raw;
   if (is_dicom_seg(path)) {
-    LabelImage lesions;
-    dicomout::read_dicom_seg(path, ct, raw, lesions);
-    g.labelled = true;
-    g.labels = raw;
+    dicomout::SegReadResult r = read_seg(path, ct, g.warnings);
+    if (max_value(r.lungs) == labels::kBackground) {
+      throw Error(ExitCode::kInput, "DICOM SEG '" + path + "' has no lung segment");
+    }
+    if (r.lungs_binary) {
+      g.labels = split_binary_lungs(r.lungs, ct, path, min_lung_ml, g.warnings);
+    } else {
+      g.labelled = true;
+      g.labels = std::move(r.lungs);
+    }
     return g;
   }
   raw = to_ct_grid(io::read_label_image(path), ct, path, g.warnings);
@@ -104,23 +146,7 @@ GivenMask load_lungs_mask(const std::string& path, const Geometry& ct, double mi
                                       "; expected 0/1 (binary) or 1 right, 2 left, 3 airway");
   }
   if (top <= 1) {
-    MaskImage m(raw.geom, 0);
-    double sum_x = 0;
-    std::size_t n_in = 0;
-    for (std::size_t k = 0; k < ct.size[2]; ++k)
-      for (std::size_t j = 0; j < ct.size[1]; ++j)
-        for (std::size_t i = 0; i < ct.size[0]; ++i) {
-          const std::size_t n = ct.index(i, j, k);
-          if (!raw[n]) continue;
-          m[n] = 1;
-          sum_x += ct.to_physical(double(i), double(j), double(k))[0];
-          ++n_in;
-        }
-    if (n_in == 0) throw Error(ExitCode::kInput, "lungs mask '" + path + "' is empty");
-    bool touching = false;
-    // The lungs' own centroid stands in for the body midline: they lie on either side of it.
-    g.labels = seg::separate_left_right(m, sum_x / double(n_in), min_lung_ml, &touching);
-    if (touching) g.warnings.push_back("given lungs mask: one region, split into right and left");
+    g.labels = split_binary_lungs(raw, ct, path, min_lung_ml, g.warnings);
   } else {
     g.labelled = true;
     g.labels = std::move(raw);
@@ -133,9 +159,9 @@ GivenMask load_lesions_mask(const std::string& path, const Geometry& ct) {
   g.path = path;
   g.sha256 = sha256_file(path);
   if (is_dicom_seg(path)) {
-    LabelImage lungs;
-    dicomout::read_dicom_seg(path, ct, lungs, g.labels);
-    g.labelled = true;
+    dicomout::SegReadResult r = read_seg(path, ct, g.warnings);
+    g.labelled = !r.lesions_binary;
+    g.labels = std::move(r.lesions);
     return g;
   }
   g.labels = to_ct_grid(io::read_label_image(path), ct, path, g.warnings);

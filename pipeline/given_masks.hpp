@@ -22,7 +22,8 @@ LabelImage to_ct_grid(const LabelImage& mask, const Geometry& ct, const std::str
                       std::vector<std::string>& warnings);
 
 // Lungs: binary (0/1, split into right and left here) or labelled with lungvol's values
-// (1 right, 2 left, 3 airway). NIfTI / NRRD / MHA, or a DICOM SEG written by lungvol.
+// (1 right, 2 left, 3 airway). NIfTI / NRRD / MHA, or a DICOM SEG (lungvol's or another tool's:
+// segments are matched by code and label, see dicomout::segment_meaning).
 GivenMask load_lungs_mask(const std::string& path, const Geometry& ct, double min_lung_ml);
 // Lesions: binary (0/1, split into ground-glass and solid by the protocol) or labelled
 // (1 ground-glass, 2 solid, taken as they are).

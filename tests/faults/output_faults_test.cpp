@@ -90,6 +90,16 @@ TEST(OutputFaults, OutdirBelowARegularFile) {
   EXPECT_EQ(list_files(base).size(), 1u);
 }
 
+// The output folder is checked before the input is read: an unwritable folder is reported (exit
+// 7) even for an input that would take minutes to analyze, here one that does not exist at all.
+TEST(OutputFaults, OutdirIsCheckedBeforeTheAnalysis) {
+  const std::string base = test::temp_dir("fault_outfirst");
+  write_file(base + "/file", "x");
+  const Result r = lungvol(analyze(base + "/no-such-scan", base + "/file/results"));
+  EXPECT_EQ(r.code, kOutput) << r.output;
+  EXPECT_TRUE(contains(r.output, base + "/file/results")) << r.output;
+}
+
 TEST(OutputFaults, OutdirUnderProc) {
   const std::string out = "/proc/lungvol-fault-test/out";
   const Result r = lungvol(analyze(shared_input(), out));

@@ -117,18 +117,54 @@ TEST(Calibration, OffsetScanIsFlagged) {
   EXPECT_DOUBLE_EQ(c.trachea.mean_hu, -965);
   EXPECT_FALSE(c.within_tolerance);
   EXPECT_EQ(c.flags, (std::vector<std::string>{"outside_air_out_of_tolerance", "trachea_out_of_tolerance"}));
-  // 25 HU high: outside air is out of its +-20 HU tolerance, the trachea within its +-30 HU.
-  const CalibrationCheck c25 = check_calibration(make_scan(25).ct, s.lungs);
-  EXPECT_EQ(c25.flags, (std::vector<std::string>{"outside_air_out_of_tolerance"}));
+  // The default range is the ACR phantom criterion for air, -1005 to -970 HU, inclusive:
+  // 30 HU high passes, 31 HU high and 6 HU low fail.
+  EXPECT_TRUE(check_calibration(make_scan(30).ct, s.lungs).within_tolerance);
+  EXPECT_FALSE(check_calibration(make_scan(31).ct, s.lungs).within_tolerance);
+  EXPECT_TRUE(check_calibration(make_scan(-5).ct, s.lungs).within_tolerance);
+  const CalibrationCheck low = check_calibration(make_scan(-6).ct, s.lungs);
+  EXPECT_EQ(low.flags, (std::vector<std::string>{"outside_air_out_of_tolerance", "trachea_out_of_tolerance"}));
+}
+
+TEST(Calibration, RangesComeFromTheProtocol) {
+  const Scan s = make_scan(25);
+  AirCheckParams ranges;
+  ranges.outside_air = {-1020, -980};  // outside air must read within +-20 HU ...
+  ranges.trachea = {-1030, -970};      // ... the trachea within +-30 HU
+  const CalibrationCheck c = check_calibration(s.ct, s.lungs, calibration_params(ranges));
+  EXPECT_EQ(c.flags, (std::vector<std::string>{"outside_air_out_of_tolerance"}));
+  const Protocol p = parse_protocol(R"(
+name = "x"
+version = "1"
+[[classes]]
+name = "g"
+lo_hu = -700
+hi_hu = -300
+[[classes]]
+name = "s"
+lo_hu = -300
+hi_hu = 100
+[lesion]
+ground_glass = ["g"]
+solid = ["s"]
+[calibration]
+outside_air_hu = [-1020, -980]
+trachea_air_hu = [-1030, -970]
+source = "site QA manual"
+)", "inline.toml");
+  EXPECT_EQ(p.air_check.outside_air.lo_hu, -1020);
+  EXPECT_EQ(p.air_check.trachea.hi_hu, -970);
+  EXPECT_EQ(p.air_check.source, "site QA manual");
+  EXPECT_EQ(check_calibration(s.ct, s.lungs, calibration_params(p.air_check)).flags, c.flags);
 }
 
 TEST(Calibration, NoisyAirMeanWithinItsStandardError) {
-  const Scan s = make_scan(-12, 10.0);
+  const Scan s = make_scan(-4, 10.0);
   const CalibrationCheck c = check_calibration(s.ct, s.lungs);
   const double se = 10.0 / std::sqrt(double(c.outside_air.n));
-  EXPECT_NEAR(c.outside_air.mean_hu, -1012, 4 * se);
+  EXPECT_NEAR(c.outside_air.mean_hu, -1004, 4 * se);
   EXPECT_NEAR(c.outside_air.sd_hu, 10.0, 0.5);
-  EXPECT_NEAR(c.trachea.mean_hu, -1012, 4 * 10.0 / std::sqrt(double(c.trachea.n)));
+  EXPECT_NEAR(c.trachea.mean_hu, -1004, 4 * 10.0 / std::sqrt(double(c.trachea.n)));
   EXPECT_TRUE(c.within_tolerance);
 }
 

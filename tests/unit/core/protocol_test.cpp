@@ -53,6 +53,20 @@ TEST(Protocol, RejectsUnknownClassAndSyntaxErrors) {
   EXPECT_THROW(parse_protocol("name = ", "syntax.toml"), Error);
 }
 
+TEST(Protocol, CalibrationRangesAreValidated) {
+  const std::string text = std::string(kMinimal) + "[calibration]\noutside_air_hu = [-970, -1005]\n";
+  try {
+    parse_protocol(text, "cal.toml");
+    FAIL() << "expected an error";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ExitCode::kProtocol);
+    EXPECT_NE(std::string(e.what()).find("calibration.outside_air_hu"), std::string::npos);
+  }
+  EXPECT_THROW(parse_protocol(std::string(kMinimal) + "[calibration]\ntrachea_air_hu = [-1000]\n",
+                              "cal.toml"),
+               Error);
+}
+
 TEST(Protocol, SweepMovesThresholds) {
   const Protocol p = parse_protocol(kMinimal, "inline").with_lesion_thresholds(-650, -250);
   EXPECT_DOUBLE_EQ(p.lesion.low_hu(), -650);
@@ -67,6 +81,14 @@ TEST(Protocol, BuiltinProtocolsLoad) {
   ASSERT_GE(all.size(), 3u);
   const Protocol def = load_protocol(kDefaultProtocol);
   EXPECT_DOUBLE_EQ(def.lesion.split_hu(), -300);
+  // Every built-in protocol checks air against the ACR phantom criterion, -1005..-970 HU.
+  for (const Protocol& p : all) {
+    EXPECT_EQ(p.air_check.outside_air.lo_hu, -1005) << p.name;
+    EXPECT_EQ(p.air_check.outside_air.hi_hu, -970) << p.name;
+    EXPECT_EQ(p.air_check.trachea.lo_hu, -1005) << p.name;
+    EXPECT_EQ(p.air_check.trachea.hi_hu, -970) << p.name;
+    EXPECT_NE(p.air_check.source.find("ACR"), std::string::npos) << p.name;
+  }
   const Protocol lcta = load_protocol("slicer-lcta");
   EXPECT_DOUBLE_EQ(lcta.lesion.low_hu(), -750);
   EXPECT_DOUBLE_EQ(lcta.lesion.split_hu(), -400);

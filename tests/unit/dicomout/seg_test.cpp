@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <map>
 #include <sstream>
 #include <string>
@@ -159,11 +160,12 @@ TEST_P(SegTest, RoundTripsVoxelForVoxelAndReferencesTheSource) {
   EXPECT_EQ(r.frames, expected_frames);
   EXPECT_LT(r.frames, 5 * scan.ct.geom.size[2]);  // the empty slices were left out
 
-  // DCMTK reader.
-  LabelImage lungs, lesions;
-  read_dicom_seg(seg_path, scan.ct.geom, lungs, lesions);
-  EXPECT_EQ(count_mismatch(lungs, scan.lungs), 0u);
-  EXPECT_EQ(count_mismatch(lesions, scan.lesions), 0u);
+  // Our reader.
+  const SegReadResult back = read_dicom_seg(seg_path, scan.ct.geom);
+  EXPECT_EQ(count_mismatch(back.lungs, scan.lungs), 0u);
+  EXPECT_EQ(count_mismatch(back.lesions, scan.lesions), 0u);
+  EXPECT_FALSE(back.lungs_binary);
+  EXPECT_FALSE(back.lesions_binary);
   // Independent raw decode.
   LabelImage raw_lungs, raw_lesions;
   decode_raw(seg_path, scan, raw_lungs, raw_lesions);
@@ -225,6 +227,124 @@ TEST_P(SegTest, RoundTripsVoxelForVoxelAndReferencesTheSource) {
 
 // 0: axial, 20 x 13 slices (260 bits: frames not byte aligned); 1: oblique rotated grid.
 INSTANTIATE_TEST_SUITE_P(Geometries, SegTest, ::testing::Values(0, 1));
+
+// Rewrites the SEG's segment numbers (SegmentSequence and every frame's reference) with
+// `renumber`, and lets `edit` change each segment item: what another tool's SEG looks like.
+void edit_seg(const std::string& path, const std::map<int, int>& renumber,
+              const std::function<void(int, DcmItem&)>& edit) {
+  DcmFileFormat ff;
+  ASSERT_TRUE(ff.loadFile(path.c_str()).good());
+  DcmDataset& ds = *ff.getDataset();
+  DcmSequenceOfItems* segs = nullptr;
+  ASSERT_TRUE(ds.findAndGetSequence(DCM_SegmentSequence, segs).good());
+  for (unsigned long i = 0; i < segs->card(); ++i) {
+    DcmItem* it = segs->getItem(i);
+    Uint16 n = 0;
+    it->findAndGetUint16(DCM_SegmentNumber, n);
+    edit(n, *it);
+    it->putAndInsertUint16(DCM_SegmentNumber, Uint16(renumber.at(n)));
+  }
+  DcmSequenceOfItems* frames = nullptr;
+  ASSERT_TRUE(ds.findAndGetSequence(DCM_PerFrameFunctionalGroupsSequence, frames).good());
+  for (unsigned long f = 0; f < frames->card(); ++f) {
+    DcmItem* id = nullptr;
+    ASSERT_TRUE(frames->getItem(f)->findAndGetSequenceItem(DCM_SegmentIdentificationSequence, id).good());
+    Uint16 n = 0;
+    id->findAndGetUint16(DCM_ReferencedSegmentNumber, n);
+    id->putAndInsertUint16(DCM_ReferencedSegmentNumber, Uint16(renumber.at(n)));
+  }
+  ASSERT_TRUE(ff.saveFile(path.c_str(), EXS_LittleEndianExplicit).good());
+}
+
+void set_label_and_type(DcmItem& it, const char* label, const char* value, const char* scheme,
+                        const char* meaning) {
+  it.putAndInsertString(DCM_SegmentLabel, label);
+  DcmItem* type = nullptr;
+  ASSERT_TRUE(it.findAndGetSequenceItem(DCM_SegmentedPropertyTypeCodeSequence, type).good());
+  type->putAndInsertString(DCM_CodeValue, value);
+  type->putAndInsertString(DCM_CodingSchemeDesignator, scheme);
+  type->putAndInsertString(DCM_CodeMeaning, meaning);
+  type->findAndDeleteElement(DCM_SegmentedPropertyTypeModifierCodeSequence);
+}
+
+TEST(SegForeign, SegmentsAreMatchedByCodeAndLabelNotByNumber) {
+  const std::string dir = test::temp_dir("dicomout_seg_foreign");
+  const Scan scan = test_support::make_scan(dir, 0);
+  const std::string path = dir + "/seg.dcm";
+  write_dicom_seg(scan.ct.geom, scan.lungs, scan.lesions, scan.series, path);
+  // Slicer-like: segments numbered in another order, the lungs and ground-glass relabelled
+  // "Segment_N" with their coded meaning and laterality kept (the solid segment's generic
+  // "Lesion" code needs its label); the airway becomes "Heart" (unknown), so it is ignored.
+  edit_seg(path, {{1, 4}, {2, 2}, {3, 5}, {4, 1}, {5, 3}}, [](int n, DcmItem& it) {
+    if (n != 5) it.putAndInsertString(DCM_SegmentLabel, ("Segment_" + std::to_string(n)).c_str());
+    if (n == 3) set_label_and_type(it, "Heart", "80891009", "SCT", "Heart");
+  });
+  const SegReadResult r = read_dicom_seg(path, scan.ct.geom);
+  LabelImage expected_lungs = scan.lungs;
+  for (auto& v : expected_lungs.data) v = v == labels::kAirway ? labels::kBackground : v;
+  EXPECT_EQ(count_mismatch(r.lungs, expected_lungs), 0u);
+  EXPECT_EQ(count_mismatch(r.lesions, scan.lesions), 0u);
+  EXPECT_FALSE(r.lungs_binary);
+  ASSERT_EQ(r.notes.size(), 5u);
+  EXPECT_EQ(r.notes[2], "segment 5 'Heart': not recognised, ignored");
+}
+
+TEST(SegForeign, UnsidedLungAndUnsplitLesionSegmentsAreReadAsBinary) {
+  const std::string dir = test::temp_dir("dicomout_seg_binary");
+  Scan scan = test_support::make_scan(dir, 0);
+  // Both lungs as one label, lesions as one label: segments 1 and 4 carry every voxel.
+  LabelImage lungs = scan.lungs, lesions = scan.lesions;
+  for (auto& v : lungs.data) v = v == labels::kLeftLung ? labels::kRightLung : v;
+  for (auto& v : lesions.data) v = v ? labels::kGroundGlass : 0;
+  const std::string path = dir + "/seg.dcm";
+  write_dicom_seg(scan.ct.geom, lungs, lesions, scan.series, path);
+  edit_seg(path, {{1, 1}, {2, 2}, {3, 3}, {4, 4}, {5, 5}}, [](int n, DcmItem& it) {
+    if (n == 1) set_label_and_type(it, "Lungs", "39607008", "SCT", "Lung");
+    if (n == 4) set_label_and_type(it, "COVID infection", "T-D0050", "SRT", "Tissue");
+  });
+  const SegReadResult r = read_dicom_seg(path, scan.ct.geom);
+  EXPECT_TRUE(r.lungs_binary);
+  EXPECT_TRUE(r.lesions_binary);
+  EXPECT_EQ(count_mismatch(r.lungs, lungs), 0u);
+  EXPECT_EQ(count_mismatch(r.lesions, lesions), 0u);
+}
+
+TEST(SegForeign, MeaningsFromCodesAndLabels) {
+  const std::vector<Code> none;
+  const Code lung{"39607008", "SCT", "Lung"}, lesion{"52988006", "SCT", "Lesion"};
+  const Code tissue{"85756007", "SCT", "Tissue"};
+  EXPECT_EQ(segment_meaning("x", lung, {{"24028007", "SCT", "Right"}}), SegmentMeaning::kRightLung);
+  EXPECT_EQ(segment_meaning("x", lung, {{"7771000", "SCT", "Left"}}), SegmentMeaning::kLeftLung);
+  EXPECT_EQ(segment_meaning("Left lung", lung, none), SegmentMeaning::kLeftLung);
+  EXPECT_EQ(segment_meaning("lungs", lung, none), SegmentMeaning::kLung);
+  EXPECT_EQ(segment_meaning("x", {"3341006", "SCT", "Right lung"}, none), SegmentMeaning::kRightLung);
+  EXPECT_EQ(segment_meaning("Solid lesion", lesion, none), SegmentMeaning::kSolid);
+  EXPECT_EQ(segment_meaning("Lesion", lesion, none), SegmentMeaning::kLesion);
+  EXPECT_EQ(segment_meaning("x", {"112120", "DCM", "GGO"}, none), SegmentMeaning::kGroundGlass);
+  EXPECT_EQ(segment_meaning("trachea", tissue, none), SegmentMeaning::kAirway);
+  EXPECT_EQ(segment_meaning("lung consolidation", tissue, none), SegmentMeaning::kSolid);
+  EXPECT_EQ(segment_meaning("GGO", tissue, none), SegmentMeaning::kGroundGlass);
+  EXPECT_EQ(segment_meaning("right lung", tissue, none), SegmentMeaning::kRightLung);
+  EXPECT_EQ(segment_meaning("heart", tissue, none), SegmentMeaning::kUnknown);
+}
+
+TEST(SegForeign, ContradictorySegmentsAreRefused) {
+  const std::string dir = test::temp_dir("dicomout_seg_contradict");
+  const Scan scan = test_support::make_scan(dir, 0);
+  const std::string path = dir + "/seg.dcm";
+  write_dicom_seg(scan.ct.geom, scan.lungs, scan.lesions, scan.series, path);
+  edit_seg(path, {{1, 1}, {2, 2}, {3, 3}, {4, 4}, {5, 5}}, [](int n, DcmItem& it) {
+    if (n == 4) set_label_and_type(it, "Lesion", "52988006", "SCT", "Lesion");
+  });
+  try {
+    read_dicom_seg(path, scan.ct.geom);
+    FAIL() << "expected an error";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ExitCode::kInput);
+    EXPECT_NE(std::string(e.what()).find(path), std::string::npos);
+    EXPECT_NE(std::string(e.what()).find("unsplit lesion segment"), std::string::npos);
+  }
+}
 
 TEST(SegInput, NiftiInputWithoutDicomSourceIsRefusedWithAClearMessage) {
   const std::string dir = test::temp_dir("dicomout_seg_nifti");

@@ -53,6 +53,13 @@ TEST(AnalyzeCli, CipDicomWritesEveryOutputWithTheDesignSchema) {
   // 19.7 % below -950 HU inside the reference mask.
   EXPECT_NEAR(m["regions"]["lungs"]["volume_ml"].get<double>(), 4554.2, 0.03 * 4554.2);
   EXPECT_NEAR(m["regions"]["lungs"]["density"]["laa950_pct"].get<double>(), 19.7, 2.0);
+  // The air check uses the protocol's ranges (ACR air criterion) and says so; CIP's outside air
+  // reads -993.5 HU (calibration_data_test), inside them.
+  const auto& cal = m.at("calibration");
+  EXPECT_EQ(cal.at("outside_air_range_hu"), nlohmann::json({-1005.0, -970.0}));
+  EXPECT_EQ(cal.at("trachea_range_hu"), nlohmann::json({-1005.0, -970.0}));
+  EXPECT_NE(cal.at("ranges_source").get<std::string>().find("ACR"), std::string::npos);
+  EXPECT_NEAR(cal.at("outside_air").at("mean_hu").get<double>(), -993.5, 1.0);
   // No temporary file is left behind.
   for (const auto& e : fs::directory_iterator(out)) {
     EXPECT_EQ(e.path().filename().string().find(".tmp"), std::string::npos) << e.path();
@@ -108,6 +115,33 @@ TEST(AnalyzeCli, GivenLungsMaskIsMeasuredAsGiven) {
   EXPECT_NEAR(m["regions"]["lungs"]["density"]["mean_hu"].get<double>(), -874, 1.0);
   EXPECT_NEAR(m["regions"]["lungs"]["density"]["median_hu"].get<double>(), -919, 1.0);
   EXPECT_NEAR(m["regions"]["lungs"]["density"]["laa950_pct"].get<double>(), 19.7, 0.1);
+}
+
+// The SEG lungvol writes, given back as the reviewer's corrected masks, reproduces the
+// automatic run's volumes exactly: what a core lab does after editing the SEG in a viewer.
+TEST(AnalyzeCli, OwnSegGivenBackAsMasksReproducesTheVolumes) {
+  const std::string out = test::temp_dir("analyze_seg_back");
+  const std::string ct = test::shared_data("cip-chest-imaging-platform/ct-64Dicom");
+  ASSERT_EQ(test::run_command(cmd("analyze '" + ct + "' -o '" + out + "/auto' --no-qc"),
+                              out + "/auto.log"),
+            0)
+      << read_text_file(out + "/auto.log");
+  const std::string seg = out + "/auto/seg.dcm";
+  ASSERT_EQ(test::run_command(cmd("analyze '" + ct + "' -o '" + out + "/given' --no-qc "
+                                  "--lungs-mask '" + seg + "' --lesions-mask '" + seg + "'"),
+                              out + "/given.log"),
+            0)
+      << read_text_file(out + "/given.log");
+  const auto a = nlohmann::json::parse(read_text_file(out + "/auto/metrics.json"));
+  const auto g = nlohmann::json::parse(read_text_file(out + "/given/metrics.json"));
+  EXPECT_EQ(g["segmentation"]["lungs"], "given");
+  for (const char* region : {"lungs", "right", "left"}) {
+    for (const char* k : {"volume_ml", "lesion_ml", "ggo_ml", "solid_ml"}) {
+      EXPECT_DOUBLE_EQ(g["regions"][region][k].get<double>(), a["regions"][region][k].get<double>())
+          << region << "." << k;
+    }
+  }
+  EXPECT_GT(a["regions"]["lungs"]["lesion_ml"].get<double>(), 0.0);
 }
 
 TEST(AnalyzeCli, MaskOnAnotherGridIsResampledOrRefused) {
