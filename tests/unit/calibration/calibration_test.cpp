@@ -11,6 +11,7 @@
 #include "core/labels.hpp"
 #include "densitometry/calibration.hpp"
 #include "phantom/phantom.hpp"
+#include "tests/support/minimal_protocol.hpp"
 
 namespace lungvol::dens {
 namespace {
@@ -133,20 +134,7 @@ TEST(Calibration, RangesComeFromTheProtocol) {
   ranges.trachea = {-1030, -970};      // ... the trachea within +-30 HU
   const CalibrationCheck c = check_calibration(s.ct, s.lungs, calibration_params(ranges));
   EXPECT_EQ(c.flags, (std::vector<std::string>{"outside_air_out_of_tolerance"}));
-  const Protocol p = parse_protocol(R"(
-name = "x"
-version = "1"
-[[classes]]
-name = "g"
-lo_hu = -700
-hi_hu = -300
-[[classes]]
-name = "s"
-lo_hu = -300
-hi_hu = 100
-[lesion]
-ground_glass = ["g"]
-solid = ["s"]
+  const Protocol p = parse_protocol(std::string(test::kMinimalProtocol) + R"(
 [calibration]
 outside_air_hu = [-1020, -980]
 trachea_air_hu = [-1030, -970]

@@ -2,26 +2,13 @@
 
 #include "core/error.hpp"
 #include "core/protocol.hpp"
+#include "tests/support/minimal_protocol.hpp"
 #include "tests/support/test_paths.hpp"
 
 namespace lungvol {
 namespace {
 
-const char* kMinimal = R"(
-name = "t"
-version = "1"
-[[classes]]
-name = "g"
-lo_hu = -700
-hi_hu = -300
-[[classes]]
-name = "s"
-lo_hu = -300
-hi_hu = 100
-[lesion]
-ground_glass = "g"
-solid = ["s"]
-)";
+const char* const kMinimal = test::kMinimalProtocol;
 
 TEST(Protocol, ParsesBandsAndDerivesSplit) {
   const Protocol p = parse_protocol(kMinimal, "inline");
