@@ -38,6 +38,9 @@ Action add_analyze_command(CLI::App& app, const GlobalOptions&) {
       ->check(CLI::ExistingFile);
   cmd->add_flag("--no-dicom", [opt](std::int64_t) { opt->write_dicom = false; },
                 "do not write the DICOM SEG and SR objects");
+  cmd->add_flag("--meshes", opt->write_meshes,
+                "also write surface meshes (meshes/*.vtp, *.stl, LPS mm) and the 3D QC render "
+                "qc_3d.png (needs an X display or xvfb-run; skipped with a warning otherwise)");
   cmd->add_flag("--json", *json, "print metrics.json to stdout instead of the summary");
   return [opt, json]() {
     const pipeline::Analysis a = pipeline::analyze(*opt);
@@ -56,6 +59,9 @@ Action add_analyze_command(CLI::App& app, const GlobalOptions&) {
         l.density.percentiles.size() > 1 ? l.density.percentiles[1].second : l.density.median_hu,
         a.timings.total_s);
     for (const auto& w : a.warnings) std::cout << "warning: " << w << "\n";
+    if (a.meshes && !a.meshes->rendered) {
+      std::cout << "warning: 3D QC render skipped: " << a.meshes->render_skipped << "\n";
+    }
     std::cout << "outputs in " << opt->outdir << "\n";
     return 0;
   };

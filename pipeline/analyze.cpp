@@ -221,7 +221,7 @@ nlohmann::json metrics_json(const Analysis& a) {
   nlohmann::json regions = nlohmann::json::object();
   for (const auto& r : a.regions) regions[r.name] = region_json(r);
   const auto& s = in.series;
-  return {
+  nlohmann::json j = {
       {"schema", "lungvol.metrics/1"},
       {"software", {{"name", kSoftwareName}, {"version", kSoftwareVersion}}},
       {"analyzed_at", a.analyzed_at},
@@ -264,6 +264,8 @@ nlohmann::json metrics_json(const Analysis& a) {
         {"write", a.timings.write_s},
         {"total", a.timings.total_s}}},
   };
+  if (a.meshes) j["meshes"] = mesh::mesh_outputs_json(*a.meshes);
+  return j;
 }
 
 namespace {
@@ -335,6 +337,12 @@ void write_outputs(Analysis& a, const AnalyzeOptions& options) {
 #pragma omp section
     guarded([&] {
       if (options.write_dicom) write_dicom_outputs(a, dir);
+    });
+#pragma omp section
+    guarded([&] {
+      if (options.write_meshes) {
+        a.meshes = mesh::write_mesh_outputs(a.lungs.lungs, a.lesions.lesions, dir);
+      }
     });
   }
   if (failure) std::rethrow_exception(failure);

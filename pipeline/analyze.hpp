@@ -11,6 +11,7 @@
 #include "densitometry/calibration.hpp"
 #include "densitometry/density.hpp"
 #include "io/series.hpp"
+#include "mesh/outputs.hpp"
 #include "pipeline/given_masks.hpp"
 #include "segmentation/lesions.hpp"
 #include "segmentation/lungs.hpp"
@@ -43,6 +44,7 @@ struct Analysis {
   Timings timings;
   std::vector<std::string> warnings;  // reading + segmentation
   std::string analyzed_at;            // UTC ISO 8601
+  std::optional<mesh::MeshOutputs> meshes;  // with --meshes: surfaces and the 3D render
   const RegionResult& region(const std::string& name) const;
 };
 
@@ -61,6 +63,7 @@ struct AnalyzeOptions {
   bool write_qc_images = true;
   bool write_dicom = true;  // seg.dcm + sr.dcm, when the input is a DICOM series
   bool calibrate_air = false;
+  bool write_meshes = false;  // meshes/*.vtp|stl and qc_3d.png (mesh/outputs.hpp)
   std::string lungs_mask;    // given masks (file paths), used instead of segmenting
   std::string lesions_mask;
 };

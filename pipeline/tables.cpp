@@ -53,6 +53,21 @@ void write_measurements_csv(const Analysis& a, const std::string& path) {
                m.metric, m.value, m.unit});
       }
     }
+    if (!a.meshes) return;
+    // Surface areas of the meshes (analyze --meshes): lungs per side, lesion classes together.
+    for (const auto& s : a.meshes->surfaces) {
+      if (s.vtp.empty()) continue;
+      const bool lung = s.name == "right_lung" || s.name == "left_lung";
+      const std::string region = s.name == "right_lung" ? "right"
+                                 : s.name == "left_lung" ? "left"
+                                                         : "lungs";
+      const std::string metric = lung ? "surface_area_mm2" : s.name == "ground_glass"
+                                                                 ? "ggo_surface_area_mm2"
+                                                                 : "solid_surface_area_mm2";
+      w.row({a.input.series.series_instance_uid, a.input.sha256, a.protocol.name,
+             a.protocol.version, a.protocol.sha256, kSoftwareVersion, a.analyzed_at, region,
+             metric, s.area_mm2, "mm2"});
+    }
   });
 }
 

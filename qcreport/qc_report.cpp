@@ -418,8 +418,9 @@ QcReportSummary write_qc_report(const std::string& batch_outdir, const std::stri
 
 QcReportSummary write_qc_report(const BatchView& view, const std::string& report_dir,
                                 const QcReportOptions& options) {
+  // qc_3d.png (the anterior surface render) exists when the scan ran with --meshes.
   static const char* kImages[] = {"qc_axial.png", "qc_coronal.png", "qc_sagittal.png",
-                                  "qc_axial_max_lesion.png"};
+                                  "qc_axial_max_lesion.png", "qc_3d.png"};
   const fs::path root(report_dir);
   ensure_directory((root / "scans").string());
   QcReportSummary summary;

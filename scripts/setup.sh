@@ -6,11 +6,12 @@ PACKAGES=(
   build-essential cmake ninja-build ccache pkg-config git
   libinsighttoolkit5-dev libdcmtk-dev libgdcm-dev
   libcli11-dev libtomlplusplus-dev nlohmann-json3-dev libspdlog-dev libfmt-dev
-  libsqlite3-dev sqlite3 libboost-math-dev zlib1g-dev
+  libsqlite3-dev sqlite3 libboost-math-dev zlib1g-dev libssl-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   dcm2niix dicom3tools python3
   libxlsxwriter-dev python3-openpyxl libpng-dev time
   chromium
+  libvtk9-dev xvfb xauth
 )
 missing=()
 for p in "${PACKAGES[@]}"; do

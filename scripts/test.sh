@@ -7,4 +7,7 @@ WERROR=OFF
 if [ "${CI:-}" = "true" ]; then WERROR=ON; fi
 bash scripts/build.sh -DLUNGVOL_WERROR=$WERROR
 BUILD_DIR=${LUNGVOL_BUILD_DIR:-build}
-ctest --test-dir "$BUILD_DIR" --output-on-failure -j "${LUNGVOL_JOBS:-$(nproc)}" "$@"
+# The 3D QC render needs an X server (Debian's VTK is GLX-only): one Xvfb for the whole run.
+XVFB=()
+if [ -z "${DISPLAY:-}" ] && command -v xvfb-run >/dev/null; then XVFB=(xvfb-run -a); fi
+"${XVFB[@]}" ctest --test-dir "$BUILD_DIR" --output-on-failure -j "${LUNGVOL_JOBS:-$(nproc)}" "$@"

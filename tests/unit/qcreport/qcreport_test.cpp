@@ -271,6 +271,23 @@ TEST(QcReport, EmbeddedImagesNeedNoImageFolder) {
             std::string::npos);
 }
 
+TEST(QcReport, ScanPageShowsThe3dRenderWhenPresent) {
+  const Batch b = make_batch("qcreport_3d", false);
+  // `analyze --meshes` writes qc_3d.png next to the 2D QC images of the scan.
+  const std::string scan = b.dir + "/scans/A1/baseline";
+  write_text_atomic(scan + "/qc_3d.png", kPng + "3d");
+  const std::string out = b.dir + "/report";
+  const QcReportSummary s = write_qc_report(b.dir, out);
+  EXPECT_EQ(s.images, 2u);
+  EXPECT_EQ(read(out + "/images/A1-baseline/qc_3d.png"), kPng + "3d");
+  const std::string page = read(out + "/scans/A1-baseline.html");
+  const auto axial = page.find("src=\"../images/A1-baseline/qc_axial.png\"");
+  const auto render = page.find("src=\"../images/A1-baseline/qc_3d.png\"");
+  ASSERT_NE(render, std::string::npos);
+  EXPECT_LT(axial, render);  // after the 2D images
+  EXPECT_EQ(read(out + "/scans/A1-day10.html").find("qc_3d.png"), std::string::npos);
+}
+
 TEST(QcReport, MissingStoreIsAnInputError) {
   const std::string dir = test::temp_dir("qcreport_empty");
   try {
