@@ -7,19 +7,20 @@
 
 namespace lungvol {
 
+// Streaming SHA-256 by libcrypto (EVP): it uses the CPU's SHA extensions where present, about
+// 6x the speed of a portable implementation, which matters when hashing every input series.
 class Sha256 {
  public:
   Sha256();
+  ~Sha256();
+  Sha256(const Sha256&) = delete;
+  Sha256& operator=(const Sha256&) = delete;
   void update(const void* data, std::size_t n);
   void update(const std::string& s) { update(s.data(), s.size()); }
   std::string hex_digest();  // finishes the hash
 
  private:
-  void block(const std::uint8_t* p);
-  std::uint32_t h_[8];
-  std::uint8_t buf_[64];
-  std::size_t buf_len_ = 0;
-  std::uint64_t total_ = 0;
+  void* ctx_;  // EVP_MD_CTX, kept out of this header
 };
 
 std::string sha256_hex(const std::string& bytes);

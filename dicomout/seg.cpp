@@ -70,18 +70,18 @@ std::string generate_uid() {
   return buf;
 }
 
-// Slice masks of one segment: nonzero bytes where the segment's label sits.
-bool fill_slice_mask(const LabelImage& map, std::uint8_t value, std::size_t k,
-                     std::vector<Uint8>& out) {
+// Slice mask of one segment (1 where the segment's label sits); returns its voxel count.
+std::size_t fill_slice_mask(const LabelImage& map, std::uint8_t value, std::size_t k,
+                            std::vector<Uint8>& out) {
   const std::size_t n = map.geom.slice_voxels();
   const std::uint8_t* src = map.data.data() + k * n;
-  bool any = false;
+  std::size_t count = 0;  // a count rather than a flag: the loop vectorises
   for (std::size_t p = 0; p < n; ++p) {
-    const bool in = src[p] == value;
-    out[p] = in ? 1 : 0;
-    any |= in;
+    const Uint8 in = src[p] == value;
+    out[p] = in;
+    count += in;
   }
-  return any;
+  return count;
 }
 
 }  // namespace
@@ -239,8 +239,9 @@ SegWriteResult write_dicom_seg(const Geometry& g, const LabelImage& lungs,
     const LabelImage& map = def.from_lesion_map ? lesions : lungs;
     SegmentSummary& summary = result.segments[def.number - 1u];
     for (std::size_t k = 0; k < g.size[2]; ++k) {
-      if (!fill_slice_mask(map, def.label_value, k, mask)) continue;
-      summary.voxels += static_cast<std::size_t>(std::count(mask.begin(), mask.end(), Uint8{1}));
+      const std::size_t voxels = fill_slice_mask(map, def.label_value, k, mask);
+      if (voxels == 0) continue;
+      summary.voxels += voxels;
       ++summary.frames;
 
       const auto pos = g.to_physical(0, 0, static_cast<double>(k));
@@ -272,9 +273,18 @@ SegWriteResult write_dicom_seg(const Geometry& g, const LabelImage& lungs,
       check(seg->addFrame(mask.data(), def.number, groups), path,
             "frame of slice " + std::to_string(k));
       packed.resize((bit + mask.size() + 7) / 8, 0);
-      for (const Uint8 m : mask) {
-        if (m) packed[bit / 8] = static_cast<Uint8>(packed[bit / 8] | (1u << (bit % 8)));
-        ++bit;
+      std::size_t p = 0;
+      if (bit % 8 == 0) {  // frame starts on a byte: eight 0/1 mask bytes per output byte
+        Uint8* out = packed.data() + bit / 8;
+        for (; p + 8 <= mask.size(); p += 8) {
+          const Uint8* m = mask.data() + p;
+          *out++ = static_cast<Uint8>(m[0] | (m[1] << 1) | (m[2] << 2) | (m[3] << 3) |
+                                      (m[4] << 4) | (m[5] << 5) | (m[6] << 6) | (m[7] << 7));
+        }
+        bit += p;
+      }
+      for (; p < mask.size(); ++p, ++bit) {
+        if (mask[p]) packed[bit / 8] = static_cast<Uint8>(packed[bit / 8] | (1u << (bit % 8)));
       }
       ++result.frames;
     }

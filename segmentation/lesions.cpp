@@ -2,6 +2,11 @@
 
 #include <algorithm>
 #include <cmath>
+#include <vector>
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 
 #include "core/labels.hpp"
 #include "segmentation/components.hpp"
@@ -12,32 +17,76 @@ namespace {
 
 bool is_lung(std::uint8_t v) { return v == labels::kRightLung || v == labels::kLeftLung; }
 
-// 3x3x3 mean (separable running sums) of a cropped CT, as float.
-std::vector<float> box_mean3(const CtImage& ct) {
+// Lung voxels whose 3x3x3 mean HU (separable running means along i, j, then k, each over the
+// neighbours inside the image) lies in [lo, hi). The mean of a slice over i and j is computed
+// once into a ring of three slices, so no float copy of the volume is made; the float
+// operations are those of a whole-volume pass, in the same order.
+MaskImage band_of_smoothed(const CtImage& ct, const LabelImage& lungs, double lo, double hi) {
   const Geometry& g = ct.geom;
-  const std::size_t nx = g.size[0], ny = g.size[1], nz = g.size[2];
-  std::vector<float> a(ct.data.begin(), ct.data.end());
-  std::vector<float> b(a.size());
-  auto pass = [&](const std::vector<float>& in, std::vector<float>& out, std::size_t stride,
-                  std::size_t n_axis, std::size_t axis) {
-#pragma omp parallel for schedule(static)
-    for (std::ptrdiff_t v = 0; v < std::ptrdiff_t(in.size()); ++v) {
-      const std::size_t c = (std::size_t(v) / stride) % n_axis;
-      float s = in[v];
-      int cnt = 1;
-      if (c > 0) { s += in[v - stride]; ++cnt; }
-      if (c + 1 < n_axis) { s += in[v + stride]; ++cnt; }
-      out[v] = s / float(cnt);
+  const std::size_t nx = g.size[0], ny = g.size[1], nz = g.size[2], sxy = nx * ny;
+  MaskImage region(g);
+  auto mean_ij = [&](std::size_t k, std::vector<float>& row_mean, float* out) {
+    const std::int16_t* c = ct.data.data() + k * sxy;
+    row_mean.resize(sxy);
+    for (std::size_t j = 0; j < ny; ++j) {
+      const std::int16_t* in = c + j * nx;
+      float* o = row_mean.data() + j * nx;
+      for (std::size_t i = 0; i < nx; ++i) {
+        float s = float(in[i]);
+        int cnt = 1;
+        if (i > 0) { s += float(in[i - 1]); ++cnt; }
+        if (i + 1 < nx) { s += float(in[i + 1]); ++cnt; }
+        o[i] = s / float(cnt);
+      }
     }
-    (void)axis;
+    for (std::size_t j = 0; j < ny; ++j) {
+      for (std::size_t i = 0; i < nx; ++i) {
+        const std::size_t v = j * nx + i;
+        float s = row_mean[v];
+        int cnt = 1;
+        if (j > 0) { s += row_mean[v - nx]; ++cnt; }
+        if (j + 1 < ny) { s += row_mean[v + nx]; ++cnt; }
+        out[v] = s / float(cnt);
+      }
+    }
   };
-  pass(a, b, 1, nx, 0);
-  pass(b, a, nx, ny, 1);
-  if (nz > 1) {
-    pass(a, b, nx * ny, nz, 2);
-    return b;
+#pragma omp parallel
+  {
+    int nt = 1, t = 0;
+#ifdef _OPENMP
+    nt = omp_get_num_threads();
+    t = omp_get_thread_num();
+#endif
+    const std::size_t k0 = nz * std::size_t(t) / std::size_t(nt);
+    const std::size_t k1 = nz * std::size_t(t + 1) / std::size_t(nt);
+    std::vector<float> ring(k1 > k0 ? 3 * sxy : 0), scratch;
+    std::size_t held[3] = {nz, nz, nz};
+    auto slice = [&](std::size_t k) {
+      float* p = ring.data() + (k % 3) * sxy;
+      if (held[k % 3] != k) {
+        mean_ij(k, scratch, p);
+        held[k % 3] = k;
+      }
+      return static_cast<const float*>(p);
+    };
+    for (std::size_t k = k0; k < k1; ++k) {
+      const float* below = k > 0 ? slice(k - 1) : nullptr;
+      const float* above = k + 1 < nz ? slice(k + 1) : nullptr;
+      const float* mid = slice(k);
+      const std::size_t base = k * sxy;
+      for (std::size_t v = 0; v < sxy; ++v) {
+        float s = mid[v];
+        if (nz > 1) {
+          int cnt = 1;
+          if (below) { s += below[v]; ++cnt; }
+          if (above) { s += above[v]; ++cnt; }
+          s = s / float(cnt);
+        }
+        region[base + v] = is_lung(lungs[base + v]) && s >= lo && s < hi;
+      }
+    }
   }
-  return a;
+  return region;
 }
 
 }  // namespace
@@ -53,14 +102,8 @@ LesionSegmentation segment_lesions(const CtImage& ct, const LabelImage& lungs,
   if (box.empty()) return out;
   const CtImage sub_ct = crop(ct, box);
   const LabelImage sub_lungs = crop(lungs, box);
-  const auto smooth = box_mean3(sub_ct);
   const double lo = p.low_hu(), hi = p.high_hu();
-
-  MaskImage region(sub_ct.geom, 0);
-#pragma omp parallel for schedule(static)
-  for (std::ptrdiff_t n = 0; n < std::ptrdiff_t(region.size()); ++n) {
-    region[n] = is_lung(sub_lungs[n]) && smooth[n] >= lo && smooth[n] < hi;
-  }
+  MaskImage region = band_of_smoothed(sub_ct, sub_lungs, lo, hi);
   if (p.vessel_radius_mm > 0) {
     region = open(region, p.vessel_radius_mm);
   }
@@ -77,28 +120,25 @@ LesionSegmentation segment_lesions(const CtImage& ct, const LabelImage& lungs,
     }
   }
 
-  LabelImage sub_lesions(sub_ct.geom, labels::kNoLesion);
-  MaskImage sub_suppressed(sub_ct.geom, 0);
+  // Classify straight into the full-size outputs (no cropped copies to paste back).
   const double split = p.split_hu();
+  const Geometry& sg = sub_ct.geom;
 #pragma omp parallel for schedule(static)
-  for (std::ptrdiff_t n = 0; n < std::ptrdiff_t(region.size()); ++n) {
-    if (!is_lung(sub_lungs[n])) continue;
-    const double hu = sub_ct[n];
-    if (hu < lo || hu >= hi) continue;
-    if (region[n] && is_lung(sub_lungs[n])) {
-      sub_lesions[n] = hu < split ? labels::kGroundGlass : labels::kSolid;
-    } else {
-      sub_suppressed[n] = 1;
-    }
-  }
-  // Paste back.
-  for (std::size_t k = 0; k < sub_ct.geom.size[2]; ++k) {
-    for (std::size_t j = 0; j < sub_ct.geom.size[1]; ++j) {
-      for (std::size_t i = 0; i < sub_ct.geom.size[0]; ++i) {
-        const std::size_t n = sub_ct.geom.index(i, j, k);
-        const std::size_t m = g.index(box.lo[0] + i, box.lo[1] + j, box.lo[2] + k);
-        out.lesions[m] = sub_lesions[n];
-        out.suppressed[m] = sub_suppressed[n];
+  for (std::ptrdiff_t kk = 0; kk < std::ptrdiff_t(sg.size[2]); ++kk) {
+    const std::size_t k = std::size_t(kk);
+    for (std::size_t j = 0; j < sg.size[1]; ++j) {
+      const std::size_t n0 = sg.index(0, j, k);
+      const std::size_t m0 = g.index(box.lo[0], box.lo[1] + j, box.lo[2] + k);
+      for (std::size_t i = 0; i < sg.size[0]; ++i) {
+        const std::size_t n = n0 + i;
+        if (!is_lung(sub_lungs[n])) continue;
+        const double hu = sub_ct[n];
+        if (hu < lo || hu >= hi) continue;
+        if (region[n]) {
+          out.lesions[m0 + i] = hu < split ? labels::kGroundGlass : labels::kSolid;
+        } else {
+          out.suppressed[m0 + i] = 1;
+        }
       }
     }
   }

@@ -4,6 +4,10 @@
 #include <cmath>
 #include <limits>
 
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
 namespace lungvol::seg {
 namespace {
 
@@ -55,7 +59,34 @@ void edt_1d(const float* f, float* d, std::size_t n, double h, int* v, float* z)
 // scattering whole cache lines instead of one float per cache line.
 constexpr std::size_t kBlock = 16;
 
-void edt_axis(std::vector<float>& a, const Geometry& g, int axis) {
+// edt_1d of a line holding only 0 (feature) and +inf: the lower envelope reduces to the nearest
+// feature, found by one scan in each direction. Same float expression as edt_1d's
+// (0 + (h2 * diff) * diff), so the same values.
+void edt_binary_1d(float* p, std::size_t n, double h) {
+  const float h2 = static_cast<float>(h * h);
+  constexpr std::size_t kNone = std::numeric_limits<std::size_t>::max();
+  std::size_t last = kNone;
+  for (std::size_t q = 0; q < n; ++q) {  // distance to the nearest feature at or before q
+    if (p[q] == 0.0f) {
+      last = q;
+    } else if (last != kNone) {
+      const float diff = float(q - last);
+      p[q] = h2 * diff * diff;
+    }
+  }
+  last = kNone;
+  for (std::size_t q = n; q-- > 0;) {  // ... or after q, if nearer
+    if (p[q] == 0.0f) {
+      last = q;
+    } else if (last != kNone) {
+      const float diff = float(last - q);
+      p[q] = std::min(p[q], h2 * diff * diff);
+    }
+  }
+}
+
+// binary: `a` holds only 0 and +inf (the first axis transformed).
+void edt_axis(std::vector<float>& a, const Geometry& g, int axis, bool binary) {
   const std::size_t nx = g.size[0], ny = g.size[1], nz = g.size[2];
   const std::size_t n = g.size[axis];
   const double h = g.spacing[axis];
@@ -73,6 +104,10 @@ void edt_axis(std::vector<float>& a, const Geometry& g, int axis) {
           any_nonzero |= p[q] != 0.0f;
         }
         if (!any_finite || !any_nonzero) continue;  // all infinite or all zero: unchanged
+        if (binary) {
+          edt_binary_1d(p, n, h);
+          continue;
+        }
         edt_1d(p, out.data(), n, h, v.data(), z.data());
         std::copy(out.begin(), out.end(), p);
       }
@@ -125,15 +160,147 @@ std::vector<float> squared_distance_to(const MaskImage& feature) {
   for (std::ptrdiff_t n = 0; n < std::ptrdiff_t(d.size()); ++n) {
     d[n] = feature[n] ? 0.0f : kInf;
   }
+  bool binary = true;
   for (int axis = 0; axis < 3; ++axis) {
-    if (feature.geom.size[axis] > 1) edt_axis(d, feature.geom, axis);
+    if (feature.geom.size[axis] <= 1) continue;
+    edt_axis(d, feature.geom, axis, binary);
+    binary = false;
   }
   return d;
 }
 
+namespace {
+
+// Small radii (a few voxels along every axis): the squared distance only matters up to r^2, so
+// instead of the full transform it is a windowed minimum of (h*a)^2 over the +-A neighbours
+// along each axis in turn, A = the largest offset with (h*A)^2 <= r^2. Offsets beyond the
+// window cost more than r^2 on their own, so the thresholded result is the same as with the
+// transform (same float expressions, (h2*a)*a, summed in the same axis order). The passes are
+// vectorisable minima over whole rows, and slices are produced on demand into a small ring
+// buffer per thread: no float copy of the volume.
+struct Window {
+  std::array<std::size_t, 3> reach{0, 0, 0};
+  std::array<std::vector<float>, 3> cost;  // cost[axis][a] = (h^2 * a) * a, a = 0..reach
+};
+
+Window window_for(const Geometry& g, float r2) {
+  Window w;
+  for (int axis = 0; axis < 3; ++axis) {
+    const float h2 = static_cast<float>(g.spacing[axis] * g.spacing[axis]);
+    auto cost = [&](std::size_t a) { return h2 * float(a) * float(a); };
+    std::size_t a = 0;
+    while (a + 1 < g.size[axis] && cost(a + 1) <= r2) ++a;
+    w.reach[axis] = a;
+    for (std::size_t b = 0; b <= a; ++b) w.cost[axis].push_back(cost(b));
+  }
+  return w;
+}
+
+// The windowed passes cost about (2A+1) vector operations per axis, the transform a few dozen
+// scalar ones: beyond this many neighbours in all, the transform is faster.
+constexpr std::size_t kMaxWindowTaps = 40;
+
+bool window_is_small(const Window& w) {
+  return 2 * (w.reach[0] + w.reach[1] + w.reach[2]) + 3 <= kMaxWindowTaps;
+}
+
+// d[i] = min(d[i], s[i + shift] + c) over the valid range of a row of n values.
+void min_shifted(float* d, const float* s, std::size_t n, std::ptrdiff_t shift, float c) {
+  const std::size_t lo = shift < 0 ? std::size_t(-shift) : 0;
+  const std::size_t hi = shift > 0 ? n - std::size_t(shift) : n;
+  for (std::size_t i = lo; i < hi; ++i) d[i] = std::min(d[i], s[std::ptrdiff_t(i) + shift] + c);
+}
+
+// Squared distance (up to the window) within axial slice k, over the i and j axes.
+template <class Feature>
+void slice_distance(const Geometry& g, std::size_t k, const Window& w, Feature feature,
+                    std::vector<float>& f, std::vector<float>& d1, float* d2) {
+  const std::size_t nx = g.size[0], ny = g.size[1], sxy = nx * ny;
+  f.resize(nx);
+  d1.resize(sxy);
+  for (std::size_t j = 0; j < ny; ++j) {
+    const std::size_t base = k * sxy + j * nx;
+    float* d = d1.data() + j * nx;
+    bool any = false;
+    for (std::size_t i = 0; i < nx; ++i) {
+      const bool on = feature(base + i);
+      f[i] = on ? 0.0f : kInf;
+      any |= on;
+    }
+    std::copy(f.begin(), f.end(), d);
+    if (!any) continue;
+    for (std::size_t a = 1; a <= w.reach[0]; ++a) {
+      min_shifted(d, f.data(), nx, std::ptrdiff_t(a), w.cost[0][a]);
+      min_shifted(d, f.data(), nx, -std::ptrdiff_t(a), w.cost[0][a]);
+    }
+  }
+  std::copy(d1.begin(), d1.end(), d2);
+  for (std::size_t b = 1; b <= w.reach[1]; ++b) {
+    const float c = w.cost[1][b];
+    for (std::size_t j = 0; j < ny; ++j) {
+      float* d = d2 + j * nx;
+      if (j >= b) min_shifted(d, d1.data() + (j - b) * nx, nx, 0, c);
+      if (j + b < ny) min_shifted(d, d1.data() + (j + b) * nx, nx, 0, c);
+    }
+  }
+}
+
+// out[n] = keep(n, d2(n)) with d2 the windowed squared distance to `feature`.
+template <class Feature, class Keep>
+MaskImage windowed(const Geometry& g, const Window& w, Feature feature, Keep keep) {
+  const std::size_t nx = g.size[0], ny = g.size[1], nz = g.size[2], sxy = nx * ny;
+  const std::size_t az = w.reach[2], slots = 2 * az + 1;
+  MaskImage out(g);
+#pragma omp parallel
+  {
+    int nt = 1, t = 0;
+#ifdef _OPENMP
+    nt = omp_get_num_threads();
+    t = omp_get_thread_num();
+#endif
+    const std::size_t k0 = nz * std::size_t(t) / std::size_t(nt);
+    const std::size_t k1 = nz * std::size_t(t + 1) / std::size_t(nt);
+    std::vector<float> ring(k1 > k0 ? slots * sxy : 0), f, d1, acc(nx);
+    std::vector<std::size_t> held(slots, nz);  // slice held by each slot (nz: none)
+    auto slice = [&](std::size_t s) {
+      float* p = ring.data() + (s % slots) * sxy;
+      if (held[s % slots] != s) {
+        slice_distance(g, s, w, feature, f, d1, p);
+        held[s % slots] = s;
+      }
+      return static_cast<const float*>(p);
+    };
+    for (std::size_t k = k0; k < k1; ++k) {
+      for (std::size_t c = 0; c <= az; ++c) {  // make sure the window's slices are held
+        if (k >= c) slice(k - c);
+        if (k + c < nz) slice(k + c);
+      }
+      const float* centre = slice(k);
+      for (std::size_t j = 0; j < ny; ++j) {
+        std::copy(centre + j * nx, centre + (j + 1) * nx, acc.begin());
+        for (std::size_t c = 1; c <= az; ++c) {
+          if (k >= c) min_shifted(acc.data(), slice(k - c) + j * nx, nx, 0, w.cost[2][c]);
+          if (k + c < nz) min_shifted(acc.data(), slice(k + c) + j * nx, nx, 0, w.cost[2][c]);
+        }
+        const std::size_t base = k * sxy + j * nx;
+        for (std::size_t i = 0; i < nx; ++i) out[base + i] = keep(base + i, acc[i]);
+      }
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
 MaskImage dilate(const MaskImage& mask, double radius_mm) {
-  const auto d = squared_distance_to(mask);
   const float r2 = float(radius_mm * radius_mm);
+  const Window w = window_for(mask.geom, r2);
+  if (window_is_small(w)) {
+    return windowed(
+        mask.geom, w, [&](std::size_t n) { return mask[n] != 0; },
+        [&](std::size_t, float d) { return std::uint8_t(d <= r2); });
+  }
+  const auto d = squared_distance_to(mask);
   MaskImage out(mask.geom, 0);
 #pragma omp parallel for schedule(static)
   for (std::ptrdiff_t n = 0; n < std::ptrdiff_t(d.size()); ++n) out[n] = d[n] <= r2;
@@ -141,11 +308,17 @@ MaskImage dilate(const MaskImage& mask, double radius_mm) {
 }
 
 MaskImage erode(const MaskImage& mask, double radius_mm) {
+  const float r2 = float(radius_mm * radius_mm);
+  const Window w = window_for(mask.geom, r2);
+  if (window_is_small(w)) {
+    return windowed(
+        mask.geom, w, [&](std::size_t n) { return mask[n] == 0; },
+        [&](std::size_t n, float d) { return std::uint8_t(mask[n] && d > r2); });
+  }
   MaskImage background(mask.geom, 0);
 #pragma omp parallel for schedule(static)
   for (std::ptrdiff_t n = 0; n < std::ptrdiff_t(mask.size()); ++n) background[n] = !mask[n];
   const auto d = squared_distance_to(background);
-  const float r2 = float(radius_mm * radius_mm);
   MaskImage out(mask.geom, 0);
 #pragma omp parallel for schedule(static)
   for (std::ptrdiff_t n = 0; n < std::ptrdiff_t(d.size()); ++n) out[n] = mask[n] && d[n] > r2;
@@ -157,6 +330,67 @@ MaskImage close(const MaskImage& mask, double radius_mm) {
 }
 MaskImage open(const MaskImage& mask, double radius_mm) {
   return dilate(erode(mask, radius_mm), radius_mm);
+}
+
+void keep_border_connected_2d(std::size_t nx, std::size_t ny, std::uint8_t* m,
+                              std::vector<std::size_t>& runs) {
+  thread_local std::vector<std::size_t> row_first, parent;
+  thread_local std::vector<std::uint8_t> border;
+  runs.clear();  // begin, end of each run, row by row
+  row_first.assign(ny + 1, 0);
+  for (std::size_t j = 0; j < ny; ++j) {
+    const std::uint8_t* row = m + j * nx;
+    std::size_t i = 0;
+    while (i < nx) {
+      while (i < nx && !row[i]) ++i;
+      if (i == nx) break;
+      runs.push_back(i);
+      while (i < nx && row[i]) ++i;
+      runs.push_back(i);
+    }
+    row_first[j + 1] = runs.size() / 2;
+  }
+  const std::size_t n = runs.size() / 2;
+  parent.resize(n);
+  for (std::size_t r = 0; r < n; ++r) parent[r] = r;
+  const auto find = [&](std::size_t x) {
+    while (parent[x] != x) {
+      parent[x] = parent[parent[x]];
+      x = parent[x];
+    }
+    return x;
+  };
+  for (std::size_t j = 1; j < ny; ++j) {  // join runs overlapping the row above
+    std::size_t a = row_first[j - 1], b = row_first[j];
+    while (a < row_first[j] && b < row_first[j + 1]) {
+      const std::size_t a_end = runs[2 * a + 1], b_end = runs[2 * b + 1];
+      if (a_end <= runs[2 * b]) {
+        ++a;
+      } else if (b_end <= runs[2 * a]) {
+        ++b;
+      } else {
+        const std::size_t ra = find(a), rb = find(b);
+        if (ra < rb) parent[rb] = ra;
+        if (rb < ra) parent[ra] = rb;
+        if (a_end < b_end) {
+          ++a;
+        } else {
+          ++b;
+        }
+      }
+    }
+  }
+  border.assign(n, 0);
+  for (std::size_t j = 0; j < ny; ++j) {
+    for (std::size_t r = row_first[j]; r < row_first[j + 1]; ++r) {
+      if (j == 0 || j + 1 == ny || runs[2 * r] == 0 || runs[2 * r + 1] == nx) border[find(r)] = 1;
+    }
+  }
+  for (std::size_t j = 0; j < ny; ++j) {
+    for (std::size_t r = row_first[j]; r < row_first[j + 1]; ++r) {
+      if (!border[find(r)]) std::fill(m + j * nx + runs[2 * r], m + j * nx + runs[2 * r + 1], 0);
+    }
+  }
 }
 
 void fill_holes_2d(MaskImage& mask) {
@@ -194,15 +428,19 @@ Box bounding_box(const Image<T>& image, T value, double margin_mm) {
       const std::size_t k = std::size_t(kk);
       for (std::size_t j = 0; j < ny; ++j) {
         const T* row = &image.at(0, j, k);
-        std::size_t first = nx, last = 0;
-        for (std::size_t i = 0; i < nx; ++i) {
-          const bool hit = value == T{} ? row[i] != T{} : row[i] == value;
-          if (hit) {
-            if (first == nx) first = i;
-            last = i;
-          }
+        // A branch-free (vectorised) test of the whole row first, then the first and last hit
+        // from either end: most rows are all background or hit near their ends.
+        unsigned hits = 0;
+        if (value == T{}) {
+          for (std::size_t i = 0; i < nx; ++i) hits += row[i] != T{};
+        } else {
+          for (std::size_t i = 0; i < nx; ++i) hits += row[i] == value;
         }
-        if (first == nx) continue;
+        if (!hits) continue;
+        const auto hit = [&](T v) { return value == T{} ? v != T{} : v == value; };
+        std::size_t first = 0, last = nx - 1;
+        while (!hit(row[first])) ++first;
+        while (!hit(row[last])) --last;
         local.lo[0] = std::min(local.lo[0], first);
         local.hi[0] = std::max(local.hi[0], last + 1);
         local.lo[1] = std::min(local.lo[1], j);
@@ -232,7 +470,9 @@ Image<T> crop(const Image<T>& image, const Box& box) {
   for (int a = 0; a < 3; ++a) g.size[a] = box.hi[a] - box.lo[a];
   g.origin = image.geom.to_physical(double(box.lo[0]), double(box.lo[1]), double(box.lo[2]));
   Image<T> out(g);
-  for (std::size_t k = 0; k < g.size[2]; ++k) {
+#pragma omp parallel for schedule(static)
+  for (std::ptrdiff_t kk = 0; kk < std::ptrdiff_t(g.size[2]); ++kk) {
+    const std::size_t k = std::size_t(kk);
     for (std::size_t j = 0; j < g.size[1]; ++j) {
       const T* src = &image.at(box.lo[0], box.lo[1] + j, box.lo[2] + k);
       std::copy(src, src + g.size[0], &out.at(0, j, k));
@@ -243,7 +483,9 @@ Image<T> crop(const Image<T>& image, const Box& box) {
 
 void paste_nonzero(MaskImage& image, const MaskImage& part, const Box& box, std::uint8_t value) {
   const Geometry& g = part.geom;
-  for (std::size_t k = 0; k < g.size[2]; ++k) {
+#pragma omp parallel for schedule(static)
+  for (std::ptrdiff_t kk = 0; kk < std::ptrdiff_t(g.size[2]); ++kk) {
+    const std::size_t k = std::size_t(kk);
     for (std::size_t j = 0; j < g.size[1]; ++j) {
       for (std::size_t i = 0; i < g.size[0]; ++i) {
         if (part.at(i, j, k)) image.at(box.lo[0] + i, box.lo[1] + j, box.lo[2] + k) = value;

@@ -24,38 +24,21 @@ MaskImage open(const MaskImage& mask, double radius_mm);
 // Fills, slice by slice (axial, k), background regions not connected to the slice border.
 void fill_holes_2d(MaskImage& mask);
 
+// Clears the set pixels of an nx x ny slice that are not 4-connected to the slice border through
+// set pixels. Row runs joined by union-find: a few passes over the bytes, instead of a
+// pixel-by-pixel flood. `scratch` is reused between calls.
+void keep_border_connected_2d(std::size_t nx, std::size_t ny, std::uint8_t* m,
+                              std::vector<std::size_t>& scratch);
+
 // In one nx x ny slice: reach[p] = 1 for every pixel with passable(p) that is 4-connected to the
 // slice border through passable pixels, 0 elsewhere. `stack` is scratch space.
 template <class Passable>
 void flood_from_border_2d(std::size_t nx, std::size_t ny, Passable passable,
                           std::vector<std::uint8_t>& reach, std::vector<std::size_t>& stack) {
-  reach.assign(nx * ny, 0);
-  stack.clear();
-  const auto seed = [&](std::size_t p) {
-    if (!reach[p] && passable(p)) {
-      reach[p] = 1;
-      stack.push_back(p);
-    }
-  };
-  for (std::size_t i = 0; i < nx; ++i) {
-    seed(i);
-    seed((ny - 1) * nx + i);
-  }
-  for (std::size_t j = 0; j < ny; ++j) {
-    seed(j * nx);
-    seed(j * nx + nx - 1);
-  }
-  while (!stack.empty()) {
-    const std::size_t p = stack.back();
-    stack.pop_back();
-    const std::size_t i = p % nx, j = p / nx;
-    if (i > 0) seed(p - 1);
-    if (i + 1 < nx) seed(p + 1);
-    if (j > 0) seed(p - nx);
-    if (j + 1 < ny) seed(p + nx);
-  }
+  reach.resize(nx * ny);
+  for (std::size_t p = 0; p < nx * ny; ++p) reach[p] = passable(p) ? 1 : 0;
+  keep_border_connected_2d(nx, ny, reach.data(), stack);
 }
-
 struct Box {
   std::array<std::size_t, 3> lo{0, 0, 0};
   std::array<std::size_t, 3> hi{0, 0, 0};  // exclusive
