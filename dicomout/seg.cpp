@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstdio>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -133,7 +134,9 @@ SegWriteResult write_dicom_seg(const Geometry& g, const LabelImage& lungs,
   if (g.size[0] > 65535 || g.size[1] > 65535 || g.size[2] == 0) {
     throw Error(ExitCode::kOutput, "cannot write DICOM SEG '" + path + "': unsupported size");
   }
-  const SourceSlices src = read_source_slices(source, g);
+  std::optional<SourceSlices> own;
+  const SourceSlices& src =
+      options.source_slices ? *options.source_slices : own.emplace(read_source_slices(source, g));
 
   const auto rows = static_cast<Uint16>(g.size[1]);
   const auto cols = static_cast<Uint16>(g.size[0]);

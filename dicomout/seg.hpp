@@ -12,6 +12,8 @@
 
 namespace lungvol::dicomout {
 
+struct SourceSlices;  // dicomout/source.hpp
+
 // Fixed segment numbers: the same in every SEG lungvol writes, so the SR and downstream tools
 // can rely on them. Segments without voxels are kept (with no frames).
 inline constexpr std::uint16_t kSegRightLung = 1;
@@ -44,6 +46,9 @@ struct SegOptions {
   std::string software_version = kSoftwareVersion;
   std::string series_description = "lungvol lungs, airway and lesions";
   int series_number = 9901;
+  // The source headers, when the caller has read them already (read_source_slices): the SEG
+  // and the SR of one scan then parse every source file once, not twice.
+  const SourceSlices* source_slices = nullptr;
 };
 
 struct SegmentSummary {

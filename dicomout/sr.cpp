@@ -2,6 +2,7 @@
 
 #include <cmath>
 #include <cstdio>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -103,7 +104,9 @@ SrWriteResult write_dicom_sr(const Geometry& g, const io::SeriesInfo& source,
                 "cannot write DICOM SR '" + path +
                     "': the CT was not read from DICOM; the report needs the source series");
   }
-  const SourceSlices src = read_source_slices(source, g);
+  std::optional<SourceSlices> own;
+  const SourceSlices& src =
+      options.source_slices ? *options.source_slices : own.emplace(read_source_slices(source, g));
   SrWriteResult result;
   result.path = path;
 

@@ -26,6 +26,7 @@ struct SrOptions {
   std::string protocol;  // "name version", recorded as the algorithm parameters
   std::string series_description = "lungvol measurement report";
   int series_number = 9902;
+  const SourceSlices* source_slices = nullptr;  // as in SegOptions
 };
 
 struct SrWriteResult {

@@ -13,6 +13,7 @@
 #include "core/timer.hpp"
 #include "core/version.hpp"
 #include "dicomout/seg.hpp"
+#include "dicomout/source.hpp"
 #include "dicomout/sr.hpp"
 #include "io/image_io.hpp"
 #include "pipeline/tables.hpp"
@@ -279,12 +280,16 @@ void write_dicom_outputs(Analysis& a, const std::string& dir) {
   // The numbers do not depend on these objects: a source header DCMTK cannot copy into a SEG
   // costs the DICOM outputs (with a warning), not the analysis.
   try {
+    const dicomout::SourceSlices src = dicomout::read_source_slices(a.input.series, g);
+    dicomout::SegOptions seg_options;
+    seg_options.source_slices = &src;
     const dicomout::SegWriteResult seg = dicomout::write_dicom_seg(
-        g, a.lungs.lungs, a.lesions.lesions, a.input.series, dir + "/seg.dcm");
+        g, a.lungs.lungs, a.lesions.lesions, a.input.series, dir + "/seg.dcm", seg_options);
     std::vector<dicomout::SrRegion> regions;
     for (const auto& r : a.regions) regions.push_back({r.name, r.volumes, r.density});
     dicomout::SrOptions so;
     so.protocol = a.protocol.name + " " + a.protocol.version;
+    so.source_slices = &src;
     dicomout::write_dicom_sr(g, a.input.series, seg, regions, dir + "/sr.dcm", so);
   } catch (const Error& e) {
     // Saving the file failed (disk full, no permission): an output error like any other.
