@@ -308,6 +308,344 @@ BayGates bay_gates(const CtImage& ct, const LabelImage& labels, const MaskImage&
   return gates;
 }
 
+// In-plane depth below the skin: distance (mm), within the axial slice, to the outside air.
+// Along the chest wall the pleural surface lies at a slowly varying depth, so depth tells the
+// lung side of the wall from the wall itself. The outside mask is kept on a coarse in-plane
+// grid for the slices of the working box only (the full-size mask is freed early); the skin
+// itself may lie outside the box, hence whole slices.
+struct SkinDepth {
+  MaskImage outside;                           // slices k0.. of the image, coarse in-plane grid
+  std::array<std::size_t, 2> f{1, 1};          // fine voxels per coarse voxel in i and j
+  std::array<std::size_t, 3> offset{0, 0, 0};  // fine index of the working box in the image
+  // Depth of each slice, computed on first use; both lungs' threads share it.
+  mutable std::vector<std::vector<float>> cache;
+
+  // Depth (mm) of every coarse voxel of the working box's slice k.
+  const std::vector<float>& slice(std::size_t k) const {
+    std::vector<float>* d = nullptr;
+#pragma omp critical(lungvol_skin_depth)
+    {
+      if (cache[k].empty()) {
+        Geometry sg = outside.geom;
+        sg.size[2] = 1;
+        MaskImage m(sg, 0);
+        const std::size_t sxy = sg.slice_voxels();
+        std::copy_n(outside.data.begin() + std::ptrdiff_t(k * sxy), sxy, m.data.begin());
+        cache[k] = squared_distance_to(m);
+        for (float& v : cache[k]) v = std::sqrt(v);
+      }
+      d = &cache[k];
+    }
+    return *d;
+  }
+  // Bilinear interpolation at in-plane index (i, j) of the working box.
+  float at(const std::vector<float>& d, std::size_t i, std::size_t j) const {
+    const Geometry& g = outside.geom;
+    const double x = (double(offset[0] + i) - 0.5 * double(f[0] - 1)) / double(f[0]);
+    const double y = (double(offset[1] + j) - 0.5 * double(f[1] - 1)) / double(f[1]);
+    const double xc = std::clamp(x, 0.0, double(g.size[0] - 1));
+    const double yc = std::clamp(y, 0.0, double(g.size[1] - 1));
+    const std::size_t i0 = std::size_t(xc), j0 = std::size_t(yc);
+    const std::size_t i1 = std::min(i0 + 1, g.size[0] - 1), j1 = std::min(j0 + 1, g.size[1] - 1);
+    const double tx = xc - double(i0), ty = yc - double(j0);
+    const std::size_t nx = g.size[0];
+    return float((1 - ty) * ((1 - tx) * d[i0 + nx * j0] + tx * d[i1 + nx * j0]) +
+                 ty * ((1 - tx) * d[i0 + nx * j1] + tx * d[i1 + nx * j1]));
+  }
+};
+
+// `box`: the working box; its slices, whole, on a grid of about kCoarseMm in-plane (majority
+// vote per coarse voxel).
+SkinDepth skin_depth(const MaskImage& outside, const Box& box) {
+  SkinDepth s;
+  s.offset = box.lo;
+  Geometry g = outside.geom;
+  for (int a = 0; a < 2; ++a) {
+    s.f[a] = std::max<std::size_t>(1, std::size_t(std::floor(kCoarseMm / g.spacing[a])));
+    g.size[a] = (g.size[a] + s.f[a] - 1) / s.f[a];
+    g.spacing[a] *= double(s.f[a]);
+  }
+  g.size[2] = box.hi[2] - box.lo[2];
+  s.outside = MaskImage(g, 0);
+  s.cache.resize(g.size[2]);
+  const std::size_t nx = outside.geom.size[0], ny = outside.geom.size[1];
+  std::vector<std::uint32_t> column(nx), total(g.slice_voxels(), 0);
+  for (std::size_t i = 0; i < nx; ++i) column[i] = std::uint32_t(i / s.f[0]);
+  for (std::size_t j = 0; j < ny; ++j) {
+    for (std::size_t i = 0; i < nx; ++i) ++total[g.size[0] * (j / s.f[1]) + column[i]];
+  }
+#pragma omp parallel
+  {
+    std::vector<std::uint32_t> count(g.slice_voxels());
+#pragma omp for schedule(static)
+    for (std::ptrdiff_t kk = 0; kk < std::ptrdiff_t(g.size[2]); ++kk) {
+      const std::size_t k = std::size_t(kk);
+      std::fill(count.begin(), count.end(), 0);
+      for (std::size_t j = 0; j < ny; ++j) {
+        const std::uint8_t* src = &outside.at(0, j, box.lo[2] + k);
+        std::uint32_t* row = count.data() + g.size[0] * (j / s.f[1]);
+        for (std::size_t i = 0; i < nx; ++i) row[column[i]] += src[i];
+      }
+      std::uint8_t* dst = &s.outside.at(0, 0, k);
+      for (std::size_t c = 0; c < count.size(); ++c) dst[c] = 2 * count[c] >= total[c];
+    }
+  }
+  return s;
+}
+
+// The rolling ball cannot enter the rim of a pleural lesion: where a lesion lies against the
+// chest wall over a width comparable to the ball, the ball, coming from the wall's side, sweeps
+// a lens between the lesion and the wall, which the closing leaves out (on the phantom, 20 % of
+// the pleural lesion, 1-3 voxels thick). The lens is taken back by growing, in-plane, from the
+// admitted bays, through the tissue the closing may admit (same gates):
+// - only from bays that reach at least kBayMm (and 2 voxels) from the tissue around them:
+//   lesions, not the slivers of partial volume the closing admits along the pleura;
+// - only outwards: every step, 8-connected, makes the depth below the skin smaller by half a
+//   voxel or more, so the growth never runs along the pleura nor into the mediastinum or the
+//   abdomen, where the depth does not fall towards the wall;
+// - at most kRimMm, and only down to the depth of the pleural surface around it, interpolated
+//   (inverse squared distance) from the lung voxels within kRingMm that touch tissue of the
+//   wall: chest-wall tissue lies above that surface and stays out. Half a voxel of tolerance
+//   absorbs the staircase of a curved surface on the grid.
+constexpr double kRimMm = 8.0;
+constexpr double kRingMm = 20.0;
+constexpr double kBayMm = 5.0;
+
+// Wall-contact lung voxels of one slice, binned on a kRingMm grid for the interpolation.
+class PleuralSurface {
+ public:
+  PleuralSurface(double width_mm, double height_mm)
+      : nx_(std::size_t(width_mm / kRingMm) + 1), ny_(std::size_t(height_mm / kRingMm) + 1),
+        cells_(nx_ * ny_) {}
+  void clear() {
+    for (auto& c : cells_) c.clear();
+  }
+  void add(float x, float y, float depth) { cells_[cell(x, y)].push_back({x, y, depth}); }
+  // Interpolated depth at (x, y); negative when no contact lies within kRingMm.
+  float depth_at(float x, float y) const {
+    const std::size_t cx = std::min(nx_ - 1, std::size_t(x / kRingMm));
+    const std::size_t cy = std::min(ny_ - 1, std::size_t(y / kRingMm));
+    const float r2max = float(kRingMm * kRingMm);
+    double sw = 0, swd = 0;
+    for (std::size_t b = cy > 0 ? cy - 1 : 0; b <= std::min(ny_ - 1, cy + 1); ++b) {
+      for (std::size_t a = cx > 0 ? cx - 1 : 0; a <= std::min(nx_ - 1, cx + 1); ++a) {
+        for (const Contact& c : cells_[a + nx_ * b]) {
+          const float r2 = (c.x - x) * (c.x - x) + (c.y - y) * (c.y - y);
+          if (r2 > r2max) continue;
+          const double w = 1.0 / (double(r2) + 1e-3);
+          sw += w;
+          swd += w * double(c.depth);
+        }
+      }
+    }
+    return sw > 0 ? float(swd / sw) : -1.0f;
+  }
+
+ private:
+  struct Contact {
+    float x, y, depth;
+  };
+  std::size_t cell(float x, float y) const {
+    return std::min(nx_ - 1, std::size_t(x / kRingMm)) +
+           nx_ * std::min(ny_ - 1, std::size_t(y / kRingMm));
+  }
+  std::size_t nx_, ny_;
+  std::vector<std::vector<Contact>> cells_;
+};
+
+// In-plane rectangle [i0, i1) x [j0, j1) of a slice.
+struct Rect {
+  std::size_t i0 = 0, i1 = 0, j0 = 0, j1 = 0;
+  std::size_t width() const { return i1 - i0; }
+  bool contains(std::size_t i, std::size_t j) const {
+    return i >= i0 && i < i1 && j >= j0 && j < j1;
+  }
+};
+
+// `r` (the slice's admitted voxels' extent) grown by `mi`, `mj` voxels, kept one voxel inside
+// the slice so that face neighbours exist.
+Rect grown_rect(const SliceExtent& r, std::size_t mi, std::size_t mj, std::size_t nx,
+                std::size_t ny) {
+  return {r.imin > mi ? r.imin - mi : 1, std::min(nx - 1, r.imax + mi + 1),
+          r.jmin > mj ? r.jmin - mj : 1, std::min(ny - 1, r.jmax + mj + 1)};
+}
+
+constexpr std::uint8_t kDeepBay = 2;  // bit set in `admit` on the voxels of deep bays
+
+// Marks with kDeepBay, in one slice of `admit`, the 4-connected regions of admitted voxels
+// within `rect` of which a voxel passes `deep(q)` (q: index in the slice).
+template <class Deep>
+void mark_regions(std::uint8_t* a, std::size_t nx, const Rect& rect, Deep deep,
+                  std::vector<std::uint8_t>& seen, std::vector<std::size_t>& region,
+                  std::vector<std::size_t>& stack) {
+  const std::size_t w = rect.width();
+  auto local = [&](std::size_t q) { return (q % nx - rect.i0) + w * (q / nx - rect.j0); };
+  seen.assign(w * (rect.j1 - rect.j0), 0);
+  for (std::size_t j = rect.j0; j < rect.j1; ++j) {
+    for (std::size_t i = rect.i0; i < rect.i1; ++i) {
+      const std::size_t q0 = i + nx * j;
+      if (!a[q0] || (a[q0] & kDeepBay) || seen[local(q0)]) continue;
+      region.clear();
+      stack.assign(1, q0);
+      seen[local(q0)] = 1;
+      bool is_deep = false;
+      while (!stack.empty()) {
+        const std::size_t q = stack.back();
+        stack.pop_back();
+        region.push_back(q);
+        is_deep = is_deep || deep(q);
+        for (const std::size_t v : {q - 1, q + 1, q - nx, q + nx}) {
+          if (!a[v] || !rect.contains(v % nx, v / nx) || seen[local(v)]) continue;
+          seen[local(v)] = 1;
+          stack.push_back(v);
+        }
+      }
+      if (is_deep) {
+        for (const std::size_t q : region) a[q] |= kDeepBay;
+      }
+    }
+  }
+}
+
+// Marks the admitted voxels of deep bays (kDeepBay): regions that reach at least `min_mm`, in
+// some slice, from the voxels that are neither lung nor admitted, and the regions of the
+// neighbouring slices connected to them (a lesion's first and last slices are thin).
+void mark_deep_bays(MaskImage& admit, const MaskImage& grown,
+                    const std::vector<SliceExtent>& admitted, double min_mm) {
+  const Geometry& g = admit.geom;
+  const std::size_t nx = g.size[0], ny = g.size[1], nz = g.size[2], sxy = g.slice_voxels();
+  const std::size_t bi = std::size_t(std::ceil(min_mm / g.spacing[0])) + 1;
+  const std::size_t bj = std::size_t(std::ceil(min_mm / g.spacing[1])) + 1;
+  const float min2 = float(min_mm * min_mm);
+  std::vector<std::uint8_t> seen;
+  std::vector<std::size_t> region, stack;
+  for (std::size_t k = 0; k < nz; ++k) {
+    if (admitted[k].empty) continue;
+    const Rect rect = grown_rect(admitted[k], bi, bj, nx, ny);
+    std::uint8_t* a = admit.data.data() + k * sxy;
+    const std::uint8_t* in = grown.data.data() + k * sxy;
+    Geometry rg = g;
+    rg.size = {rect.width(), rect.j1 - rect.j0, 1};
+    MaskImage tissue(rg, 0);
+    for (std::size_t j = rect.j0; j < rect.j1; ++j) {
+      for (std::size_t i = rect.i0; i < rect.i1; ++i) {
+        tissue.at(i - rect.i0, j - rect.j0, 0) = !in[i + nx * j] && !a[i + nx * j];
+      }
+    }
+    const std::vector<float> d2 = squared_distance_to(tissue);
+    auto deep = [&](std::size_t q) {
+      return d2[(q % nx - rect.i0) + rect.width() * (q / nx - rect.j0)] >= min2;
+    };
+    mark_regions(a, nx, rect, deep, seen, region, stack);
+  }
+  // Up, then down: a region touching a deep bay in the slice before is part of it.
+  for (int pass = 0; pass < 2; ++pass) {
+    for (std::size_t step = 1; step < nz; ++step) {
+      const std::size_t k = pass == 0 ? step : nz - 1 - step;
+      const std::size_t prev = pass == 0 ? k - 1 : k + 1;
+      if (admitted[k].empty || admitted[prev].empty) continue;
+      std::uint8_t* a = admit.data.data() + k * sxy;
+      const std::uint8_t* b = admit.data.data() + prev * sxy;
+      const Rect rect = grown_rect(admitted[k], 0, 0, nx, ny);
+      mark_regions(a, nx, rect, [&](std::size_t q) { return (b[q] & kDeepBay) != 0; }, seen,
+                   region, stack);
+    }
+  }
+}
+
+void add_pleural_rim(MaskImage& admit, const MaskImage& grown, const LabelImage& sub,
+                     const CtImage& sub_ct, const MaskImage& sub_out, const BayGates& gates,
+                     const Box& box, const SkinDepth& skin, const std::vector<SliceExtent>& extents,
+                     const std::vector<SliceExtent>& admitted, bool medial_plus_i,
+                     const LungParams& p) {
+  const Geometry& g = sub.geom;
+  const std::size_t nx = g.size[0], ny = g.size[1], sxy = g.slice_voxels();
+  const double sx = g.spacing[0], sy = g.spacing[1];
+  const int max_steps = std::max(1, int(std::floor(kRimMm / std::min(sx, sy))));
+  const float half_voxel = float(0.5 * std::max(sx, sy));
+  const double bay_mm = std::max(kBayMm, 2.0 * std::max(sx, sy));
+  // Margins around a slice's admitted voxels: the rim and the ring around it, and the bay test.
+  const double reach_mm = kRimMm + kRingMm;
+  const std::size_t mi = std::size_t(std::ceil(reach_mm / sx)) + 1;
+  const std::size_t mj = std::size_t(std::ceil(reach_mm / sy)) + 1;
+  PleuralSurface surface(double(nx) * sx, double(ny) * sy);
+  std::vector<std::size_t> front, next, added;
+  std::vector<float> depth_of(sxy);
+  std::vector<std::uint8_t> rim(sxy, 0);
+  std::size_t total = 0;
+  mark_deep_bays(admit, grown, admitted, bay_mm);
+  for (std::size_t k = 0; k < g.size[2]; ++k) {
+    if (admitted[k].empty) continue;
+    const std::size_t base = k * sxy;
+    const std::uint8_t* a = admit.data.data() + base;
+    const std::uint8_t* in = grown.data.data() + base;
+    front.clear();
+    const Rect own = grown_rect(admitted[k], 0, 0, nx, ny);
+    for (std::size_t j = own.j0; j < own.j1; ++j) {
+      for (std::size_t i = own.i0; i < own.i1; ++i) {
+        if (a[i + nx * j] & kDeepBay) front.push_back(i + nx * j);
+      }
+    }
+    if (front.empty()) continue;
+    const Rect work = grown_rect(admitted[k], mi, mj, nx, ny);
+    const SliceExtent& e = extents[k];
+    const std::vector<float>& d = skin.slice(box.lo[2] + k);
+    auto depth = [&](std::size_t i, std::size_t j) {
+      return skin.at(d, box.lo[0] + i, box.lo[1] + j);
+    };
+    // The tissue the closing may admit, as in include_dense_tissue().
+    auto tissue = [&](std::size_t q) {
+      const std::size_t n = base + q, i = q % nx, j = q / nx;
+      return !in[q] && !a[q] && sub[n] == labels::kBackground && !sub_out[n] &&
+             sub_ct[n] < p.fill_max_hu && !e.in_hilum(i, j, medial_plus_i) &&
+             gates.passes(box.lo[0] + i, box.lo[1] + j, box.lo[2] + k, p.chest_wall_mm);
+    };
+    surface.clear();
+    for (std::size_t j = work.j0; j < work.j1; ++j) {
+      for (std::size_t i = work.i0; i < work.i1; ++i) {
+        const std::size_t q = i + nx * j;
+        if (!in[q] || (in[q - 1] && in[q + 1] && in[q - nx] && in[q + nx])) continue;
+        if (tissue(q - 1) || tissue(q + 1) || tissue(q - nx) || tissue(q + nx)) {
+          surface.add(float(double(i) * sx), float(double(j) * sy), depth(i, j));
+        }
+      }
+    }
+    for (const std::size_t q : front) depth_of[q] = depth(q % nx, q / nx);
+    added.clear();
+    for (int step = 0; step < max_steps && !front.empty(); ++step) {
+      next.clear();
+      for (const std::size_t q : front) {
+        const std::size_t i = q % nx, j = q / nx;
+        if (i == 0 || j == 0 || i + 1 == nx || j + 1 == ny) continue;
+        for (const std::size_t w : {q - 1, q + 1, q - nx, q + nx, q - 1 - nx, q + 1 - nx,
+                                    q - 1 + nx, q + 1 + nx}) {
+          if (rim[w] || !tissue(w)) continue;
+          const std::size_t wi = w % nx, wj = w / nx;
+          const float dw = depth(wi, wj);
+          if (dw > depth_of[q] - half_voxel) continue;  // not outwards
+          const float surface_depth =
+              surface.depth_at(float(double(wi) * sx), float(double(wj) * sy));
+          if (surface_depth < 0) continue;  // no pleura around
+          // Above the pleural surface: the wall; far below it: not a rim.
+          if (dw < surface_depth - half_voxel || dw > surface_depth + float(kRimMm)) continue;
+          rim[w] = 1;
+          depth_of[w] = dw;
+          next.push_back(w);
+          added.push_back(w);
+        }
+      }
+      front.swap(next);
+    }
+    total += added.size();
+    std::uint8_t* out = admit.data.data() + base;
+    for (const std::size_t q : added) {
+      out[q] = 1;
+      rim[q] = 0;
+    }
+  }
+  log::debug("dense: pleural rim {} voxels", total);
+}
+
 // One lung's grown mask, cropped to `box`; pasted by paste_lung().
 struct GrownLung {
   Box box;
@@ -317,7 +655,7 @@ struct GrownLung {
 
 GrownLung include_dense_tissue(const CtImage& ct, const LabelImage& labels, std::uint8_t lung,
                                const MaskImage& outside, const BayGates& gates,
-                               bool medial_plus_i, const LungParams& p) {
+                               const SkinDepth& skin, bool medial_plus_i, const LungParams& p) {
   GrownLung result;
   const Box box = bounding_box(labels, lung, p.closing_radius_mm + 2.0);
   result.box = box;
@@ -343,11 +681,15 @@ GrownLung include_dense_tissue(const CtImage& ct, const LabelImage& labels, std:
     const Geometry& g = sub.geom;
     const Geometry& cg = bay.geom;
     MaskImage admit(g, 0);
+    std::vector<SliceExtent> extents(g.size[2]);
+    std::vector<SliceExtent> admitted(g.size[2]);  // bounding rectangle of each slice's admitted
 #pragma omp parallel for schedule(dynamic, 4)
     for (std::ptrdiff_t kk = 0; kk < std::ptrdiff_t(g.size[2]); ++kk) {
       const std::size_t k = std::size_t(kk);
       const SliceExtent e = slice_extent(grown, k);
+      extents[k] = e;
       if (e.empty) continue;
+      SliceExtent& r = admitted[k];
       for (std::size_t j = 0; j < g.size[1]; ++j) {
         for (std::size_t i = 0; i < g.size[0]; ++i) {
           const std::size_t n = g.index(i, j, k);
@@ -356,12 +698,23 @@ GrownLung include_dense_tissue(const CtImage& ct, const LabelImage& labels, std:
           if (e.in_hilum(i, j, medial_plus_i)) continue;
           if (!gates.passes(box.lo[0] + i, box.lo[1] + j, box.lo[2] + k, p.chest_wall_mm)) continue;
           admit[n] = 1;
+          if (r.empty) {
+            r = SliceExtent{i, i, j, j, false};
+          } else {
+            r.imin = std::min(r.imin, i);
+            r.imax = std::max(r.imax, i);
+            r.jmin = std::min(r.jmin, j);
+            r.jmax = std::max(r.jmax, j);
+          }
         }
       }
     }
     log::debug("dense: admit {:.2f}", dsw.lap());
     drop_regions_on_tissue(admit, grown, sub, superior);
     log::debug("dense: drop {:.2f}", dsw.lap());
+    add_pleural_rim(admit, grown, sub, sub_ct, sub_out, gates, box, skin, extents, admitted,
+                    medial_plus_i, p);
+    log::debug("dense: rim {:.2f}", dsw.lap());
     for (std::size_t n = 0; n < admit.size(); ++n) {
       if (admit[n]) grown[n] = 1;
     }
@@ -479,7 +832,7 @@ LabelImage separate_left_right(const MaskImage& mask, double midline, double min
 
 namespace {
 LungSegmentation segment_in_box(const CtImage& ct, MaskImage& air, const MaskImage& outside,
-                                double midline, const LungParams& p);
+                                const SkinDepth& skin, double midline, const LungParams& p);
 }  // namespace
 
 LungSegmentation segment_lungs(const CtImage& ct, const LungParams& p) {
@@ -499,8 +852,13 @@ LungSegmentation segment_lungs(const CtImage& ct, const LungParams& p) {
   const CtImage sub_ct = crop(ct, box);
   MaskImage sub_air = crop(air, box);
   const MaskImage sub_out = crop(outside, box);
+  SkinDepth skin;
+  if (p.closing_radius_mm > 0) {
+    skin = skin_depth(outside, box);
+    log::debug("lungs: skin depth {:.2f} s", sw.lap());
+  }
   body = BodyAir{};  // the full-size masks are not needed any more (peak memory)
-  LungSegmentation result = segment_in_box(sub_ct, sub_air, sub_out, midline, p);
+  LungSegmentation result = segment_in_box(sub_ct, sub_air, sub_out, skin, midline, p);
   LabelImage full(g, labels::kBackground);
   const Geometry& sg = result.lungs.geom;
   for (std::size_t k = 0; k < sg.size[2]; ++k) {
@@ -515,7 +873,7 @@ LungSegmentation segment_lungs(const CtImage& ct, const LungParams& p) {
 
 namespace {
 LungSegmentation segment_in_box(const CtImage& ct, MaskImage& air, const MaskImage& outside,
-                                double midline, const LungParams& p) {
+                                const SkinDepth& skin, double midline, const LungParams& p) {
   LungSegmentation result;
   const Geometry& g = ct.geom;
   const double voxel_ml = g.voxel_volume_ml();
@@ -562,10 +920,10 @@ LungSegmentation segment_in_box(const CtImage& ct, MaskImage& air, const MaskIma
 #pragma omp parallel sections
   {
 #pragma omp section
-    right = include_dense_tissue(ct, lab, labels::kRightLung, outside, gates,
+    right = include_dense_tissue(ct, lab, labels::kRightLung, outside, gates, skin,
                                  right_medial_plus_i, p);
 #pragma omp section
-    left = include_dense_tissue(ct, lab, labels::kLeftLung, outside, gates,
+    left = include_dense_tissue(ct, lab, labels::kLeftLung, outside, gates, skin,
                                 !right_medial_plus_i, p);
   }
   const std::size_t added =

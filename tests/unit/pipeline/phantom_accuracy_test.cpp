@@ -33,6 +33,65 @@ void expect_within(double measured, double expected, double rel, const char* wha
               100.0 * (measured - expected) / expected);
 }
 
+// Measured solid voxels split into those at the truth's solid lesions (a truth solid voxel or a
+// face neighbour of one: the lesion and its boundary) and those elsewhere, in mL.
+struct SolidSplit {
+  double at_lesions_ml = 0, elsewhere_ml = 0;
+};
+SolidSplit split_solid(const phantom::Phantom& ph, const Analysis& a) {
+  const Geometry& g = ph.ct.geom;
+  auto truth_solid_at = [&](std::size_t i, std::size_t j, std::size_t k) {
+    return ph.lesions.at(i, j, k) == labels::kSolid;
+  };
+  std::uint64_t at_lesions = 0, elsewhere = 0;
+  for (std::size_t k = 0; k < g.size[2]; ++k)
+    for (std::size_t j = 0; j < g.size[1]; ++j)
+      for (std::size_t i = 0; i < g.size[0]; ++i) {
+        if (a.lesions.lesions.at(i, j, k) != labels::kSolid) continue;
+        const bool near = truth_solid_at(i, j, k) || (i > 0 && truth_solid_at(i - 1, j, k)) ||
+                          (i + 1 < g.size[0] && truth_solid_at(i + 1, j, k)) ||
+                          (j > 0 && truth_solid_at(i, j - 1, k)) ||
+                          (j + 1 < g.size[1] && truth_solid_at(i, j + 1, k)) ||
+                          (k > 0 && truth_solid_at(i, j, k - 1)) ||
+                          (k + 1 < g.size[2] && truth_solid_at(i, j, k + 1));
+        (near ? at_lesions : elsewhere) += 1;
+      }
+  return {double(at_lesions) * g.voxel_volume_ml(), double(elsewhere) * g.voxel_volume_ml()};
+}
+
+// Fraction of the pleural (chest-wall) lesion's voxels that the lung mask holds: solid truth
+// voxels inside the ellipsoid of the lesion that touches the chest wall.
+double pleural_lesion_inside(const phantom::Phantom& ph, const Analysis& a) {
+  std::array<double, 3> centre{}, axes{};
+  for (const auto& l : ph.truth.at("lesions")) {
+    if (!l.at("touches_chest_wall").get<bool>()) continue;
+    for (int d = 0; d < 3; ++d) {
+      centre[d] = l.at("centre_lps_mm")[d].get<double>();
+      axes[d] = l.at("semi_axes_mm")[d].get<double>();
+    }
+  }
+  EXPECT_GT(axes[0], 0.0) << "the phantom has a pleural lesion";
+  std::uint64_t in_mask = 0, total = 0;
+  const Geometry& g = ph.ct.geom;
+  for (std::size_t k = 0; k < g.size[2]; ++k)
+    for (std::size_t j = 0; j < g.size[1]; ++j)
+      for (std::size_t i = 0; i < g.size[0]; ++i) {
+        const std::size_t n = g.index(i, j, k);
+        if (ph.lesions[n] != labels::kSolid || axes[0] <= 0) continue;
+        const auto p = g.to_physical(double(i), double(j), double(k));
+        double r = 0;
+        for (int d = 0; d < 3; ++d) r += std::pow((p[d] - centre[d]) / axes[d], 2);
+        if (r > 1.0) continue;
+        ++total;
+        in_mask += a.lungs.lungs[n] == labels::kRightLung || a.lungs.lungs[n] == labels::kLeftLung;
+      }
+  EXPECT_GT(total, 50u);
+  std::printf("pleural lesion inside the lung mask: %.1f%% of %llu voxels\n",
+              total ? 100.0 * double(in_mask) / double(total) : 0.0,
+              static_cast<unsigned long long>(total));
+  return total ? double(in_mask) / double(total) : 0.0;
+}
+
 TEST(PhantomAccuracy, DefaultPhantomVolumes) {
   const phantom::Phantom ph = phantom::make_phantom({});
   const Analysis a = analyze_phantom(ph);
@@ -41,48 +100,47 @@ TEST(PhantomAccuracy, DefaultPhantomVolumes) {
   expect_within(a.region("right").volumes.volume_ml, truth(ph, "right_lung_ml"), 0.02, "right");
   expect_within(a.region("left").volumes.volume_ml, truth(ph, "left_lung_ml"), 0.02, "left");
   expect_within(lungs.ggo_ml, truth(ph, "ggo_ml"), 0.02, "ground-glass");
-  // The solid total includes the pleural lesion, whose rim against the chest wall is partly
-  // lost (docs/validation.md); the tolerance states what we achieve, not what we hope.
-  expect_within(lungs.solid_ml, truth(ph, "solid_ml"), 0.05, "solid");
   expect_within(a.lungs.airway_ml, truth(ph, "airway_ml"), 0.10, "airway");
+  // The solid total is the sum of two errors of different origin (docs/validation.md): at the
+  // lesions, voxels missed or chest wall taken (the lung mask, pleural lesion included), and
+  // elsewhere, thick vessel segments at the hilum counted as solid (the lesion stage's vessel
+  // suppression). Each is asserted with what we achieve.
+  const double solid_truth = truth(ph, "solid_ml");
+  const SolidSplit solid = split_solid(ph, a);
+  expect_within(solid.at_lesions_ml, solid_truth, 0.02, "solid at lesions");
+  std::printf("solid elsewhere (vessels) %.2f mL (%.1f%% of truth)\n", solid.elsewhere_ml,
+              100.0 * solid.elsewhere_ml / solid_truth);
+  EXPECT_LT(solid.elsewhere_ml, 0.10 * solid_truth);
+  std::printf("solid total  measured %9.2f mL truth %9.2f mL (%+.2f%%)\n", lungs.solid_ml,
+              solid_truth, 100.0 * (lungs.solid_ml - solid_truth) / solid_truth);
 }
 
 TEST(PhantomAccuracy, PleuralLesionIsInsideTheLungMask) {
   const phantom::Phantom ph = phantom::make_phantom({});
-  const Analysis a = analyze_phantom(ph);
-  // Voxels of the pleural (chest-wall) lesion: solid truth voxels within the truth lungs whose
-  // lesion touches the chest wall. Count how many the lung mask holds.
-  std::uint64_t in_mask = 0, total = 0;
-  const auto& lesions = ph.truth.at("lesions");
-  std::array<double, 3> centre{};
-  std::array<double, 3> axes{};
-  for (const auto& l : lesions) {
-    if (l.at("touches_chest_wall").get<bool>()) {
-      for (int d = 0; d < 3; ++d) {
-        centre[d] = l.at("centre_lps_mm")[d].get<double>();
-        axes[d] = l.at("semi_axes_mm")[d].get<double>();
-      }
-    }
+  EXPECT_GE(pleural_lesion_inside(ph, analyze_phantom(ph)), 0.97);
+}
+
+// The pleural rim must not depend on one subject or one slice thickness.
+TEST(PhantomAccuracy, PleuralLesionOtherSubjectsAndSlices) {
+  struct Case {
+    std::uint64_t seed;
+    double slice_mm;
+  };
+  for (const Case c : {Case{2, 4.0}, Case{3, 2.5}, Case{4, 5.0}}) {
+    phantom::PhantomOptions o;
+    o.seed = c.seed;
+    o.spacing[2] = c.slice_mm;
+    o.size[2] = std::size_t(std::lround(320.0 / c.slice_mm));
+    const phantom::Phantom ph = phantom::make_phantom(o);
+    const Analysis a = analyze_phantom(ph);
+    std::printf("seed %llu, %.1f mm slices:\n", static_cast<unsigned long long>(c.seed),
+                c.slice_mm);
+    EXPECT_GE(pleural_lesion_inside(ph, a), 0.97);
+    expect_within(a.region("lungs").volumes.volume_ml, truth(ph, "lung_ml"), 0.02, "lung");
+    // 2.5 mm slices: +2.9 %, the wall voxels of a curved surface's staircase (docs/validation.md).
+    expect_within(split_solid(ph, a).at_lesions_ml, truth(ph, "solid_ml"), 0.04,
+                  "solid at lesions");
   }
-  ASSERT_GT(axes[0], 0.0) << "the phantom has a pleural lesion";
-  const Geometry& g = ph.ct.geom;
-  for (std::size_t k = 0; k < g.size[2]; ++k)
-    for (std::size_t j = 0; j < g.size[1]; ++j)
-      for (std::size_t i = 0; i < g.size[0]; ++i) {
-        const std::size_t n = g.index(i, j, k);
-        if (ph.lesions[n] != labels::kSolid) continue;
-        const auto p = g.to_physical(double(i), double(j), double(k));
-        double r = 0;
-        for (int d = 0; d < 3; ++d) r += std::pow((p[d] - centre[d]) / axes[d], 2);
-        if (r > 1.0) continue;
-        ++total;
-        in_mask += a.lungs.lungs[n] == labels::kRightLung || a.lungs.lungs[n] == labels::kLeftLung;
-      }
-  ASSERT_GT(total, 100u);
-  const double fraction = double(in_mask) / double(total);
-  std::printf("pleural lesion inside the lung mask: %.1f%% of %llu voxels\n", 100 * fraction,
-              static_cast<unsigned long long>(total));
-  EXPECT_GE(fraction, 0.80);
 }
 
 TEST(PhantomAccuracy, TouchingLungsAreSeparated) {
