@@ -5,6 +5,8 @@
 
 #include "apps/command.hpp"
 #include "batch/runner.hpp"
+#include "batch/slurm.hpp"
+#include "core/error.hpp"
 
 namespace lungvol::app {
 
@@ -14,11 +16,37 @@ Action add_batch_command(CLI::App& app, const GlobalOptions& global) {
       "analyze every scan of a manifest into OUTDIR/scans/<subject>/<visit>/ and "
       "OUTDIR/results.sqlite; resumable; writes OUTDIR/measurements.csv and visits_wide.csv");
   auto o = std::make_shared<batch::BatchOptions>();
+  auto slurm = std::make_shared<batch::slurm::SlurmOptions>();
+  auto executor = std::make_shared<std::string>("local");
+  auto status_dir = std::make_shared<std::string>();
+  auto task = std::make_shared<long>(-1);
+  auto merge = std::make_shared<bool>(false);
+  // MANIFEST and -o are checked in the action: --status needs neither, the hidden Slurm job
+  // steps only -o.
   cmd->add_option("MANIFEST", o->manifest,
                   "CSV: subject_id, arm, visit, path (+ optional visit_day, series_uid, site, "
-                  "population)")
-      ->required();
-  cmd->add_option("-o,--output", o->outdir, "output folder")->required();
+                  "population)");
+  cmd->add_option("-o,--output", o->outdir, "output folder");
+  cmd->add_option("--executor", *executor,
+                  "local (this machine) or slurm (one Slurm job array + a merge job; see "
+                  "docs/reliability.md)")
+      ->check(CLI::IsMember({"local", "slurm"}))
+      ->capture_default_str();
+  cmd->add_option("--partition", slurm->partition, "slurm: partition of the jobs");
+  cmd->add_option("--array-limit", slurm->array_limit,
+                  "slurm: at most K scans running at once (sbatch --array=...%K); 0 = no limit")
+      ->check(CLI::NonNegativeNumber);
+  cmd->add_option("--slurm-opt", slurm->sbatch_args,
+                  "slurm: one extra sbatch argument, e.g. --slurm-opt=--time=02:00:00 "
+                  "(repeatable)")
+      ->expected(1)
+      ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
+  cmd->add_option("--status", *status_dir,
+                  "slurm: print the progress of the submission in OUTDIR (done, failed, "
+                  "running, pending) and exit");
+  // The Slurm job steps (written into OUTDIR/slurm/*.sbatch by the controller).
+  cmd->add_option("--slurm-task", *task, "run one Slurm array task")->group("");
+  cmd->add_flag("--slurm-merge", *merge, "merge the Slurm task results")->group("");
   cmd->add_option("--jobs", o->jobs, "scans analyzed in parallel (threads are split between them)")
       ->check(CLI::PositiveNumber)
       ->capture_default_str();
@@ -32,8 +60,45 @@ Action add_batch_command(CLI::App& app, const GlobalOptions& global) {
                 "do not write lungs.nii.gz / lesions.nii.gz per scan");
   cmd->add_flag("--no-qc", [o](std::int64_t) { o->write_qc_images = false; },
                 "do not write QC PNG images per scan");
-  return [o, &global]() {
+  return [o, slurm, executor, status_dir, task, merge, &global]() {
     o->threads = global.threads;
+    if (!status_dir->empty()) {
+      const auto st = batch::slurm::read_status(*status_dir, *slurm);
+      std::cout << batch::slurm::format_status(st, *status_dir);
+      return 0;
+    }
+    if ((*task >= 0 || *merge) && o->outdir.empty()) {
+      throw Error(ExitCode::kUsage, "batch: --slurm-task / --slurm-merge need -o OUTDIR");
+    }
+    if (*task >= 0) return batch::slurm::run_task(o->outdir, static_cast<std::size_t>(*task));
+    if (*merge) {
+      const batch::BatchSummary s = batch::slurm::merge_results(o->outdir);
+      std::cerr << fmt::format(
+          "lungvol batch: merged {} scans: {} analyzed, {} failed, {} skipped (already done); "
+          "results in {}/results.sqlite\n",
+          s.counts.total, s.counts.analyzed, s.counts.failed, s.counts.skipped, o->outdir);
+      return s.exit_status();
+    }
+    if (o->manifest.empty() || o->outdir.empty()) {
+      throw Error(ExitCode::kUsage, "batch: MANIFEST and -o OUTDIR are required");
+    }
+    if (*executor == "slurm") {
+      const auto sub = batch::slurm::submit_batch(*o, *slurm);
+      if (sub.finished) {
+        std::cerr << fmt::format(
+            "lungvol batch: {} scans, all already done: nothing submitted to Slurm; "
+            "measurements.csv and visits_wide.csv rewritten in {}\n",
+            sub.total, o->outdir);
+        return 0;
+      }
+      std::string ids;
+      for (const auto& a : sub.arrays) ids += (ids.empty() ? "" : ", ") + a.job_id;
+      std::cerr << fmt::format(
+          "lungvol batch: submitted {} of {} scans to Slurm as job array {} (merge job {}); "
+          "{} already done. Progress: lungvol batch --executor slurm --status {}\n",
+          sub.submitted, sub.total, ids, sub.merge_job_id, sub.skipped, o->outdir);
+      return 0;
+    }
     const batch::BatchSummary s = batch::run_batch(*o);
     std::cerr << fmt::format(
         "lungvol batch: {} scans: {} analyzed, {} skipped (already done), {} failed; {:.1f} s; "

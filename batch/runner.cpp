@@ -14,6 +14,7 @@
 #include <mutex>
 #include <thread>
 
+#include <dcmtk/dcmsr/cmr/init.h>
 #include <fmt/format.h>
 
 #include "batch/exports.hpp"
@@ -32,6 +33,20 @@ namespace lungvol::batch {
 
 int BatchSummary::exit_status() const {
   return counts.failed > 0 ? static_cast<int>(ExitCode::kBatchFailures) : 0;
+}
+
+DirectoryLock::DirectoryLock(const std::string& lock_path, double wait_seconds) {
+  const auto until = std::chrono::steady_clock::now() + std::chrono::duration<double>(wait_seconds);
+  while (true) {
+    try {
+      DirectoryLock probe(lock_path);
+      std::swap(fd_, probe.fd_);  // keep the descriptor (and so the flock)
+      return;
+    } catch (const Error&) {
+      if (std::chrono::steady_clock::now() >= until) throw;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  }
 }
 
 DirectoryLock::DirectoryLock(const std::string& lock_path) {
@@ -154,7 +169,33 @@ struct Job {
   std::atomic<std::size_t> analyzed{0}, skipped{0}, failed{0};
 };
 
-ScanRecord base_record(const ManifestEntry& e, const Job& job) {
+void process(const ManifestEntry& e, Job& job) {
+  const auto t0 = std::chrono::steady_clock::now();
+  auto seconds = [&] {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  };
+  if (!job.options.force && scan_is_done(job.store, e, job.protocol)) {
+    ++job.skipped;
+    job.progress.scan_done(e, "skipped (done)", seconds());
+    return;
+  }
+  ScanOutcome out = analyze_scan(e, job.options, job.protocol, job.run_id);
+  // A store failure is not the scan's fault: it propagates and ends the batch.
+  if (out.record.status == "ok") {
+    job.store.save_scan(out.record, out.regions);
+    ++job.analyzed;
+    job.progress.scan_done(e, "ok", seconds());
+    return;
+  }
+  job.store.save_failure(out.record, out.exit_code);
+  ++job.failed;
+  job.progress.scan_done(e, "failed", seconds(), out.record.error, out.exit_code);
+}
+
+}  // namespace
+
+ScanRecord base_record(const ManifestEntry& e, const std::string& outdir,
+                       const Protocol& protocol, std::int64_t run_id) {
   ScanRecord r;
   r.subject_id = e.subject_id;
   r.arm = e.arm;
@@ -164,43 +205,39 @@ ScanRecord base_record(const ManifestEntry& e, const Job& job) {
   r.population = e.population;
   r.path = e.full_path;
   r.series_uid = e.series_uid;
-  r.protocol_name = job.protocol.name;
-  r.protocol_version = job.protocol.version;
-  r.protocol_sha256 = job.protocol.sha256;
+  r.protocol_name = protocol.name;
+  r.protocol_version = protocol.version;
+  r.protocol_sha256 = protocol.sha256;
   r.software_version = kSoftwareVersion;
-  r.run_id = job.run_id;
-  r.outdir = (fs::path(job.options.outdir) / "scans" / e.subject_id / e.visit).string();
+  r.run_id = run_id;
+  r.outdir = (fs::path(outdir) / "scans" / e.subject_id / e.visit).string();
   return r;
 }
 
-void process(const ManifestEntry& e, Job& job) {
+bool scan_is_done(Store& store, const ManifestEntry& e, const Protocol& protocol) {
+  const auto prior = store.find_scan(e.subject_id, e.visit);
+  return prior && prior->status == "ok" && prior->protocol_sha256 == protocol.sha256 &&
+         prior->software_version == kSoftwareVersion && !prior->input_sha256.empty() &&
+         with_masks(input_hash(e.full_path, e.series_uid), e) == prior->input_sha256;
+}
+
+ScanOutcome analyze_scan(const ManifestEntry& e, const BatchOptions& options,
+                         const Protocol& protocol, std::int64_t run_id) {
   const auto t0 = std::chrono::steady_clock::now();
-  auto seconds = [&] {
-    return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  };
-  ScanRecord rec = base_record(e, job);
-  if (!job.options.force) {
-    const auto prior = job.store.find_scan(e.subject_id, e.visit);
-    if (prior && prior->status == "ok" && prior->protocol_sha256 == job.protocol.sha256 &&
-        prior->software_version == kSoftwareVersion && !prior->input_sha256.empty() &&
-        with_masks(input_hash(e.full_path, e.series_uid), e) == prior->input_sha256) {
-      ++job.skipped;
-      job.progress.scan_done(e, "skipped (done)", seconds());
-      return;
-    }
-  }
-  int exit_code = 0;
+  ScanOutcome out;
+  ScanRecord& rec = out.record;
+  rec = base_record(e, options.outdir, protocol, run_id);
   try {
     pipeline::AnalyzeOptions o;
     o.input = e.full_path;
     o.outdir = rec.outdir;
-    o.protocol = job.protocol.source_path;
+    o.protocol = protocol.source_path;
     o.read.series_uid = e.series_uid;
     o.lungs_mask = e.lungs_mask;
     o.lesions_mask = e.lesions_mask;
-    o.write_label_maps = job.options.write_label_maps;
-    o.write_qc_images = job.options.write_qc_images;
-    const pipeline::Analysis a = pipeline::analyze(o);
+    o.write_label_maps = options.write_label_maps;
+    o.write_qc_images = options.write_qc_images;
+    pipeline::Analysis a = pipeline::analyze(o);
     rec.series_uid = a.input.series.series_instance_uid;
     rec.input_sha256 = with_masks(a.input.sha256, e);
     rec.study_date = a.input.series.study_date;
@@ -209,44 +246,91 @@ void process(const ManifestEntry& e, Job& job) {
     rec.voxel_ml = a.input.image.geom.voxel_volume_ml();
     rec.warnings = join_lines(a.warnings);
     rec.status = "ok";
-    job.store.save_scan(rec, a.regions);
-    ++job.analyzed;
-    job.progress.scan_done(e, "ok", seconds());
-    return;
+    out.regions = std::move(a.regions);
+    return out;
   } catch (const Error& err) {
-    // A store failure is not the scan's fault: the batch cannot go on.
-    if (err.code() == ExitCode::kOutput && std::string(err.what()).find(job.store.path()) !=
-                                               std::string::npos) {
-      throw;
-    }
     rec.error = err.what();
-    exit_code = err.exit_status();
+    out.exit_code = err.exit_status();
   } catch (const std::bad_alloc&) {
     rec.error = "out of memory";
-    exit_code = static_cast<int>(ExitCode::kProcessing);
+    out.exit_code = static_cast<int>(ExitCode::kProcessing);
   } catch (const std::exception& err) {
     rec.error = err.what();
-    exit_code = static_cast<int>(ExitCode::kProcessing);
+    out.exit_code = static_cast<int>(ExitCode::kProcessing);
   }
   rec.status = "failed";
   rec.analyzed_at = utc_timestamp();
-  rec.timing_s = seconds();
-  job.store.save_failure(rec, exit_code);
-  ++job.failed;
-  job.progress.scan_done(e, "failed", seconds(), rec.error, exit_code);
+  rec.timing_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  return out;
 }
 
-}  // namespace
+// Libraries that build global tables lazily, without locks, on their first use, which two
+// workers may reach at the same moment:
+// * DCMTK's content mapping resource (libcmr): every CID class fills a static std::map of
+//   codes on first use. Two workers writing their first sr.dcm at once crashed
+//   `batch --jobs 2` with SIGSEGV in std::_Rb_tree_insert_and_rebalance under
+//   CID5001_Countries::getCodes() (core dump; about 3 runs in 100 on an 8-row manifest).
+//   DCMTK documents initializeAllContextGroups() for multi-threaded programs.
+// * ITK 5.2's singletons (itk::SingletonIndex is a plain std::map filled by ThreadPool,
+//   DataObject, ... on first use; helgrind showed both workers inserting into it at once when
+//   writing their first label maps). A tiny NIfTI written and read here creates them. The file
+//   goes to the temporary folder so a killed batch never leaves it in OUTDIR.
+void warm_up_libraries() {
+  CMR_ContentMappingResource::initializeAllContextGroups();
+  std::error_code ec;
+  const fs::path dir = fs::temp_directory_path(ec);
+  if (ec) return;
+  const std::string path =
+      (dir / ("lungvol-warmup-" + std::to_string(::getpid()) + ".nii.gz")).string();
+  Geometry g;
+  g.size = {2, 2, 2};
+  try {
+    io::write_label_image(LabelImage(g, 0), path);
+    (void)io::read_label_image(path);
+  } catch (const std::exception& e) {
+    log::debug("batch: ITK warm-up in {} failed ({}); continuing", dir.string(), e.what());
+  }
+  fs::remove(path, ec);
+}
+
+BatchInputs load_batch_inputs(const BatchOptions& options) {
+  BatchInputs in;
+  in.schedule = options.schedule.empty() ? trial::default_visit_schedule()
+                                         : trial::load_visit_schedule(options.schedule);
+  in.manifest = read_manifest(options.manifest, in.schedule);
+  in.protocol = load_protocol(options.protocol);
+  in.protocol.source_path = fs::absolute(in.protocol.source_path).string();
+  return in;
+}
+
+RunInfo make_run_info(const BatchOptions& options, const BatchInputs& in, int jobs,
+                      int threads) {
+  RunInfo info;
+  info.started_at = utc_timestamp();
+  info.software_version = kSoftwareVersion;
+  info.protocol_name = in.protocol.name;
+  info.protocol_version = in.protocol.version;
+  info.protocol_sha256 = in.protocol.sha256;
+  info.lesion_low_hu = in.protocol.lesion.low_hu();
+  info.lesion_split_hu = in.protocol.lesion.split_hu();
+  info.lesion_high_hu = in.protocol.lesion.high_hu();
+  info.schedule_toml = options.schedule.empty() ? "" : read_text_file(options.schedule);
+  info.manifest_path = fs::absolute(options.manifest).string();
+  info.manifest_sha256 = in.manifest.sha256;
+  info.host = host_name();
+  info.command_line = options.command_line.empty() ? own_command_line() : options.command_line;
+  info.jobs = jobs;
+  info.threads = threads;
+  return info;
+}
 
 BatchSummary run_batch(const BatchOptions& options) {
   const auto t0 = std::chrono::steady_clock::now();
   if (options.jobs < 1) throw Error(ExitCode::kUsage, "batch: --jobs must be at least 1");
-  const trial::VisitSchedule schedule = options.schedule.empty()
-                                            ? trial::default_visit_schedule()
-                                            : trial::load_visit_schedule(options.schedule);
-  const Manifest manifest = read_manifest(options.manifest, schedule);
-  Protocol protocol = load_protocol(options.protocol);
-  protocol.source_path = fs::absolute(protocol.source_path).string();
+  const BatchInputs inputs = load_batch_inputs(options);
+  const trial::VisitSchedule& schedule = inputs.schedule;
+  const Manifest& manifest = inputs.manifest;
+  const Protocol& protocol = inputs.protocol;
 
   ensure_directory(options.outdir);
   DirectoryLock lock((fs::path(options.outdir) / ".lock").string());
@@ -256,23 +340,7 @@ BatchSummary run_batch(const BatchOptions& options) {
   const int jobs = std::min<int>(options.jobs, static_cast<int>(manifest.entries.size()));
   const int per_job = std::max(1, total_threads / std::max(1, jobs));
 
-  RunInfo info;
-  info.started_at = utc_timestamp();
-  info.software_version = kSoftwareVersion;
-  info.protocol_name = protocol.name;
-  info.protocol_version = protocol.version;
-  info.protocol_sha256 = protocol.sha256;
-  info.lesion_low_hu = protocol.lesion.low_hu();
-  info.lesion_split_hu = protocol.lesion.split_hu();
-  info.lesion_high_hu = protocol.lesion.high_hu();
-  info.schedule_toml = options.schedule.empty() ? "" : read_text_file(options.schedule);
-  info.manifest_path = fs::absolute(options.manifest).string();
-  info.manifest_sha256 = manifest.sha256;
-  info.host = host_name();
-  info.command_line = options.command_line.empty() ? own_command_line() : options.command_line;
-  info.jobs = jobs;
-  info.threads = per_job;
-  const std::int64_t run_id = store.begin_run(info);
+  const std::int64_t run_id = store.begin_run(make_run_info(options, inputs, jobs, per_job));
   store.set_manifest(manifest);
 
   const bool tty = options.progress_tty >= 0 ? options.progress_tty == 1
@@ -302,6 +370,7 @@ BatchSummary run_batch(const BatchOptions& options) {
       }
     }
   };
+  warm_up_libraries();  // also for one job: write_outputs writes its files in parallel
   if (jobs <= 1) {
     worker();
   } else {

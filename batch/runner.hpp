@@ -3,8 +3,10 @@
 // in OUTDIR/results.sqlite; resumable (finished scans with the same input, protocol and software
 // are skipped), one failure row per bad scan, parallel scans with --jobs.
 #include <string>
+#include <vector>
 
 #include "batch/store.hpp"
+#include "core/protocol.hpp"
 
 namespace lungvol::batch {
 
@@ -36,10 +38,47 @@ struct BatchSummary {
 // manifest, protocol or schedule throw before any scan is analyzed.
 BatchSummary run_batch(const BatchOptions& options);
 
+// The steps of one batch that the local and the Slurm executor share, so that both store the
+// same rows from the same code.
+struct BatchInputs {
+  trial::VisitSchedule schedule;
+  Manifest manifest;
+  Protocol protocol;  // source_path made absolute (tasks may run in another folder)
+};
+// Errors in the manifest, protocol or schedule throw here, before anything is written.
+BatchInputs load_batch_inputs(const BatchOptions& options);
+RunInfo make_run_info(const BatchOptions& options, const BatchInputs& inputs, int jobs,
+                      int threads);
+// True when the store holds this scan finished ("ok") with the same input (and masks), the same
+// protocol and this software version: a rerun skips it.
+bool scan_is_done(Store& store, const ManifestEntry& e, const Protocol& protocol);
+// The scans row of `e` before analysis (manifest fields, protocol, software, run, folder
+// OUTDIR/scans/<subject>/<visit>).
+ScanRecord base_record(const ManifestEntry& e, const std::string& outdir,
+                       const Protocol& protocol, std::int64_t run_id);
+
+// One scan analyzed into its folder, every error caught: status "ok" with the regions, or
+// "failed" with record.error and exit_code. Touches no store.
+struct ScanOutcome {
+  ScanRecord record;
+  std::vector<pipeline::RegionResult> regions;
+  int exit_code = 0;
+};
+ScanOutcome analyze_scan(const ManifestEntry& e, const BatchOptions& options,
+                         const Protocol& protocol, std::int64_t run_id);
+
+// Builds, in the calling thread, the global tables that DCMTK's content mapping resource (the
+// SR code lists) and ITK 5.2 (singletons, factory lists) otherwise create lazily and without
+// locks on first use: two threads doing that at once crashed `batch --jobs 2` (SIGSEGV). Call
+// before scans run in parallel (worker threads, or write_outputs' parallel sections).
+void warm_up_libraries();
+
 // Holds an exclusive flock on a file for its lifetime.
 class DirectoryLock {
  public:
   explicit DirectoryLock(const std::string& lock_path);  // Error(kOutput) if held elsewhere
+  // Waits up to `wait_seconds` for the lock before failing like the constructor above.
+  DirectoryLock(const std::string& lock_path, double wait_seconds);
   ~DirectoryLock();
   DirectoryLock(const DirectoryLock&) = delete;
   DirectoryLock& operator=(const DirectoryLock&) = delete;
