@@ -2,6 +2,7 @@
 
 #include <cmath>
 #include <cstdio>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <vector>
@@ -9,6 +10,7 @@
 #include <dcmtk/dcmdata/dcdeftag.h>
 #include <dcmtk/dcmdata/dcfilefo.h>
 #include <dcmtk/dcmdata/dcuid.h>
+#include <dcmtk/dcmsr/cmr/init.h>
 #include <dcmtk/dcmsr/cmr/tid1500.h>
 #include <dcmtk/dcmsr/codes/dcm.h>
 #include <dcmtk/dcmsr/dsrdoc.h>
@@ -104,6 +106,10 @@ SrWriteResult write_dicom_sr(const Geometry& g, const io::SeriesInfo& source,
                 "cannot write DICOM SR '" + path +
                     "': the CT was not read from DICOM; the report needs the source series");
   }
+  // DCMTK's context-group code lists are static maps filled on first use without a lock:
+  // fill them once before two threads (batch --jobs) build reports at the same time.
+  static std::once_flag context_groups;
+  std::call_once(context_groups, [] { CMR_ContentMappingResource::initializeAllContextGroups(); });
   std::optional<SourceSlices> own;
   const SourceSlices& src =
       options.source_slices ? *options.source_slices : own.emplace(read_source_slices(source, g));

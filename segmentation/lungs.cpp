@@ -554,7 +554,7 @@ void mark_deep_bays(MaskImage& admit, const MaskImage& grown,
 }
 
 void add_pleural_rim(MaskImage& admit, const MaskImage& grown, const LabelImage& sub,
-                     const CtImage& sub_ct, const MaskImage& sub_out, const BayGates& gates,
+                     const CtImage& ct, const MaskImage& outside, const BayGates& gates,
                      const Box& box, const SkinDepth& skin, const std::vector<SliceExtent>& extents,
                      const std::vector<SliceExtent>& admitted, bool medial_plus_i,
                      const LungParams& p) {
@@ -596,8 +596,9 @@ void add_pleural_rim(MaskImage& admit, const MaskImage& grown, const LabelImage&
     // The tissue the closing may admit, as in include_dense_tissue().
     auto tissue = [&](std::size_t q) {
       const std::size_t n = base + q, i = q % nx, j = q / nx;
-      return !in[q] && !a[q] && sub[n] == labels::kBackground && !sub_out[n] &&
-             sub_ct[n] < p.fill_max_hu && !e.in_hilum(i, j, medial_plus_i) &&
+      const std::size_t full = ct.geom.index(box.lo[0] + i, box.lo[1] + j, box.lo[2] + k);
+      return !in[q] && !a[q] && sub[n] == labels::kBackground && !outside[full] &&
+             ct[full] < p.fill_max_hu && !e.in_hilum(i, j, medial_plus_i) &&
              gates.passes(box.lo[0] + i, box.lo[1] + j, box.lo[2] + k, p.chest_wall_mm);
     };
     surface.clear();
@@ -676,8 +677,8 @@ GrownLung include_dense_tissue(const CtImage& ct, const LabelImage& labels, std:
     MaskImage bay = close(coarse, p.closing_radius_mm);
     for (std::size_t n = 0; n < bay.size(); ++n) bay[n] = bay[n] && !coarse[n];
     log::debug("dense: closing {:.2f}", dsw.lap());
-    const CtImage sub_ct = crop(ct, box);
-    const MaskImage sub_out = crop(outside, box);
+    // CT and outside mask are read in place at the box offset: no per-lung copies (the two
+    // lungs run side by side, so copies would count twice in the peak memory).
     const Geometry& g = sub.geom;
     const Geometry& cg = bay.geom;
     MaskImage admit(g, 0);
@@ -694,7 +695,8 @@ GrownLung include_dense_tissue(const CtImage& ct, const LabelImage& labels, std:
         for (std::size_t i = 0; i < g.size[0]; ++i) {
           const std::size_t n = g.index(i, j, k);
           if (grown[n] || !bay[cg.index(i / f[0], j / f[1], k / f[2])]) continue;
-          if (sub_ct[n] >= p.fill_max_hu || sub_out[n]) continue;
+          const std::size_t full = ct.geom.index(box.lo[0] + i, box.lo[1] + j, box.lo[2] + k);
+          if (ct[full] >= p.fill_max_hu || outside[full]) continue;
           if (e.in_hilum(i, j, medial_plus_i)) continue;
           if (!gates.passes(box.lo[0] + i, box.lo[1] + j, box.lo[2] + k, p.chest_wall_mm)) continue;
           admit[n] = 1;
@@ -712,7 +714,7 @@ GrownLung include_dense_tissue(const CtImage& ct, const LabelImage& labels, std:
     log::debug("dense: admit {:.2f}", dsw.lap());
     drop_regions_on_tissue(admit, grown, sub, superior);
     log::debug("dense: drop {:.2f}", dsw.lap());
-    add_pleural_rim(admit, grown, sub, sub_ct, sub_out, gates, box, skin, extents, admitted,
+    add_pleural_rim(admit, grown, sub, ct, outside, gates, box, skin, extents, admitted,
                     medial_plus_i, p);
     log::debug("dense: rim {:.2f}", dsw.lap());
     for (std::size_t n = 0; n < admit.size(); ++n) {
