@@ -60,6 +60,9 @@ Action add_batch_command(CLI::App& app, const GlobalOptions& global) {
                 "do not write lungs.nii.gz / lesions.nii.gz per scan");
   cmd->add_flag("--no-qc", [o](std::int64_t) { o->write_qc_images = false; },
                 "do not write QC PNG images per scan");
+  cmd->add_flag("--meshes", o->write_meshes,
+                "also write surface meshes and the 3D QC render per scan (see analyze --meshes; "
+                "the render needs an X display or xvfb-run)");
   return [o, slurm, executor, status_dir, task, merge, &global]() {
     o->threads = global.threads;
     if (!status_dir->empty()) {

@@ -237,6 +237,7 @@ ScanOutcome analyze_scan(const ManifestEntry& e, const BatchOptions& options,
     o.lesions_mask = e.lesions_mask;
     o.write_label_maps = options.write_label_maps;
     o.write_qc_images = options.write_qc_images;
+    o.write_meshes = options.write_meshes;
     pipeline::Analysis a = pipeline::analyze(o);
     rec.series_uid = a.input.series.series_instance_uid;
     rec.input_sha256 = with_masks(a.input.sha256, e);

@@ -20,6 +20,7 @@ struct BatchOptions {
   bool force = false;    // redo every scan
   bool write_label_maps = true;
   bool write_qc_images = true;
+  bool write_meshes = false;  // surface meshes + 3D QC render per scan (analyze --meshes)
   std::string command_line;
   // Progress: a single updating line on a terminal, log lines otherwise; -1 = decide by isatty.
   int progress_tty = -1;

@@ -639,6 +639,7 @@ Submission submit_batch(const BatchOptions& options, const SlurmOptions& slurm) 
              {"schedule", options.schedule.empty() ? "" : fs::absolute(options.schedule).string()},
              {"write_label_maps", options.write_label_maps},
              {"write_qc_images", options.write_qc_images},
+             {"write_meshes", options.write_meshes},
              {"total", sub.total},
              {"skipped", sub.skipped},
              {"tasks", list}};
@@ -718,6 +719,7 @@ int run_task(const std::string& outdir, std::size_t index) {
   o.outdir = tasks.at("outdir").get<std::string>();
   o.write_label_maps = tasks.at("write_label_maps").get<bool>();
   o.write_qc_images = tasks.at("write_qc_images").get<bool>();
+  o.write_meshes = tasks.value("write_meshes", false);
   const Protocol protocol = submitted_protocol(tasks);
   log::info("batch task {}: {} {} ({})", index, e.subject_id, e.visit, e.full_path);
   warm_up_libraries();

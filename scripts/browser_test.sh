@@ -106,6 +106,10 @@ DOM="$WORK/scan-$name.dom"
 n_img=$(grep -o '<img ' "$DOM" | wc -l)
 [ "$n_img" -ge 1 ] || fail "$name: no <img> in the DOM"
 grep -q '<table>' "$DOM" || fail "$name: no metrics table"
+# The demo trial runs batch --meshes under Xvfb: the 3D render is on the page (issue #5).
+if [ $# -eq 0 ]; then
+  grep -q 'qc_3d.png' "$DOM" || fail "$name: no 3D QC render (qc_3d.png) on the scan page"
+fi
 # Every image the page links exists in the report folder (relative, so the folder can move).
 for src in $(grep -o '<img src="[^"]*"' "$PAGE" | sed 's/<img src="//; s/"$//'); do
   [ -s "$REPORT/scans/$src" ] || fail "$name: image $src not in the report folder"

@@ -36,8 +36,12 @@ f=$(ls "$DIR/scans/S05/day10/dicom" | sort | sed -n 40p)
 head -c 100 "$DIR/scans/S05/day10/dicom/$f" > "$DIR/truncated" && mv "$DIR/truncated" "$DIR/scans/S05/day10/dicom/$f"
 echo "manifest: $MANIFEST ($(($(wc -l < "$MANIFEST") - 1)) scans; S08 day28 missed, S05 day10 corrupt)"
 
+# Meshes and the 3D QC render per scan; Debian's VTK renders through X, so without a display
+# the batch runs under a private Xvfb (without either, the render is skipped with a warning).
+XVFB=()
+if [ -z "${DISPLAY:-}" ] && command -v xvfb-run >/dev/null; then XVFB=(xvfb-run -a); fi
 set +e
-"$LV" --log-level warn batch "$MANIFEST" -o "$DIR/results" --jobs 2 --no-label-maps
+"${XVFB[@]}" "$LV" --log-level warn batch "$MANIFEST" -o "$DIR/results" --jobs 2 --no-label-maps --meshes
 rc=$?
 set -e
 if [ $rc -ne 0 ] && [ $rc -ne 8 ]; then echo "batch failed with exit code $rc"; exit $rc; fi
