@@ -684,7 +684,8 @@ GrownLung include_dense_tissue(const CtImage& ct, const LabelImage& labels, std:
     MaskImage admit(g, 0);
     std::vector<SliceExtent> extents(g.size[2]);
     std::vector<SliceExtent> admitted(g.size[2]);  // bounding rectangle of each slice's admitted
-#pragma omp parallel for schedule(dynamic, 4)
+    std::size_t n_bay = 0, n_tissue = 0, n_hilum = 0, n_gates = 0;
+#pragma omp parallel for schedule(dynamic, 4) reduction(+ : n_bay, n_tissue, n_hilum, n_gates)
     for (std::ptrdiff_t kk = 0; kk < std::ptrdiff_t(g.size[2]); ++kk) {
       const std::size_t k = std::size_t(kk);
       const SliceExtent e = slice_extent(grown, k);
@@ -695,10 +696,14 @@ GrownLung include_dense_tissue(const CtImage& ct, const LabelImage& labels, std:
         for (std::size_t i = 0; i < g.size[0]; ++i) {
           const std::size_t n = g.index(i, j, k);
           if (grown[n] || !bay[cg.index(i / f[0], j / f[1], k / f[2])]) continue;
+          ++n_bay;
           const std::size_t full = ct.geom.index(box.lo[0] + i, box.lo[1] + j, box.lo[2] + k);
           if (ct[full] >= p.fill_max_hu || outside[full]) continue;
+          ++n_tissue;
           if (e.in_hilum(i, j, medial_plus_i)) continue;
+          ++n_hilum;
           if (!gates.passes(box.lo[0] + i, box.lo[1] + j, box.lo[2] + k, p.chest_wall_mm)) continue;
+          ++n_gates;
           admit[n] = 1;
           if (r.empty) {
             r = SliceExtent{i, i, j, j, false};
@@ -711,8 +716,12 @@ GrownLung include_dense_tissue(const CtImage& ct, const LabelImage& labels, std:
         }
       }
     }
-    log::debug("dense: admit {:.2f}", dsw.lap());
+    // Where a pleural lesion goes missing, these counts say which gate stopped it.
+    log::debug("dense: admit {:.2f}; bay voxels {}, of them tissue {}, outside the hilum {}, "
+               "near bone {}", dsw.lap(), n_bay, n_tissue, n_hilum, n_gates);
     drop_regions_on_tissue(admit, grown, sub, superior);
+    log::debug("dense: {} voxels admitted after the diaphragm-dome rule",
+               std::count(admit.data.begin(), admit.data.end(), std::uint8_t(1)));
     log::debug("dense: drop {:.2f}", dsw.lap());
     add_pleural_rim(admit, grown, sub, ct, outside, gates, box, skin, extents, admitted,
                     medial_plus_i, p);
@@ -916,10 +925,15 @@ LungSegmentation segment_in_box(const CtImage& ct, MaskImage& air, const MaskIma
   const Box left_box = bounding_box(lab, labels::kLeftLung, 0.0);
   const bool right_medial_plus_i =
       right_box.lo[0] + right_box.hi[0] < left_box.lo[0] + left_box.hi[0];
-  // The two lungs are independent: one thread each (their inner loops then run serially).
+  // The two lungs are independent: one thread each (their inner loops then run serially) on
+  // scans of ordinary size. Above kParallelLungsMaxVoxels the two working sets side by side
+  // would set the peak memory (512 x 512 x 600: 8.3 bytes/voxel, 7.7 one after the other), so
+  // there the lungs run one after the other, each with all threads in its inner loops.
+  constexpr std::size_t kParallelLungsMaxVoxels = std::size_t(64) << 20;
+  const bool lungs_side_by_side = ct.size() <= kParallelLungsMaxVoxels;
   const BayGates gates = p.closing_radius_mm > 0 ? bay_gates(ct, lab, airway.mask, p) : BayGates{};
   GrownLung right, left;
-#pragma omp parallel sections
+#pragma omp parallel sections if (lungs_side_by_side)
   {
 #pragma omp section
     right = include_dense_tissue(ct, lab, labels::kRightLung, outside, gates, skin,
