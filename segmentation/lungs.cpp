@@ -1,6 +1,7 @@
 #include "segmentation/lungs.hpp"
 
 #include <algorithm>
+#include <functional>
 #include <array>
 #include <cmath>
 #include <deque>
@@ -158,7 +159,8 @@ constexpr double kSmallHoleMm2 = 400;
 // than on lung (the diaphragm dome and the abdomen below it), keeping small ones (at most
 // `keep_area_mm2` in every slice) whatever they rest on.
 void drop_regions_on_tissue(MaskImage& region, const MaskImage& lung, const LabelImage& labels,
-                            int superior, double keep_area_mm2 = 0) {
+                            int superior, double keep_area_mm2 = 0,
+                            const std::function<bool(std::size_t)>& is_wall = {}) {
   const Geometry& g = region.geom;
   const std::size_t sxy = g.slice_voxels();
   const Components c = label_components(region);
@@ -178,7 +180,7 @@ void drop_regions_on_tissue(MaskImage& region, const MaskImage& lung, const Labe
       if (c.labels[b] == id) continue;
       if (lung[b]) {
         ++on_lung[id];
-      } else if (labels[b] == labels::kBackground) {
+      } else if (labels[b] == labels::kBackground && !(is_wall && is_wall(b))) {
         ++on_tissue[id];
       }
     }
@@ -284,6 +286,9 @@ struct BayGates {
   std::array<std::size_t, 3> f{1, 1, 1};  // fine voxels per coarse voxel
   Geometry coarse;
   std::vector<float> bone_d2, hilum_d2;
+  bool near_bone(std::size_t i, std::size_t j, std::size_t k, double mm) const {
+    return bone_d2[coarse.index(i / f[0], j / f[1], k / f[2])] <= float(mm * mm);
+  }
   bool passes(std::size_t i, std::size_t j, std::size_t k, double wall_mm) const {
     const std::size_t c = coarse.index(i / f[0], j / f[1], k / f[2]);
     return bone_d2[c] <= float(wall_mm * wall_mm) && hilum_d2[c] > float(kHilumMm * kHilumMm);
@@ -719,7 +724,16 @@ GrownLung include_dense_tissue(const CtImage& ct, const LabelImage& labels, std:
     // Where a pleural lesion goes missing, these counts say which gate stopped it.
     log::debug("dense: admit {:.2f}; bay voxels {}, of them tissue {}, outside the hilum {}, "
                "near bone {}", dsw.lap(), n_bay, n_tissue, n_hilum, n_gates);
-    drop_regions_on_tissue(admit, grown, sub, superior);
+    // Resting on chest wall is what a pleural lesion does: only tissue farther from bone than
+    // the closing may admit (the abdomen under the dome) counts against a region here. On
+    // thin slices a pleural lesion's underside meets the wall (and the un-admitted lens next
+    // to it) more than lung, and was dropped as a dome (0.7 mm phantom: all of it).
+    const std::size_t sxy = g.slice_voxels();
+    const auto near_rib = [&](std::size_t b) {
+      const std::size_t k = b / sxy, j = (b % sxy) / g.size[0], i = b % g.size[0];
+      return gates.near_bone(box.lo[0] + i, box.lo[1] + j, box.lo[2] + k, p.chest_wall_mm);
+    };
+    drop_regions_on_tissue(admit, grown, sub, superior, 0, near_rib);
     log::debug("dense: {} voxels admitted after the diaphragm-dome rule",
                std::count(admit.data.begin(), admit.data.end(), std::uint8_t(1)));
     log::debug("dense: drop {:.2f}", dsw.lap());

@@ -124,8 +124,15 @@ TEST(PhantomAccuracy, PleuralLesionOtherSubjectsAndSlices) {
   struct Case {
     std::uint64_t seed;
     double slice_mm;
+    double min_inside;     // fraction of the pleural lesion inside the lung mask
+    double solid_rel_tol;  // solid at the lesions vs truth
   };
-  for (const Case c : {Case{2, 4.0}, Case{3, 2.5}, Case{4, 5.0}}) {
+  // 0.7-1 mm slices: the lesion is in the mask (it was left out entirely by the dome guard
+  // before it ignored chest-wall tissue) but a rim of about 6 % against the wall is not yet
+  // (docs/validation.md); asserted at what we achieve.
+  for (const Case c : {Case{2, 4.0, 0.97, 0.04}, Case{3, 2.5, 0.97, 0.04},
+                       Case{4, 5.0, 0.97, 0.04}, Case{1, 1.0, 0.93, 0.10},
+                       Case{5, 0.7, 0.93, 0.11}}) {
     phantom::PhantomOptions o;
     o.seed = c.seed;
     o.spacing[2] = c.slice_mm;
@@ -134,10 +141,10 @@ TEST(PhantomAccuracy, PleuralLesionOtherSubjectsAndSlices) {
     const Analysis a = analyze_phantom(ph);
     std::printf("seed %llu, %.1f mm slices:\n", static_cast<unsigned long long>(c.seed),
                 c.slice_mm);
-    EXPECT_GE(pleural_lesion_inside(ph, a), 0.97);
+    EXPECT_GE(pleural_lesion_inside(ph, a), c.min_inside);
     expect_within(a.region("lungs").volumes.volume_ml, truth(ph, "lung_ml"), 0.02, "lung");
     // 2.5 mm slices: +2.9 %, the wall voxels of a curved surface's staircase (docs/validation.md).
-    expect_within(split_solid(ph, a).at_lesions_ml, truth(ph, "solid_ml"), 0.04,
+    expect_within(split_solid(ph, a).at_lesions_ml, truth(ph, "solid_ml"), c.solid_rel_tol,
                   "solid at lesions");
   }
 }
