@@ -39,7 +39,9 @@ if [ $# -ge 1 ]; then
   OUTDIR=$1
 else
   OUTDIR="$WORK/trial/results"
-  if [ ! -f "$OUTDIR/results.sqlite" ]; then
+  # Rebuilt when missing, or when made by an older lungvol (no binary newer than it, no 3D renders).
+  if [ ! -f "$OUTDIR/results.sqlite" ] || [ "$LV" -nt "$OUTDIR/results.sqlite" ] ||
+     [ -z "$(find "$OUTDIR/scans" -name qc_3d.png -print -quit 2>/dev/null)" ]; then
     rm -rf "$WORK/trial"
     bash scripts/demo_trial.sh "$LV" "$WORK/trial" >/dev/null
   fi

@@ -4,10 +4,6 @@
 #include <cmath>
 #include <vector>
 
-#ifdef _OPENMP
-#include <omp.h>
-#endif
-
 #include "core/labels.hpp"
 #include "segmentation/components.hpp"
 #include "segmentation/morphology.hpp"
@@ -52,13 +48,7 @@ MaskImage band_of_smoothed(const CtImage& ct, const LabelImage& lungs, double lo
   };
 #pragma omp parallel
   {
-    int nt = 1, t = 0;
-#ifdef _OPENMP
-    nt = omp_get_num_threads();
-    t = omp_get_thread_num();
-#endif
-    const std::size_t k0 = nz * std::size_t(t) / std::size_t(nt);
-    const std::size_t k1 = nz * std::size_t(t + 1) / std::size_t(nt);
+    const auto [k0, k1] = this_thread_slices(nz);
     std::vector<float> ring(k1 > k0 ? 3 * sxy : 0), scratch;
     std::size_t held[3] = {nz, nz, nz};
     auto slice = [&](std::size_t k) {

@@ -9,6 +9,16 @@
 #endif
 
 namespace lungvol::seg {
+
+SliceRange this_thread_slices(std::size_t nz) {
+  int nt = 1, t = 0;
+#ifdef _OPENMP
+  nt = omp_get_num_threads();
+  t = omp_get_thread_num();
+#endif
+  return {nz * std::size_t(t) / std::size_t(nt), nz * std::size_t(t + 1) / std::size_t(nt)};
+}
+
 namespace {
 
 constexpr float kInf = std::numeric_limits<float>::infinity();
@@ -253,13 +263,7 @@ MaskImage windowed(const Geometry& g, const Window& w, Feature feature, Keep kee
   MaskImage out(g);
 #pragma omp parallel
   {
-    int nt = 1, t = 0;
-#ifdef _OPENMP
-    nt = omp_get_num_threads();
-    t = omp_get_thread_num();
-#endif
-    const std::size_t k0 = nz * std::size_t(t) / std::size_t(nt);
-    const std::size_t k1 = nz * std::size_t(t + 1) / std::size_t(nt);
+    const auto [k0, k1] = this_thread_slices(nz);
     std::vector<float> ring(k1 > k0 ? slots * sxy : 0), f, d1, acc(nx);
     std::vector<std::size_t> held(slots, nz);  // slice held by each slot (nz: none)
     auto slice = [&](std::size_t s) {

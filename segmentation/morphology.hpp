@@ -11,6 +11,14 @@
 
 namespace lungvol::seg {
 
+struct SliceRange {
+  std::size_t first = 0, last = 0;  // [first, last)
+};
+// Inside an OpenMP parallel region: the contiguous slab of the `nz` slices this thread owns
+// (all of them outside a parallel region). Slabs let a thread keep a ring of neighbouring
+// slices, computed once, while it walks its own slices in order.
+SliceRange this_thread_slices(std::size_t nz);
+
 // Squared Euclidean distance (mm^2) from each voxel to the nearest voxel where `feature` is
 // non-zero; +inf where there is none. Felzenszwalb & Huttenlocher's lower envelope per axis.
 std::vector<float> squared_distance_to(const MaskImage& feature);
