@@ -1,5 +1,10 @@
 #include "core/image.hpp"
 
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#include <algorithm>
 #include <cmath>
 
 namespace lungvol {
@@ -25,5 +30,34 @@ bool Geometry::same_grid(const Geometry& o, double tol_mm) const {
   }
   return true;
 }
+
+template <class T>
+void fill_voxels(T* p, std::size_t n, T v) {
+  // Below a few pages a parallel region costs more than it saves.
+  constexpr std::size_t kParallelBytes = std::size_t(1) << 20;
+  if (n * sizeof(T) < kParallelBytes) {
+    std::fill(p, p + n, v);
+    return;
+  }
+#pragma omp parallel
+  {
+    int nt = 1, t = 0;
+#ifdef _OPENMP
+    nt = omp_get_num_threads();
+    t = omp_get_thread_num();
+#endif
+    // Contiguous halves: the thread that fills a page is the one whose slab it belongs to in
+    // the static schedules of the voxel loops.
+    const std::size_t b = n * std::size_t(t) / std::size_t(nt);
+    const std::size_t e = n * std::size_t(t + 1) / std::size_t(nt);
+    std::fill(p + b, p + e, v);
+  }
+}
+
+template void fill_voxels(std::uint8_t*, std::size_t, std::uint8_t);
+template void fill_voxels(std::int16_t*, std::size_t, std::int16_t);
+template void fill_voxels(std::uint16_t*, std::size_t, std::uint16_t);
+template void fill_voxels(std::uint32_t*, std::size_t, std::uint32_t);
+template void fill_voxels(float*, std::size_t, float);
 
 }  // namespace lungvol

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstdint>
 #include <limits>
+#include <optional>
 
 #include "core/histogram.hpp"
 #include "core/labels.hpp"
@@ -39,30 +40,62 @@ RegionStats stats_of(const HuHistogram& h, std::size_t min_n) {
   return s;
 }
 
-MaskImage eroded_airway(const LabelImage& lungs, int iterations) {
-  MaskImage m(lungs.geom, 0);
-  for (std::size_t v = 0; v < m.size(); ++v) m[v] = lungs[v] == labels::kAirway;
+// Histogram of the CT where `in(n)` holds, over all threads (integer counts: the same in any
+// order).
+template <class In>
+HuHistogram histogram_where(const CtImage& ct, In in) {
+  HuHistogram h;
+#pragma omp parallel
+  {
+    HuHistogram mine;
+#pragma omp for schedule(static)
+    for (std::ptrdiff_t n = 0; n < std::ptrdiff_t(ct.size()); ++n) {
+      if (in(std::size_t(n))) mine.add(ct[std::size_t(n)]);
+    }
+#pragma omp critical(lungvol_calibration_histogram)
+    h.merge(mine);
+  }
+  return h;
+}
+
+// The airway label eroded `iterations` times (6-neighbourhood), within the airway's bounding
+// box: outside the box there is no airway, so nothing there could survive. Empty when there is
+// no airway label at all.
+std::optional<HuHistogram> eroded_airway_histogram(const CtImage& ct, const LabelImage& lungs,
+                                                   int iterations) {
+  const seg::Box box = seg::bounding_box(lungs, labels::kAirway, 0.0);
+  if (box.empty()) return std::nullopt;
+  const CtImage sub_ct = seg::crop(ct, box);
+  const LabelImage sub = seg::crop(lungs, box);
+  MaskImage m(sub.geom, 0);
+  seg::for_each_voxel(m.size(), [&](std::size_t v) { m[v] = sub[v] == labels::kAirway; });
   const auto& sz = m.geom.size;
+  // Outside the image counts as wall: a lumen cut by the volume's edge is not trusted. Within
+  // the image, the box's own border holds no surviving voxel either (its outer neighbours are
+  // not airway), so the box behaves like the whole image.
+  const std::size_t lo[3] = {box.lo[0], box.lo[1], box.lo[2]};
+  const std::size_t full[3] = {lungs.geom.size[0], lungs.geom.size[1], lungs.geom.size[2]};
+  auto interior = [&](std::size_t x, int a) {
+    return x > 0 && x + 1 < sz[a] && lo[a] + x > 0 && lo[a] + x + 1 < full[a];
+  };
   for (int it = 0; it < iterations; ++it) {
     MaskImage next(m.geom, 0);
 #pragma omp parallel for schedule(static)
     for (std::ptrdiff_t k = 0; k < std::ptrdiff_t(sz[2]); ++k) {
+      const std::size_t kk = std::size_t(k);
       for (std::size_t j = 0; j < sz[1]; ++j) {
         for (std::size_t i = 0; i < sz[0]; ++i) {
-          const std::size_t kk = std::size_t(k);
           if (!m.at(i, j, kk)) continue;
-          // Outside the image counts as wall: a lumen cut by the volume's edge is not trusted.
-          const bool inner = i > 0 && i + 1 < sz[0] && j > 0 && j + 1 < sz[1] && kk > 0 &&
-                             kk + 1 < sz[2] && m.at(i - 1, j, kk) && m.at(i + 1, j, kk) &&
-                             m.at(i, j - 1, kk) && m.at(i, j + 1, kk) && m.at(i, j, kk - 1) &&
-                             m.at(i, j, kk + 1);
+          const bool inner = interior(i, 0) && interior(j, 1) && interior(kk, 2) &&
+                             m.at(i - 1, j, kk) && m.at(i + 1, j, kk) && m.at(i, j - 1, kk) &&
+                             m.at(i, j + 1, kk) && m.at(i, j, kk - 1) && m.at(i, j, kk + 1);
           next.at(i, j, kk) = inner;
         }
       }
     }
     m = std::move(next);
   }
-  return m;
+  return histogram_where(sub_ct, [&](std::size_t v) { return m[v] != 0; });
 }
 
 }  // namespace
@@ -100,7 +133,7 @@ MaskImage outside_air_mask(const CtImage& ct, const CalibrationParams& p) {
         any |= reach[q] == 1;
       }
       if (!any) continue;
-      const std::vector<float> d2 = seg::squared_distance_to(not_air);
+      const VoxelVector<float> d2 = seg::squared_distance_to(not_air);
       std::uint8_t* o = out.data.data() + k * sxy;
       for (std::size_t q = 0; q < sxy; ++q) {
         o[q] = reach[q] == 1 && c[q] >= p.padding_max_hu && double(d2[q]) > margin2;
@@ -123,20 +156,14 @@ CalibrationCheck check_calibration(const CtImage& ct, const LabelImage& lungs,
                                    const CalibrationParams& p) {
   CalibrationCheck r;
   const MaskImage air = outside_air_mask(ct, p);
-  HuHistogram ha;
-  for (std::size_t v = 0; v < ct.size(); ++v)
-    if (air[v]) ha.add(ct[v]);
-  r.outside_air = stats_of(ha, p.min_air_voxels);
+  r.outside_air = stats_of(histogram_where(ct, [&](std::size_t v) { return air[v] != 0; }),
+                           p.min_air_voxels);
 
   bool have_airway = false;
   if (!lungs.empty() && lungs.geom.same_grid(ct.geom)) {
-    const MaskImage tr = eroded_airway(lungs, p.trachea_erosion_voxels);
-    HuHistogram ht;
-    for (std::size_t v = 0; v < ct.size(); ++v) {
-      have_airway |= lungs[v] == labels::kAirway;
-      if (tr[v]) ht.add(ct[v]);
-    }
-    r.trachea = stats_of(ht, p.min_trachea_voxels);
+    const auto ht = eroded_airway_histogram(ct, lungs, p.trachea_erosion_voxels);
+    have_airway = ht.has_value();
+    r.trachea = stats_of(ht.value_or(HuHistogram{}), p.min_trachea_voxels);
   }
 
   bool ok = true;

@@ -12,13 +12,21 @@
 
 namespace lungvol::seg {
 
+namespace {
+template <class T>
+void zeroed(VoxelVector<T>& v, std::size_t n) {
+  v.resize(n);
+  fill_voxels(v.data(), n, T{0});
+}
+}  // namespace
+
 ComponentLabels::ComponentLabels(const Geometry& g, std::size_t max_id) : geom(g) {
   if (max_id <= std::numeric_limits<std::uint8_t>::max()) {
-    narrow_.assign(g.voxel_count(), 0);
+    zeroed(narrow_, g.voxel_count());
   } else if (max_id <= std::numeric_limits<std::uint16_t>::max()) {
-    medium_.assign(g.voxel_count(), 0);
+    zeroed(medium_, g.voxel_count());
   } else {
-    wide_.assign(g.voxel_count(), 0);
+    zeroed(wide_, g.voxel_count());
   }
 }
 

@@ -29,9 +29,9 @@ class ComponentLabels {
   void fill(std::size_t first, std::size_t last, std::uint32_t id);
 
  private:
-  std::vector<std::uint8_t> narrow_;
-  std::vector<std::uint16_t> medium_;
-  std::vector<std::uint32_t> wide_;
+  VoxelVector<std::uint8_t> narrow_;
+  VoxelVector<std::uint16_t> medium_;
+  VoxelVector<std::uint32_t> wide_;
 };
 
 struct Components {

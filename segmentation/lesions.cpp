@@ -5,6 +5,8 @@
 #include <vector>
 
 #include "core/labels.hpp"
+#include "core/log.hpp"
+#include "core/timer.hpp"
 #include "segmentation/components.hpp"
 #include "segmentation/morphology.hpp"
 
@@ -20,7 +22,7 @@ bool is_lung(std::uint8_t v) { return v == labels::kRightLung || v == labels::kL
 MaskImage band_of_smoothed(const CtImage& ct, const LabelImage& lungs, double lo, double hi) {
   const Geometry& g = ct.geom;
   const std::size_t nx = g.size[0], ny = g.size[1], nz = g.size[2], sxy = nx * ny;
-  MaskImage region(g);
+  MaskImage region(g, MaskImage::Uninitialised{});  // every voxel is written below
   auto mean_ij = [&](std::size_t k, std::vector<float>& row_mean, float* out) {
     const std::int16_t* c = ct.data.data() + k * sxy;
     row_mean.resize(sxy);
@@ -88,12 +90,14 @@ LesionSegmentation segment_lesions(const CtImage& ct, const LabelImage& lungs,
   out.lesions = LabelImage(g, labels::kNoLesion);
   out.suppressed = MaskImage(g, 0);
   // Work inside the lungs' bounding box only.
+  Stopwatch sw;
   Box box = bounding_box(lungs, std::uint8_t(0), 0.0);
   if (box.empty()) return out;
   const CtImage sub_ct = crop(ct, box);
   const LabelImage sub_lungs = crop(lungs, box);
   const double lo = p.low_hu(), hi = p.high_hu();
   MaskImage region = band_of_smoothed(sub_ct, sub_lungs, lo, hi);
+  log::debug("lesions: smoothing band {:.2f} s", sw.lap());
   if (p.vessel_radius_mm > 0) {
     // The 3x3x3 mean widens every vessel by about one voxel in-plane: a 40 HU vessel's
     // neighbours average into the lesion band. Without compensating, the opening would keep
@@ -102,8 +106,10 @@ LesionSegmentation segment_lesions(const CtImage& ct, const LabelImage& lungs,
     const double widening_mm = std::max(g.spacing[0], g.spacing[1]);
     region = open(region, p.vessel_radius_mm + widening_mm);
   }
+  log::debug("lesions: opening {:.2f} s", sw.lap());
   const double voxel_mm3 = g.voxel_volume_mm3();
   remove_small_components(region, std::uint64_t(std::ceil(p.min_lesion_mm3 / voxel_mm3)));
+  log::debug("lesions: small regions {:.2f} s", sw.lap());
   // Smoothing pulls a lesion's outermost voxels out of the band; take back the voxels next to
   // the region whose own HU is in the band, of the same class as the region next to them: a
   // ground-glass lesion gets its fainter edge back, not the solid vessel that passes it.
@@ -129,6 +135,7 @@ LesionSegmentation segment_lesions(const CtImage& ct, const LabelImage& lungs,
     }
   }
 
+  log::debug("lesions: rim {:.2f} s", sw.lap());
   // Solid means solid tissue thicker than a vessel: a vessel touching or crossing a
   // ground-glass lesion lies inside the region but is not its solid component. A connected
   // piece of raw-HU solid voxels counts as solid only if some part of it is thicker than a
@@ -145,8 +152,15 @@ LesionSegmentation segment_lesions(const CtImage& ct, const LabelImage& lungs,
     const MaskImage core = open(solid_kept, p.vessel_radius_mm);
     const Components pieces = label_components(solid_kept);
     std::vector<std::uint8_t> thick(pieces.count() + 1, 0);
-    for (std::size_t n = 0; n < core.size(); ++n) {
-      if (core[n]) thick[pieces.labels[n]] = 1;
+#pragma omp parallel
+    {
+      std::vector<std::uint8_t> mine(thick.size(), 0);
+#pragma omp for schedule(static)
+      for (std::ptrdiff_t n = 0; n < std::ptrdiff_t(core.size()); ++n) {
+        if (core[std::size_t(n)]) mine[pieces.labels[std::size_t(n)]] = 1;
+      }
+#pragma omp critical(lungvol_thick_pieces)
+      for (std::size_t id = 0; id < thick.size(); ++id) thick[id] |= mine[id];
     }
 #pragma omp parallel for schedule(static)
     for (std::ptrdiff_t n = 0; n < std::ptrdiff_t(region.size()); ++n) {
@@ -154,6 +168,7 @@ LesionSegmentation segment_lesions(const CtImage& ct, const LabelImage& lungs,
     }
   }
 
+  log::debug("lesions: solid pieces {:.2f} s", sw.lap());
   // Classify straight into the full-size outputs (no cropped copies to paste back).
   const double split = split_hu;
   const Geometry& sg = sub_ct.geom;
@@ -176,6 +191,7 @@ LesionSegmentation segment_lesions(const CtImage& ct, const LabelImage& lungs,
       }
     }
   }
+  log::debug("lesions: classify {:.2f} s", sw.lap());
   return out;
 }
 

@@ -68,26 +68,39 @@ struct Blob {
 };
 
 std::vector<Blob> describe(const Components& c, double midline_x) {
-  std::vector<Blob> blobs(c.sizes.size());
-  std::vector<std::array<double, 3>> sum(c.sizes.size(), {0, 0, 0});
-  std::vector<std::uint64_t> left(c.sizes.size(), 0);
+  const std::size_t nc = c.sizes.size();
+  std::vector<Blob> blobs(nc);
+  // Integer index sums: exact, so the per-thread partial sums add up to the serial result.
+  std::vector<std::array<std::uint64_t, 3>> sum(nc, {0, 0, 0});
+  std::vector<std::uint64_t> left(nc, 0);
   const Geometry& g = c.labels.geom;
   // Physical x is linear in the index: x = x0 + dxi*i + dxj*j + dxk*k.
   const double x0 = g.origin[0];
   const double dxi = g.direction[0] * g.spacing[0];
   const double dxj = g.direction[1] * g.spacing[1];
   const double dxk = g.direction[2] * g.spacing[2];
-  std::size_t n = 0;
-  for (std::size_t k = 0; k < g.size[2]; ++k) {
-    for (std::size_t j = 0; j < g.size[1]; ++j) {
-      for (std::size_t i = 0; i < g.size[0]; ++i, ++n) {
-        const auto id = c.labels[n];
-        if (!id) continue;
-        sum[id][0] += double(i);
-        sum[id][1] += double(j);
-        sum[id][2] += double(k);
-        if (x0 + dxi * double(i) + dxj * double(j) + dxk * double(k) > midline_x) ++left[id];
+#pragma omp parallel
+  {
+    std::vector<std::array<std::uint64_t, 3>> my_sum(nc, {0, 0, 0});
+    std::vector<std::uint64_t> my_left(nc, 0);
+    const auto [k0, k1] = this_thread_slices(g.size[2]);
+    for (std::size_t k = k0; k < k1; ++k) {
+      for (std::size_t j = 0; j < g.size[1]; ++j) {
+        std::size_t n = g.index(0, j, k);
+        for (std::size_t i = 0; i < g.size[0]; ++i, ++n) {
+          const auto id = c.labels[n];
+          if (!id) continue;
+          my_sum[id][0] += i;
+          my_sum[id][1] += j;
+          my_sum[id][2] += k;
+          if (x0 + dxi * double(i) + dxj * double(j) + dxk * double(k) > midline_x) ++my_left[id];
+        }
       }
+    }
+#pragma omp critical(lungvol_describe)
+    for (std::size_t id = 1; id < nc; ++id) {
+      for (int a = 0; a < 3; ++a) sum[id][a] += my_sum[id][a];
+      left[id] += my_left[id];
     }
   }
   for (std::size_t id = 1; id < c.sizes.size(); ++id) {
@@ -95,7 +108,8 @@ std::vector<Blob> describe(const Components& c, double midline_x) {
     b.id = std::uint32_t(id);
     b.voxels = c.sizes[id];
     const double s = double(std::max<std::uint64_t>(1, b.voxels));
-    b.centroid = g.to_physical(sum[id][0] / s, sum[id][1] / s, sum[id][2] / s);
+    b.centroid = g.to_physical(double(sum[id][0]) / s, double(sum[id][1]) / s,
+                               double(sum[id][2]) / s);
     b.left_fraction = double(left[id]) / s;
   }
   blobs.erase(blobs.begin());
@@ -109,13 +123,13 @@ std::vector<Blob> describe(const Components& c, double midline_x) {
 bool split_touching_lungs(const MaskImage& mask, Image<std::uint32_t>& out_labels,
                           double midline_x) {
   MaskImage background(mask.geom, 0);
-  for (std::size_t n = 0; n < mask.size(); ++n) background[n] = !mask[n];
+  for_each_voxel(mask.size(), [&](std::size_t n) { background[n] = !mask[n]; });
   const auto dist2 = squared_distance_to(background);
   const std::size_t total = count_nonzero(mask);
   for (double r : {1.5, 2.5, 3.5, 5.0, 7.0, 9.0, 12.0, 15.0}) {
     MaskImage core(mask.geom, 0);
     const float r2 = float(r * r);
-    for (std::size_t n = 0; n < mask.size(); ++n) core[n] = mask[n] && dist2[n] > r2;
+    for_each_voxel(mask.size(), [&](std::size_t n) { core[n] = mask[n] && dist2[n] > r2; });
     Components c = label_components(core);
     auto blobs = describe(c, midline_x);
     if (blobs.size() < 2) continue;
@@ -191,51 +205,63 @@ void drop_regions_on_tissue(MaskImage& region, const MaskImage& lung, const Labe
   for (std::size_t id = 1; id < nc; ++id) {
     keep[id] = double(max_area[id]) * pixel_mm2 <= keep_area_mm2 || on_lung[id] >= on_tissue[id];
   }
-  for (std::size_t n = 0; n < region.size(); ++n) {
+  for_each_voxel(region.size(), [&](std::size_t n) {
     if (c.labels[n] && !keep[c.labels[n]]) region[n] = 0;
-  }
+  });
 }
 
 void fill_lung_holes(MaskImage& lung, const LabelImage& labels, int superior) {
   MaskImage holes = lung;
   fill_holes_2d(holes);
-  bool any = false;
-  for (std::size_t n = 0; n < lung.size(); ++n) {
-    holes[n] = holes[n] && !lung[n];
-    any |= holes[n] != 0;
-  }
-  if (!any) return;
+  for_each_voxel(lung.size(), [&](std::size_t n) { holes[n] = holes[n] && !lung[n]; });
+  if (count_nonzero(holes) == 0) return;
   drop_regions_on_tissue(holes, lung, labels, superior, kSmallHoleMm2);
-  for (std::size_t n = 0; n < lung.size(); ++n) {
+  for_each_voxel(lung.size(), [&](std::size_t n) {
     if (holes[n]) lung[n] = 1;
-  }
+  });
 }
 
 // Downsampling of a mask by integer factors (the coarse grid of the closing): a coarse voxel is
-// set by majority vote, or when `any` of its fine voxels is set.
-MaskImage downsample(const MaskImage& m, const std::array<std::size_t, 3>& f, bool any) {
-  Geometry g = m.geom;
+// set by majority vote, or when `any` of its fine voxels is set. `fine(n)` is the fine voxel at
+// index n (a mask's value, or a test on the CT), so no fine mask need exist.
+template <class Fine>
+MaskImage downsample_by(const Geometry& s, const std::array<std::size_t, 3>& f, bool any,
+                        Fine fine) {
+  Geometry g = s;
   for (int a = 0; a < 3; ++a) {
-    g.size[a] = (m.geom.size[a] + f[a] - 1) / f[a];
-    g.spacing[a] = m.geom.spacing[a] * double(f[a]);
+    g.size[a] = (s.size[a] + f[a] - 1) / f[a];
+    g.spacing[a] = s.spacing[a] * double(f[a]);
   }
-  MaskImage out(g, 0);
-  std::vector<std::uint32_t> count(out.size(), 0), total(out.size(), 0);
-  const Geometry& s = m.geom;
-  for (std::size_t k = 0; k < s.size[2]; ++k) {
-    for (std::size_t j = 0; j < s.size[1]; ++j) {
-      const std::size_t row = g.index(0, j / f[1], k / f[2]);
-      const std::uint8_t* src = &m.at(0, j, k);
-      for (std::size_t i = 0; i < s.size[0]; ++i) {
-        count[row + i / f[0]] += src[i] != 0;
-        ++total[row + i / f[0]];
+  MaskImage out(g, MaskImage::Uninitialised{});
+#pragma omp parallel
+  {
+    std::vector<std::uint32_t> count(g.size[0]), total(g.size[0]);
+#pragma omp for schedule(static)
+    for (std::ptrdiff_t r = 0; r < std::ptrdiff_t(g.size[1] * g.size[2]); ++r) {
+      const std::size_t jc = std::size_t(r) % g.size[1], kc = std::size_t(r) / g.size[1];
+      std::fill(count.begin(), count.end(), 0);
+      std::fill(total.begin(), total.end(), 0);
+      for (std::size_t k = kc * f[2]; k < std::min(s.size[2], (kc + 1) * f[2]); ++k) {
+        for (std::size_t j = jc * f[1]; j < std::min(s.size[1], (jc + 1) * f[1]); ++j) {
+          const std::size_t row = s.index(0, j, k);
+          for (std::size_t i = 0; i < s.size[0]; ++i) {
+            count[i / f[0]] += fine(row + i) ? 1u : 0u;
+            ++total[i / f[0]];
+          }
+        }
+      }
+      std::uint8_t* o = &out.at(0, jc, kc);
+      for (std::size_t i = 0; i < g.size[0]; ++i) {
+        o[i] = any ? count[i] > 0 : (2 * count[i] >= total[i] && count[i] > 0);
       }
     }
   }
-  for (std::size_t n = 0; n < out.size(); ++n) {
-    out[n] = any ? count[n] > 0 : (2 * count[n] >= total[n] && count[n] > 0);
-  }
   return out;
+}
+
+MaskImage downsample(const MaskImage& m, const std::array<std::size_t, 3>& f, bool any) {
+  const std::uint8_t* d = m.data.data();
+  return downsample_by(m.geom, f, any, [d](std::size_t n) { return d[n] != 0; });
 }
 
 // Brings dense lesions back into one lung: 2-D hole filling, then a closing with a ball of
@@ -285,7 +311,7 @@ constexpr double kCoarseMm = 2.0;
 struct BayGates {
   std::array<std::size_t, 3> f{1, 1, 1};  // fine voxels per coarse voxel
   Geometry coarse;
-  std::vector<float> bone_d2, hilum_d2;
+  VoxelVector<float> bone_d2, hilum_d2;
   bool near_bone(std::size_t i, std::size_t j, std::size_t k, double mm) const {
     return bone_d2[coarse.index(i / f[0], j / f[1], k / f[2])] <= float(mm * mm);
   }
@@ -301,15 +327,17 @@ BayGates bay_gates(const CtImage& ct, const LabelImage& labels, const MaskImage&
   for (int a = 0; a < 3; ++a) {
     gates.f[a] = std::max<std::size_t>(1, std::size_t(std::floor(kCoarseMm / ct.geom.spacing[a])));
   }
-  MaskImage bone(ct.geom, 0);
-#pragma omp parallel for schedule(static)
-  for (std::ptrdiff_t n = 0; n < std::ptrdiff_t(bone.size()); ++n) {
-    bone[n] = ct[n] >= p.bone_min_hu && labels[n] == labels::kBackground;
-  }
-  const MaskImage coarse_bone = downsample(bone, gates.f, true);
+  // Bone straight onto the coarse grid: no fine bone mask.
+  const std::int16_t* hu = ct.data.data();
+  const std::uint8_t* lab = labels.data.data();
+  const auto bone_min = p.bone_min_hu;
+  const MaskImage coarse_bone = downsample_by(ct.geom, gates.f, true, [&](std::size_t n) {
+    return hu[n] >= bone_min && lab[n] == labels::kBackground;
+  });
   gates.coarse = coarse_bone.geom;
   gates.bone_d2 = squared_distance_to(coarse_bone);
-  gates.hilum_d2 = squared_distance_to(downsample(airway, gates.f, true));
+  const MaskImage ca = downsample(airway, gates.f, true);
+  gates.hilum_d2 = squared_distance_to(ca);
   return gates;
 }
 
@@ -323,11 +351,11 @@ struct SkinDepth {
   std::array<std::size_t, 2> f{1, 1};          // fine voxels per coarse voxel in i and j
   std::array<std::size_t, 3> offset{0, 0, 0};  // fine index of the working box in the image
   // Depth of each slice, computed on first use; both lungs' threads share it.
-  mutable std::vector<std::vector<float>> cache;
+  mutable std::vector<VoxelVector<float>> cache;
 
   // Depth (mm) of every coarse voxel of the working box's slice k.
-  const std::vector<float>& slice(std::size_t k) const {
-    std::vector<float>* d = nullptr;
+  const VoxelVector<float>& slice(std::size_t k) const {
+    VoxelVector<float>* d = nullptr;
 #pragma omp critical(lungvol_skin_depth)
     {
       if (cache[k].empty()) {
@@ -344,7 +372,7 @@ struct SkinDepth {
     return *d;
   }
   // Bilinear interpolation at in-plane index (i, j) of the working box.
-  float at(const std::vector<float>& d, std::size_t i, std::size_t j) const {
+  float at(const VoxelVector<float>& d, std::size_t i, std::size_t j) const {
     const Geometry& g = outside.geom;
     const double x = (double(offset[0] + i) - 0.5 * double(f[0] - 1)) / double(f[0]);
     const double y = (double(offset[1] + j) - 0.5 * double(f[1] - 1)) / double(f[1]);
@@ -537,7 +565,7 @@ void mark_deep_bays(MaskImage& admit, const MaskImage& grown,
         tissue.at(i - rect.i0, j - rect.j0, 0) = !in[i + nx * j] && !a[i + nx * j];
       }
     }
-    const std::vector<float> d2 = squared_distance_to(tissue);
+    const VoxelVector<float> d2 = squared_distance_to(tissue);
     auto deep = [&](std::size_t q) {
       return d2[(q % nx - rect.i0) + rect.width() * (q / nx - rect.j0)] >= min2;
     };
@@ -594,7 +622,7 @@ void add_pleural_rim(MaskImage& admit, const MaskImage& grown, const LabelImage&
     if (front.empty()) continue;
     const Rect work = grown_rect(admitted[k], mi, mj, nx, ny);
     const SliceExtent& e = extents[k];
-    const std::vector<float>& d = skin.slice(box.lo[2] + k);
+    const VoxelVector<float>& d = skin.slice(box.lo[2] + k);
     auto depth = [&](std::size_t i, std::size_t j) {
       return skin.at(d, box.lo[0] + i, box.lo[1] + j);
     };
@@ -669,7 +697,7 @@ GrownLung include_dense_tissue(const CtImage& ct, const LabelImage& labels, std:
   Stopwatch dsw;
   const LabelImage sub = crop(labels, box);
   MaskImage grown(sub.geom, 0);
-  for (std::size_t n = 0; n < grown.size(); ++n) grown[n] = sub[n] == lung;
+  for_each_voxel(grown.size(), [&](std::size_t n) { grown[n] = sub[n] == lung; });
   const int superior = superior_step(sub.geom);
   fill_lung_holes(grown, sub, superior);
   log::debug("dense: crop+holes {:.2f}", dsw.lap());
@@ -680,7 +708,7 @@ GrownLung include_dense_tissue(const CtImage& ct, const LabelImage& labels, std:
     }
     const MaskImage coarse = downsample(grown, f, false);
     MaskImage bay = close(coarse, p.closing_radius_mm);
-    for (std::size_t n = 0; n < bay.size(); ++n) bay[n] = bay[n] && !coarse[n];
+    for_each_voxel(bay.size(), [&](std::size_t n) { bay[n] = bay[n] && !coarse[n]; });
     log::debug("dense: closing {:.2f}", dsw.lap());
     // CT and outside mask are read in place at the box offset: no per-lung copies (the two
     // lungs run side by side, so copies would count twice in the peak memory).
@@ -740,21 +768,22 @@ GrownLung include_dense_tissue(const CtImage& ct, const LabelImage& labels, std:
     add_pleural_rim(admit, grown, sub, ct, outside, gates, box, skin, extents, admitted,
                     medial_plus_i, p);
     log::debug("dense: rim {:.2f}", dsw.lap());
-    for (std::size_t n = 0; n < admit.size(); ++n) {
+    for_each_voxel(admit.size(), [&](std::size_t n) {
       if (admit[n]) grown[n] = 1;
-    }
+    });
     fill_lung_holes(grown, sub, superior);
     log::debug("dense: holes2 {:.2f}", dsw.lap());
   }
-  MaskImage m(sub.geom, 0);
-  for (std::size_t n = 0; n < m.size(); ++n) {
-    if (sub[n] == lung) {
-      m[n] = 1;
-    } else if (grown[n] && sub[n] == labels::kBackground) {
-      m[n] = 1;
-      ++result.added;
-    }
+  MaskImage m(sub.geom, MaskImage::Uninitialised{});
+  std::size_t added = 0;
+#pragma omp parallel for schedule(static) reduction(+ : added)
+  for (std::ptrdiff_t nn = 0; nn < std::ptrdiff_t(m.size()); ++nn) {
+    const std::size_t n = std::size_t(nn);
+    const bool dense = sub[n] == labels::kBackground && grown[n];
+    m[n] = sub[n] == lung || dense;
+    added += dense;
   }
+  result.added = added;
   result.mask = std::move(m);
   return result;
 }
@@ -765,13 +794,15 @@ std::size_t paste_lung(LabelImage& labels, const GrownLung& grown, std::uint8_t 
   if (grown.box.empty()) return 0;
   std::size_t added = 0;
   const Geometry& g = grown.mask.geom;
-  for (std::size_t k = 0; k < g.size[2]; ++k) {
+#pragma omp parallel for schedule(static) reduction(+ : added)
+  for (std::ptrdiff_t kk = 0; kk < std::ptrdiff_t(g.size[2]); ++kk) {
+    const std::size_t k = std::size_t(kk);
     for (std::size_t j = 0; j < g.size[1]; ++j) {
+      const std::uint8_t* m = &grown.mask.at(0, j, k);
+      std::uint8_t* v = &labels.at(grown.box.lo[0], grown.box.lo[1] + j, grown.box.lo[2] + k);
       for (std::size_t i = 0; i < g.size[0]; ++i) {
-        if (!grown.mask.at(i, j, k)) continue;
-        std::uint8_t& v = labels.at(grown.box.lo[0] + i, grown.box.lo[1] + j, grown.box.lo[2] + k);
-        if (v == labels::kBackground) {
-          v = lung;
+        if (m[i] && v[i] == labels::kBackground) {
+          v[i] = lung;
           ++added;
         }
       }
@@ -801,7 +832,7 @@ LabelImage separate_left_right(const MaskImage& mask, double midline, double min
   const bool spans_both = first.left_fraction > 0.2 && first.left_fraction < 0.8;
   if (spans_both) {
     MaskImage one(g, 0);
-    for (std::size_t n = 0; n < mask.size(); ++n) one[n] = comps.labels[n] == first.id;
+    for_each_voxel(mask.size(), [&](std::size_t n) { one[n] = comps.labels[n] == first.id; });
     Image<std::uint32_t> split;
     if (!split_touching_lungs(one, split, midline)) {
       throw Error(ExitCode::kProcessing,
@@ -845,9 +876,11 @@ LabelImage separate_left_right(const MaskImage& mask, double midline, double min
     }
     const std::uint32_t left_id = first_left ? first.id : second->id;
     const std::uint32_t right_id = first_left ? second->id : first.id;
-    for (std::size_t n = 0; n < lab.size(); ++n) {
-      if (comps.labels[n] == right_id) lab[n] = labels::kRightLung;
-      else if (comps.labels[n] == left_id) lab[n] = labels::kLeftLung;
+#pragma omp parallel for schedule(static)
+    for (std::ptrdiff_t n = 0; n < std::ptrdiff_t(lab.size()); ++n) {
+      const auto id = comps.labels[std::size_t(n)];
+      if (id == right_id) lab[std::size_t(n)] = labels::kRightLung;
+      else if (id == left_id) lab[std::size_t(n)] = labels::kLeftLung;
     }
   }
   return lab;
@@ -884,8 +917,10 @@ LungSegmentation segment_lungs(const CtImage& ct, const LungParams& p) {
   }
   body = BodyAir{};  // the full-size masks are not needed any more (peak memory)
   LungSegmentation result = segment_in_box(sub_ct, sub_air, sub_out, skin, midline, p);
+  sw.lap();
   LabelImage full(g, labels::kBackground);
   const Geometry& sg = result.lungs.geom;
+#pragma omp parallel for schedule(static)
   for (std::size_t k = 0; k < sg.size[2]; ++k) {
     for (std::size_t j = 0; j < sg.size[1]; ++j) {
       const std::uint8_t* src = &result.lungs.at(0, j, k);
@@ -893,6 +928,7 @@ LungSegmentation segment_lungs(const CtImage& ct, const LungParams& p) {
     }
   }
   result.lungs = std::move(full);
+  log::debug("lungs: back into the full image {:.2f} s", sw.lap());
   return result;
 }
 
@@ -919,8 +955,9 @@ LungSegmentation segment_in_box(const CtImage& ct, MaskImage& air, const MaskIma
   log::debug("lungs: airway {:.2f} s", sw.lap());
   for (const auto& w : airway.warnings) result.warnings.push_back(w);
   result.airway_ml = double(count_nonzero(airway.mask)) * voxel_ml;
-  for (std::size_t n = 0; n < air.size(); ++n) {
-    if (airway.mask[n]) air[n] = 0;
+#pragma omp parallel for schedule(static)
+  for (std::ptrdiff_t n = 0; n < std::ptrdiff_t(air.size()); ++n) {
+    if (airway.mask[std::size_t(n)]) air[std::size_t(n)] = 0;
   }
 
   result.lungs = separate_left_right(air, midline, p.min_lung_ml, &result.lungs_touching);
@@ -929,8 +966,9 @@ LungSegmentation segment_in_box(const CtImage& ct, MaskImage& air, const MaskIma
   }
   LabelImage& lab = result.lungs;
   // Airway voxels keep their label so that closing cannot claim them.
-  for (std::size_t n = 0; n < lab.size(); ++n) {
-    if (airway.mask[n]) lab[n] = labels::kAirway;
+#pragma omp parallel for schedule(static)
+  for (std::ptrdiff_t n = 0; n < std::ptrdiff_t(lab.size()); ++n) {
+    if (airway.mask[std::size_t(n)]) lab[std::size_t(n)] = labels::kAirway;
   }
   log::debug("lungs: left/right {:.2f} s", sw.lap());
   // Medial is towards the other lung: in index space +i for the right lung when its
@@ -946,6 +984,7 @@ LungSegmentation segment_in_box(const CtImage& ct, MaskImage& air, const MaskIma
   constexpr std::size_t kParallelLungsMaxVoxels = std::size_t(64) << 20;
   const bool lungs_side_by_side = ct.size() <= kParallelLungsMaxVoxels;
   const BayGates gates = p.closing_radius_mm > 0 ? bay_gates(ct, lab, airway.mask, p) : BayGates{};
+  log::debug("lungs: bay gates {:.2f} s", sw.lap());
   GrownLung right, left;
 #pragma omp parallel sections if (lungs_side_by_side)
   {
@@ -956,6 +995,7 @@ LungSegmentation segment_in_box(const CtImage& ct, MaskImage& air, const MaskIma
     left = include_dense_tissue(ct, lab, labels::kLeftLung, outside, gates, skin,
                                 !right_medial_plus_i, p);
   }
+  log::debug("lungs: two lungs {:.2f} s", sw.lap());
   const std::size_t added =
       paste_lung(lab, right, labels::kRightLung) + paste_lung(lab, left, labels::kLeftLung);
   result.dense_added_ml = double(added) * voxel_ml;

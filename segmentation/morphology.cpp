@@ -96,7 +96,7 @@ void edt_binary_1d(float* p, std::size_t n, double h) {
 }
 
 // binary: `a` holds only 0 and +inf (the first axis transformed).
-void edt_axis(std::vector<float>& a, const Geometry& g, int axis, bool binary) {
+void edt_axis(VoxelVector<float>& a, const Geometry& g, int axis, bool binary) {
   const std::size_t nx = g.size[0], ny = g.size[1], nz = g.size[2];
   const std::size_t n = g.size[axis];
   const double h = g.spacing[axis];
@@ -164,8 +164,8 @@ void edt_axis(std::vector<float>& a, const Geometry& g, int axis, bool binary) {
 
 }  // namespace
 
-std::vector<float> squared_distance_to(const MaskImage& feature) {
-  std::vector<float> d(feature.size());
+VoxelVector<float> squared_distance_to(const MaskImage& feature) {
+  VoxelVector<float> d(feature.size());
 #pragma omp parallel for schedule(static)
   for (std::ptrdiff_t n = 0; n < std::ptrdiff_t(d.size()); ++n) {
     d[n] = feature[n] ? 0.0f : kInf;
@@ -260,7 +260,7 @@ template <class Feature, class Keep>
 MaskImage windowed(const Geometry& g, const Window& w, Feature feature, Keep keep) {
   const std::size_t nx = g.size[0], ny = g.size[1], nz = g.size[2], sxy = nx * ny;
   const std::size_t az = w.reach[2], slots = 2 * az + 1;
-  MaskImage out(g);
+  MaskImage out(g, MaskImage::Uninitialised{});  // every voxel is written below
 #pragma omp parallel
   {
     const auto [k0, k1] = this_thread_slices(nz);
@@ -305,7 +305,7 @@ MaskImage dilate(const MaskImage& mask, double radius_mm) {
         [&](std::size_t, float d) { return std::uint8_t(d <= r2); });
   }
   const auto d = squared_distance_to(mask);
-  MaskImage out(mask.geom, 0);
+  MaskImage out(mask.geom, MaskImage::Uninitialised{});
 #pragma omp parallel for schedule(static)
   for (std::ptrdiff_t n = 0; n < std::ptrdiff_t(d.size()); ++n) out[n] = d[n] <= r2;
   return out;
@@ -319,11 +319,10 @@ MaskImage erode(const MaskImage& mask, double radius_mm) {
         mask.geom, w, [&](std::size_t n) { return mask[n] == 0; },
         [&](std::size_t n, float d) { return std::uint8_t(mask[n] && d > r2); });
   }
-  MaskImage background(mask.geom, 0);
-#pragma omp parallel for schedule(static)
-  for (std::ptrdiff_t n = 0; n < std::ptrdiff_t(mask.size()); ++n) background[n] = !mask[n];
+  MaskImage background(mask.geom, MaskImage::Uninitialised{});
+  for_each_voxel(mask.size(), [&](std::size_t n) { background[n] = !mask[n]; });
   const auto d = squared_distance_to(background);
-  MaskImage out(mask.geom, 0);
+  MaskImage out(mask.geom, MaskImage::Uninitialised{});
 #pragma omp parallel for schedule(static)
   for (std::ptrdiff_t n = 0; n < std::ptrdiff_t(d.size()); ++n) out[n] = mask[n] && d[n] > r2;
   return out;

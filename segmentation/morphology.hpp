@@ -19,9 +19,18 @@ struct SliceRange {
 // slices, computed once, while it walks its own slices in order.
 SliceRange this_thread_slices(std::size_t nz);
 
+// Calls f(n) for n in [0, count), split over the threads in contiguous halves (the pages each
+// thread touched first when the volume was filled, see fill_voxels). Nested inside another
+// parallel region it runs on the calling thread.
+template <class F>
+void for_each_voxel(std::size_t count, F&& f) {
+#pragma omp parallel for schedule(static)
+  for (std::ptrdiff_t n = 0; n < std::ptrdiff_t(count); ++n) f(std::size_t(n));
+}
+
 // Squared Euclidean distance (mm^2) from each voxel to the nearest voxel where `feature` is
 // non-zero; +inf where there is none. Felzenszwalb & Huttenlocher's lower envelope per axis.
-std::vector<float> squared_distance_to(const MaskImage& feature);
+VoxelVector<float> squared_distance_to(const MaskImage& feature);
 
 MaskImage dilate(const MaskImage& mask, double radius_mm);
 // Voxels farther than radius_mm from any background voxel; outside the image is not background.

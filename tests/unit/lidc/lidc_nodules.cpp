@@ -27,7 +27,7 @@ std::vector<float> border_distances(const MaskImage& mask) {
     for (std::size_t j = 0; j < g.size[1]; ++j)
       for (std::size_t i = 0; i < g.size[0]; ++i)
         background.at(i + 1, j + 1, k + 1) = mask.at(i, j, k) ? 0 : 1;
-  const std::vector<float> d2 = seg::squared_distance_to(background);
+  const VoxelVector<float> d2 = seg::squared_distance_to(background);
   std::vector<float> d;
   for (std::size_t k = 0; k < g.size[2]; ++k)
     for (std::size_t j = 0; j < g.size[1]; ++j)

@@ -2,7 +2,12 @@
 // lungs, ground-glass and solid lesions, including the pleural lesion on the chest wall.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 
 #include "core/error.hpp"
 #include "core/labels.hpp"
@@ -157,6 +162,40 @@ TEST(PhantomAccuracy, TouchingLungsAreSeparated) {
   EXPECT_TRUE(a.lungs.lungs_touching);
   expect_within(a.region("right").volumes.volume_ml, truth(ph, "right_lung_ml"), 0.02, "right");
   expect_within(a.region("left").volumes.volume_ml, truth(ph, "left_lung_ml"), 0.02, "left");
+}
+
+// The segmentation's parallel loops (per-thread partial sums, slabs of slices, the two lungs
+// side by side) must not change a voxel: the same masks and air check at 1, 2 and 3 threads,
+// for separate and for touching lungs (the erosion-and-regrowth path).
+TEST(PhantomAccuracy, ResultsDoNotDependOnTheThreadCount) {
+#ifdef _OPENMP
+  for (const bool touching : {false, true}) {
+    phantom::PhantomOptions o;
+    o.touching = touching;
+    const phantom::Phantom ph = phantom::make_phantom(o);
+    const int threads = omp_get_max_threads();
+    omp_set_num_threads(1);
+    const Analysis one = analyze_phantom(ph);
+    for (const int n : {2, 3}) {
+      omp_set_num_threads(n);
+      const Analysis many = analyze_phantom(ph);
+      EXPECT_TRUE(many.lungs.lungs.data == one.lungs.lungs.data) << n << " threads";
+      EXPECT_TRUE(many.lesions.lesions.data == one.lesions.lesions.data) << n << " threads";
+      EXPECT_TRUE(many.lesions.suppressed.data == one.lesions.suppressed.data) << n;
+      EXPECT_EQ(many.calibration.outside_air.n, one.calibration.outside_air.n) << n;
+      EXPECT_EQ(many.calibration.outside_air.mean_hu, one.calibration.outside_air.mean_hu) << n;
+      EXPECT_EQ(many.calibration.trachea.n, one.calibration.trachea.n) << n;
+      EXPECT_EQ(many.calibration.trachea.mean_hu, one.calibration.trachea.mean_hu) << n;
+    }
+    omp_set_num_threads(threads);
+    // Not vacuous: the comparison is between real segmentations.
+    EXPECT_GT(std::count(one.lungs.lungs.data.begin(), one.lungs.lungs.data.end(),
+                         labels::kRightLung), 100000);
+    EXPECT_GT(one.calibration.trachea.n, 0u);
+  }
+#else
+  GTEST_SKIP() << "built without OpenMP";
+#endif
 }
 
 TEST(PhantomAccuracy, NoLesionPhantomHasSmallResidual) {

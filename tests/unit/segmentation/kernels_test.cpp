@@ -237,7 +237,7 @@ namespace {
 TEST(DistanceKernel, SquaredDistanceMatchesBruteForce) {
   const Geometry g = grid(23, 17, 13, 0.7, 0.9, 2.5);
   const MaskImage m = random_mask(g, 1, 21);
-  const std::vector<float> d = squared_distance_to(m);
+  const VoxelVector<float> d = squared_distance_to(m);
   std::size_t checked = 0;
   for (std::size_t k = 0; k < 13; ++k)
     for (std::size_t j = 0; j < 17; ++j)
