@@ -25,6 +25,7 @@
 #include "core/provenance.hpp"
 #include "core/version.hpp"
 #include "io/image_io.hpp"
+#include "io/itk_factories.hpp"
 #include "io/series.hpp"
 
 namespace fs = std::filesystem;
@@ -272,26 +273,11 @@ ScanOutcome analyze_scan(const ManifestEntry& e, const BatchOptions& options,
 //   `batch --jobs 2` with SIGSEGV in std::_Rb_tree_insert_and_rebalance under
 //   CID5001_Countries::getCodes() (core dump; about 3 runs in 100 on an 8-row manifest).
 //   DCMTK documents initializeAllContextGroups() for multi-threaded programs.
-// * ITK 5.2's singletons (itk::SingletonIndex is a plain std::map filled by ThreadPool,
-//   DataObject, ... on first use; helgrind showed both workers inserting into it at once when
-//   writing their first label maps). A tiny NIfTI written and read here creates them. The file
-//   goes to the temporary folder so a killed batch never leaves it in OUTDIR.
+// * ITK 5.2's singletons: io::register_itk_factories() creates them once, for every caller
+//   (also `analyze`, which writes its label maps from two threads).
 void warm_up_libraries() {
   CMR_ContentMappingResource::initializeAllContextGroups();
-  std::error_code ec;
-  const fs::path dir = fs::temp_directory_path(ec);
-  if (ec) return;
-  const std::string path =
-      (dir / ("lungvol-warmup-" + std::to_string(::getpid()) + ".nii.gz")).string();
-  Geometry g;
-  g.size = {2, 2, 2};
-  try {
-    io::write_label_image(LabelImage(g, 0), path);
-    (void)io::read_label_image(path);
-  } catch (const std::exception& e) {
-    log::debug("batch: ITK warm-up in {} failed ({}); continuing", dir.string(), e.what());
-  }
-  fs::remove(path, ec);
+  io::register_itk_factories();
 }
 
 BatchInputs load_batch_inputs(const BatchOptions& options) {

@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <mutex>
 #include <ostream>
@@ -158,6 +159,16 @@ bool read_header(const std::string& path, Header& h, std::string& reason) {
   }
   if (!looks_like_dicom(path)) {
     reason = "not DICOM";
+    // A DICOM file is at least its 128-byte preamble and "DICM": a shorter file that was meant
+    // to be a slice is a truncated copy, and saying so saves a search.
+    std::error_code ec;
+    const auto size = std::filesystem::file_size(path, ec);
+    if (!ec && size == 0) {
+      reason += " (empty file)";
+    } else if (!ec && size < 132) {
+      reason += " (" + std::to_string(size) +
+                " bytes, shorter than a DICOM file's preamble: truncated copy?)";
+    }
     return false;
   }
   auto file = std::make_shared<DcmFileFormat>();

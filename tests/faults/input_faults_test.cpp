@@ -60,6 +60,24 @@ TEST(InputFaults, SliceTruncatedInsideItsHeaderIsRefused) {
   expect_no_results(out);
 }
 
+// Cut inside the 128-byte preamble: nothing says it was DICOM, but `inspect` says it is too
+// short to be one and names it, so the user finds the bad copy.
+TEST(InputFaults, SliceTruncatedInsideItsPreambleIsNamedAsTruncated) {
+  const std::string dir = phantom_series("truncated_preamble");
+  const auto files = slice_files(dir);
+  const std::string victim = files[files.size() / 2];
+  truncate_file(victim, 100);
+  const std::string out = test::temp_dir("fault_out");
+  const Result r = lungvol(analyze(dir, out));
+  EXPECT_EQ(r.code, kDicom) << r.output;
+  EXPECT_TRUE(contains(r.output, "missing slice")) << r.output;
+  expect_no_results(out);
+  const Result inspect = lungvol("inspect '" + dir + "'");
+  EXPECT_TRUE(contains(inspect.output, fs::path(victim).filename().string())) << inspect.output;
+  EXPECT_TRUE(contains(inspect.output, "100 bytes")) << inspect.output;
+  EXPECT_TRUE(contains(inspect.output, "truncated copy?")) << inspect.output;
+}
+
 TEST(InputFaults, ZeroByteFileBesideTheSeriesIsSkipped) {
   const std::string dir = phantom_series("zero_extra");
   write_file(dir + "/EMPTY", "");
@@ -191,10 +209,9 @@ TEST(InputFaults, UnreadableSliceIsRefused) {
   expect_no_results(out);
 }
 
-// DISABLED: known defect, reported to the io owner (issue #7). An unreadable file is reported
-// by discovery as "not DICOM" and skipped; when it is the first or last slice the rest is an
-// evenly spaced stack and the scan is analyzed with one slice less (exit 0). Enable this test
-// together with the fix (an unreadable file under the input path -> Error(kInput) naming it).
+// An unreadable file used to be reported by discovery as "not DICOM" and skipped; when it was
+// the first or last slice the rest was an evenly spaced stack and the scan was analyzed with
+// one slice less (exit 0). Now an unreadable file beside a series refuses it, naming the file.
 TEST(InputFaults, UnreadableEndSliceIsNotSilentlyDropped) {
   const std::string prefix = unprivileged_prefix();
   if (prefix.empty()) {
