@@ -66,7 +66,9 @@ void edt_1d(const float* f, float* d, std::size_t n, double h, int* v, float* z)
 
 // Runs edt_1d along `axis` for every line of the volume, in place. Lines along j and k are
 // strided in memory, so they are processed kBlock neighbouring lines at a time: gathering and
-// scattering whole cache lines instead of one float per cache line.
+// scattering whole cache lines instead of one float per cache line. Lines that are all zero or
+// all infinite are skipped, and such lines bunch up (the airway sits at the top of the scan),
+// so the lines are handed out dynamically: halves of the volume could differ several-fold.
 constexpr std::size_t kBlock = 16;
 
 // edt_1d of a line holding only 0 (feature) and +inf: the lower envelope reduces to the nearest
@@ -105,7 +107,7 @@ void edt_axis(VoxelVector<float>& a, const Geometry& g, int axis, bool binary) {
     {
       std::vector<float> out(n), z(n + 1);
       std::vector<int> v(n);
-#pragma omp for schedule(static)
+#pragma omp for schedule(dynamic, 64)
       for (std::ptrdiff_t line = 0; line < std::ptrdiff_t(ny * nz); ++line) {
         float* p = a.data() + std::size_t(line) * nx;
         bool any_finite = false, any_nonzero = false;
@@ -133,7 +135,7 @@ void edt_axis(VoxelVector<float>& a, const Geometry& g, int axis, bool binary) {
   {
     std::vector<float> in(n * kBlock), out(n), z(n + 1);
     std::vector<int> v(n);
-#pragma omp for schedule(static)
+#pragma omp for schedule(dynamic, 4)
     for (std::ptrdiff_t t = 0; t < std::ptrdiff_t(outer * blocks_per_row); ++t) {
       const std::size_t o = std::size_t(t) / blocks_per_row;
       const std::size_t i0 = (std::size_t(t) % blocks_per_row) * kBlock;
