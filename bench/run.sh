@@ -302,8 +302,8 @@ How fast `lungvol analyze` is, against `dcm2niix` (the floor for reading a DICOM
 where its time goes. Reproduce on any machine with the Debian packages of `scripts/setup.sh`
 and the shared data (`../shared/data/popi-4dct-phase00-itkelastix`):
 
-    bash bench/run.sh            # 5 runs per figure, about 12 min on 2 idle cores
-    bash bench/run.sh --quick    # 3 runs per figure, fewer kernel repetitions, about 7 min
+    bash bench/run.sh            # 5 runs per figure, about 4 min on 2 idle cores once built
+    bash bench/run.sh --quick    # 3 runs per figure, fewer kernel repetitions, about 2.5 min
 
 The script builds Release into `build-bench/`, generates the phantoms once into
 `build-bench/bench-cache/`, and rewrites the "Results" section below. The micro-benchmarks alone:
