@@ -634,12 +634,33 @@ void add_pleural_rim(MaskImage& admit, const MaskImage& grown, const LabelImage&
              ct[full] < p.fill_max_hu && !e.in_hilum(i, j, medial_plus_i) &&
              gates.passes(box.lo[0] + i, box.lo[1] + j, box.lo[2] + k, p.chest_wall_mm);
     };
+    // Tissue within one coarse voxel of the admitted voxels may be the lesion itself: the
+    // closing runs on a coarse grid, so on thin slices (two or more per coarse voxel) one slice
+    // of a pair has a margin of lesion left un-admitted. Lung touching that margin lies deep
+    // inside, and counted as pleura it pulled the surface 2-4 mm inwards, so that the rim in
+    // every other slice was taken for chest wall (0.7 mm phantom: 6 % of the pleural lesion).
+    // The work rectangle plus the face neighbours of its voxels (it lies one voxel inside).
+    const Rect ext{work.i0 - 1, work.i1 + 1, work.j0 - 1, work.j1 + 1};
+    Geometry rg = g;
+    rg.size = {ext.width(), ext.j1 - ext.j0, 1};
+    MaskImage admitted_here(rg, 0);
+    for (std::size_t j = ext.j0; j < ext.j1; ++j) {
+      for (std::size_t i = ext.i0; i < ext.i1; ++i) {
+        admitted_here.at(i - ext.i0, j - ext.j0, 0) = a[i + nx * j] != 0;
+      }
+    }
+    const VoxelVector<float> near_admitted = squared_distance_to(admitted_here);
+    const float margin2 = float(kCoarseMm * kCoarseMm);
+    auto wall = [&](std::size_t q) {
+      return tissue(q) &&
+             near_admitted[(q % nx - ext.i0) + ext.width() * (q / nx - ext.j0)] > margin2;
+    };
     surface.clear();
     for (std::size_t j = work.j0; j < work.j1; ++j) {
       for (std::size_t i = work.i0; i < work.i1; ++i) {
         const std::size_t q = i + nx * j;
         if (!in[q] || (in[q - 1] && in[q + 1] && in[q - nx] && in[q + nx])) continue;
-        if (tissue(q - 1) || tissue(q + 1) || tissue(q - nx) || tissue(q + nx)) {
+        if (wall(q - 1) || wall(q + 1) || wall(q - nx) || wall(q + nx)) {
           surface.add(float(double(i) * sx), float(double(j) * sy), depth(i, j));
         }
       }
