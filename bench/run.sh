@@ -228,10 +228,13 @@ for i in range(0, len(t1) - 1, 2):
     a, b = t1[i:i + 2], t2[i:i + 2]
     pair_ratios += [par_time(x) / par_time(y) for x, y in zip(a, b)]
 pair_speed = statistics.median(pair_ratios) if pair_ratios else float("nan")
+# The least disturbed run of each: on a shared machine the spread is the neighbours', and the
+# fastest runs show what the code does when it has both cores to itself.
+best_speed = min(par_time(r) for r in t1) / min(par_time(r) for r in t2) if t1 and t2 else float("nan")
 w("### Threads (POPI, `--threads 1` vs `--threads 2`)\n")
 w(f"{len(t1)} runs each, back to back in the order 1, 2, 2, 1 threads. Medians per stage; the "
   f"median of the {len(pair_ratios)} ratios of adjacent runs (lungs + lesions + measure) is "
-  f"{pair_speed:.2f}.\n")
+  f"{pair_speed:.2f}; the fastest 1-thread run over the fastest 2-thread run gives {best_speed:.2f}.\n")
 w("| stage | 1 thread (s) | 2 threads (s) | speed-up |")
 w("|---|---|---|---|")
 for k in ("read", "lungs", "lesions", "measure", "write", "total"):
@@ -258,7 +261,7 @@ w("|---|---|---|")
 w(f"| analyze on POPI ≤ 20 x dcm2niix wall time | {ratio_total:.1f} x ({med(a_popi, 'wall'):.2f} s vs {d2n_popi:.2f} s) | {verdict(ratio_total <= 20)} |")
 w(f"| read stage ≤ 2 x dcm2niix | POPI {ratio_read:.2f} x, phantom 600 {ratio_read_p600:.2f} x (`lungvol convert` incl. .nii write: {ratio_conv:.2f} x) | {verdict(max(ratio_read, ratio_read_p600) <= 2)} |")
 w(f"| peak memory ≤ 8 bytes/voxel at 512x512x600 | {bpv:.1f} bytes/voxel ({med(a_p600, 'rss_kb') / 1024:.0f} MB) | {verdict(bpv <= 8)} |")
-w(f"| thread speed-up ≥ 1.7 x on parallel stages | {speed:.2f} x (lungs + lesions + measure, POPI; median of adjacent-pair ratios {pair_speed:.2f} x) | {verdict(speed >= 1.7)}{' (machine overloaded: not conclusive)' if busy else ''} |")
+w(f"| thread speed-up ≥ 1.7 x on parallel stages | {speed:.2f} x (lungs + lesions + measure, POPI; median of adjacent-pair ratios {pair_speed:.2f} x, fastest runs {best_speed:.2f} x) | {verdict(speed >= 1.7)}{' (machine overloaded: not conclusive)' if busy else ''} |")
 w("")
 
 if kjson and os.path.exists(kjson):

@@ -4,10 +4,65 @@
 #include <omp.h>
 #endif
 
+#include <sys/mman.h>
+
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
+#include <new>
 
 namespace lungvol {
+
+namespace detail {
+
+namespace {
+
+std::size_t mapped_length(std::size_t bytes) {
+  return (bytes + kHugePageBytes - 1) / kHugePageBytes * kHugePageBytes;
+}
+
+void* map_huge(std::size_t length) {
+  // Over-map by one huge page and cut the ends off, so the buffer starts on a 2 MiB boundary
+  // (the kernel backs only aligned 2 MiB ranges with huge pages).
+  const std::size_t mapped = length + kHugePageBytes;
+  void* raw = ::mmap(nullptr, mapped, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (raw == MAP_FAILED) throw std::bad_alloc();
+  const auto start = reinterpret_cast<std::uintptr_t>(raw);
+  const std::uintptr_t aligned = (start + kHugePageBytes - 1) / kHugePageBytes * kHugePageBytes;
+  if (aligned > start) ::munmap(raw, aligned - start);
+  const std::size_t tail = (start + mapped) - (aligned + length);
+  if (tail > 0) ::munmap(reinterpret_cast<void*>(aligned + length), tail);
+  void* p = reinterpret_cast<void*>(aligned);
+  // Advice only: where huge pages are off ("never") the buffer still works with small pages.
+  (void)::madvise(p, length, MADV_HUGEPAGE);
+  return p;
+}
+
+}  // namespace
+
+// Under AddressSanitizer every buffer goes through operator new, so that reads and writes past
+// a volume's end are still caught (the sanitizer does not watch mmap'd memory).
+#if defined(__SANITIZE_ADDRESS__)
+constexpr bool kMapLargeBuffers = false;
+#else
+constexpr bool kMapLargeBuffers = true;
+#endif
+
+void* allocate_voxel_bytes(std::size_t bytes) {
+  if (!kMapLargeBuffers || bytes < kHugePageBytes) return ::operator new(bytes);
+  return map_huge(mapped_length(bytes));
+}
+
+void free_voxel_bytes(void* p, std::size_t bytes) noexcept {
+  if (!p) return;
+  if (!kMapLargeBuffers || bytes < kHugePageBytes) {
+    ::operator delete(p);
+    return;
+  }
+  ::munmap(p, mapped_length(bytes));
+}
+
+}  // namespace detail
 
 std::array<double, 3> Geometry::to_physical(double i, double j, double k) const {
   const double v[3] = {i * spacing[0], j * spacing[1], k * spacing[2]};

@@ -6,6 +6,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <new>
 #include <type_traits>
 #include <vector>
 
@@ -30,6 +31,18 @@ struct Geometry {
   bool same_grid(const Geometry& other, double tol_mm = 1e-3) const;
 };
 
+namespace detail {
+// Buffers of at least kHugePageBytes come straight from the kernel, 2 MiB aligned and marked
+// for transparent huge pages (madvise). With 4 KiB pages every fresh volume cost one page fault
+// per 4 KiB (POPI: 178 000 faults, 1.4 s of a 5 s one-thread run in the kernel on this virtual
+// machine) and TLB misses in every voxel loop; with huge pages the run takes 2.9 s. Keeping
+// freed buffers for reuse was measured too and was slower (docs/benchmarks.md, fourth round).
+// Smaller buffers use operator new.
+inline constexpr std::size_t kHugePageBytes = std::size_t(2) << 20;
+void* allocate_voxel_bytes(std::size_t bytes);
+void free_voxel_bytes(void* p, std::size_t bytes) noexcept;
+}  // namespace detail
+
 // Voxel buffers are filled by all threads: a vector's own value-initialisation would touch
 // every page of a fresh volume on one thread (page faults and zeroing were a fifth of the CPU
 // time, and serial). The allocator leaves new elements uninitialised; fill_voxels writes them.
@@ -43,6 +56,11 @@ struct VoxelAllocator : std::allocator<T> {
   VoxelAllocator() = default;
   template <class U>
   VoxelAllocator(const VoxelAllocator<U>&) noexcept {}
+  T* allocate(std::size_t n) {
+    if (n > std::size_t(-1) / sizeof(T)) throw std::bad_array_new_length();
+    return static_cast<T*>(detail::allocate_voxel_bytes(n * sizeof(T)));
+  }
+  void deallocate(T* p, std::size_t n) noexcept { detail::free_voxel_bytes(p, n * sizeof(T)); }
   template <class U>
   void construct(U* p) noexcept {
     ::new (static_cast<void*>(p)) U;

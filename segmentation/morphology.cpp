@@ -474,7 +474,7 @@ Image<T> crop(const Image<T>& image, const Box& box) {
   Geometry g = image.geom;
   for (int a = 0; a < 3; ++a) g.size[a] = box.hi[a] - box.lo[a];
   g.origin = image.geom.to_physical(double(box.lo[0]), double(box.lo[1]), double(box.lo[2]));
-  Image<T> out(g);
+  Image<T> out(g, typename Image<T>::Uninitialised{});  // every row is copied below
 #pragma omp parallel for schedule(static)
   for (std::ptrdiff_t kk = 0; kk < std::ptrdiff_t(g.size[2]); ++kk) {
     const std::size_t k = std::size_t(kk);

@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <numeric>
 
 #include "core/image.hpp"
 
@@ -52,6 +53,27 @@ TEST(Image, CopiesAndComparesLikeAVector) {
   a[0] = 1;
   EXPECT_FALSE(a.data == b.data);
   EXPECT_EQ(b.at(599, 599, 3), -7);
+}
+
+TEST(Image, LargeBuffersStartOnAHugePageBoundaryAndSmallOnesStillWork) {
+  // Volumes from 2 MiB up are mapped 2 MiB aligned (transparent huge pages need it); smaller
+  // ones come from operator new. Both must hold and keep every value, across reallocation.
+  const std::size_t huge = detail::kHugePageBytes;
+  for (const std::size_t bytes : {std::size_t(1000), huge - 1, huge, huge + 1, 3 * huge + 12345}) {
+    VoxelVector<std::uint16_t> v(bytes / sizeof(std::uint16_t) + 1);
+#if !defined(__SANITIZE_ADDRESS__)  // under ASan every buffer comes from operator new
+    if (v.size() * sizeof(std::uint16_t) >= huge) {
+      EXPECT_EQ(reinterpret_cast<std::uintptr_t>(v.data()) % huge, 0u) << bytes;
+    }
+#endif
+    std::iota(v.begin(), v.end(), std::uint16_t(0));
+    VoxelVector<std::uint16_t> copy = v;
+    v.resize(v.size() * 2 + 7);  // reallocates: the old buffer is unmapped or deleted
+    for (std::size_t n = 0; n < copy.size(); ++n) {
+      ASSERT_EQ(v[n], std::uint16_t(n)) << bytes;
+      ASSERT_EQ(copy[n], std::uint16_t(n)) << bytes;
+    }
+  }
 }
 
 }  // namespace
