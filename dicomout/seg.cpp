@@ -235,15 +235,33 @@ SegWriteResult write_dicom_seg(const Geometry& g, const LabelImage& lungs,
   // them (tests/unit/dicomout: 17 x 11 frames), so lungvol packs PixelData itself: frames in
   // addFrame order, first pixel in the least significant bit, no padding between frames
   // (PS3.5 8.1.1).
-  std::vector<Uint8> packed;
-  std::size_t bit = 0;
+  // The frames (segment, slice) are found first, so that the packed PixelData is sized once:
+  // growing it frame by frame reallocated and re-zeroed it, a fifth of the SEG's time on POPI.
+  const auto& defs = segment_definitions();
+  const std::size_t nz = g.size[2];
+  std::vector<std::size_t> counts(defs.size() * nz, 0);
+#pragma omp parallel for schedule(dynamic, 8)
+  for (std::ptrdiff_t f = 0; f < std::ptrdiff_t(counts.size()); ++f) {
+    const SegmentDefinition& def = defs[std::size_t(f) / nz];
+    const LabelImage& map = def.from_lesion_map ? lesions : lungs;
+    const std::uint8_t* src = map.data.data() + (std::size_t(f) % nz) * g.slice_voxels();
+    std::size_t c = 0;
+    for (std::size_t p = 0; p < g.slice_voxels(); ++p) c += src[p] == def.label_value;
+    counts[std::size_t(f)] = c;
+  }
+  const std::size_t n_frames =
+      std::size_t(std::count_if(counts.begin(), counts.end(), [](std::size_t c) { return c > 0; }));
   std::vector<Uint8> mask(g.slice_voxels());
-  for (const SegmentDefinition& def : segment_definitions()) {
+  std::vector<Uint8> packed((n_frames * mask.size() + 7) / 8, 0);
+  if (packed.size() % 2) packed.push_back(0);  // even value length (PS3.5 7.1.1)
+  std::size_t bit = 0;
+  for (std::size_t d = 0; d < defs.size(); ++d) {
+    const SegmentDefinition& def = defs[d];
     const LabelImage& map = def.from_lesion_map ? lesions : lungs;
     SegmentSummary& summary = result.segments[def.number - 1u];
-    for (std::size_t k = 0; k < g.size[2]; ++k) {
+    for (std::size_t k = 0; k < nz; ++k) {
+      if (counts[d * nz + k] == 0) continue;
       const std::size_t voxels = fill_slice_mask(map, def.label_value, k, mask);
-      if (voxels == 0) continue;
       summary.voxels += voxels;
       ++summary.frames;
 
@@ -275,7 +293,6 @@ SegWriteResult write_dicom_seg(const Geometry& g, const LabelImage& lungs,
       groups.push_back(derivation.get());
       check(seg->addFrame(mask.data(), def.number, groups), path,
             "frame of slice " + std::to_string(k));
-      packed.resize((bit + mask.size() + 7) / 8, 0);
       std::size_t p = 0;
       if (bit % 8 == 0) {  // frame starts on a byte: eight 0/1 mask bytes per output byte
         Uint8* out = packed.data() + bit / 8;
@@ -309,7 +326,6 @@ SegWriteResult write_dicom_seg(const Geometry& g, const LabelImage& lungs,
   seg->setCheckDimensionsOnWrite(OFFalse);  // built consistently above; the check only warns
   DcmFileFormat file;
   check(seg->writeDataset(*file.getDataset()), path, "encode");
-  if (packed.size() % 2) packed.push_back(0);
   check(file.getDataset()->putAndInsertUint8Array(DCM_PixelData, packed.data(),
                                                   static_cast<unsigned long>(packed.size())),
         path, "pixel data");
