@@ -10,6 +10,7 @@
 
 #include <dcmtk/dcmdata/dcdeftag.h>
 #include <dcmtk/dcmdata/dcfilefo.h>
+#include <dcmtk/dcmdata/dcpixel.h>
 #include <dcmtk/dcmdata/dcuid.h>
 #include <dcmtk/dcmfg/fgderimg.h>
 #include <dcmtk/dcmfg/fgfracon.h>
@@ -252,8 +253,17 @@ SegWriteResult write_dicom_seg(const Geometry& g, const LabelImage& lungs,
   const std::size_t n_frames =
       std::size_t(std::count_if(counts.begin(), counts.end(), [](std::size_t c) { return c > 0; }));
   std::vector<Uint8> mask(g.slice_voxels());
-  std::vector<Uint8> packed((n_frames * mask.size() + 7) / 8, 0);
-  if (packed.size() % 2) packed.push_back(0);  // even value length (PS3.5 7.1.1)
+  // Packed straight into the PixelData element's own (zeroed) buffer: no copy of it afterwards.
+  std::size_t packed_bytes = (n_frames * mask.size() + 7) / 8;
+  packed_bytes += packed_bytes % 2;  // even value length (PS3.5 7.1.1)
+  if (packed_bytes >= std::size_t(0xFFFFFFFFu)) {
+    throw Error(ExitCode::kOutput, "cannot write DICOM SEG '" + path + "': " +
+                                       std::to_string(n_frames) + " frames exceed 4 GB of pixel data");
+  }
+  auto pixel_data = std::make_unique<DcmPixelData>(DcmTag(DCM_PixelData, EVR_OB));
+  Uint8* packed = nullptr;
+  check(pixel_data->createUint8Array(static_cast<Uint32>(packed_bytes), packed), path,
+        "pixel data");
   std::size_t bit = 0;
   for (std::size_t d = 0; d < defs.size(); ++d) {
     const SegmentDefinition& def = defs[d];
@@ -295,7 +305,7 @@ SegWriteResult write_dicom_seg(const Geometry& g, const LabelImage& lungs,
             "frame of slice " + std::to_string(k));
       std::size_t p = 0;
       if (bit % 8 == 0) {  // frame starts on a byte: eight 0/1 mask bytes per output byte
-        Uint8* out = packed.data() + bit / 8;
+        Uint8* out = packed + bit / 8;
         for (; p + 8 <= mask.size(); p += 8) {
           const Uint8* m = mask.data() + p;
           *out++ = static_cast<Uint8>(m[0] | (m[1] << 1) | (m[2] << 2) | (m[3] << 3) |
@@ -326,9 +336,10 @@ SegWriteResult write_dicom_seg(const Geometry& g, const LabelImage& lungs,
   seg->setCheckDimensionsOnWrite(OFFalse);  // built consistently above; the check only warns
   DcmFileFormat file;
   check(seg->writeDataset(*file.getDataset()), path, "encode");
-  check(file.getDataset()->putAndInsertUint8Array(DCM_PixelData, packed.data(),
-                                                  static_cast<unsigned long>(packed.size())),
-        path, "pixel data");
+  // Replaces the PixelData DCMTK wrote from its own (mis-shifted) concatenation.
+  const OFCondition inserted = file.getDataset()->insert(pixel_data.get(), OFTrue);
+  if (inserted.good()) pixel_data.release();  // the dataset owns it now
+  check(inserted, path, "pixel data");
   write_file_atomic(path, [&](const std::string& tmp) {
     check(file.saveFile(tmp.c_str(), EXS_LittleEndianExplicit), path, "save");
   });

@@ -322,17 +322,20 @@ void write_outputs(Analysis& a, const AnalyzeOptions& options) {
       if (!failure) failure = std::current_exception();
     }
   };
+  // Sections are handed out in this order: the longest first (meshes when asked for, else the
+  // DICOM objects, which alone take longer than the label maps and QC images together), so that
+  // the short ones fill in beside them.
 #pragma omp parallel sections
   {
 #pragma omp section
     guarded([&] {
-      if (options.write_label_maps) io::write_label_image(a.lungs.lungs, dir + "/lungs.nii.gz");
+      if (options.write_meshes) {
+        a.meshes = mesh::write_mesh_outputs(a.lungs.lungs, a.lesions.lesions, dir);
+      }
     });
 #pragma omp section
     guarded([&] {
-      if (options.write_label_maps) {
-        io::write_label_image(a.lesions.lesions, dir + "/lesions.nii.gz");
-      }
+      if (options.write_dicom) write_dicom_outputs(a, dir);
     });
 #pragma omp section
     guarded([&] {
@@ -342,12 +345,12 @@ void write_outputs(Analysis& a, const AnalyzeOptions& options) {
     });
 #pragma omp section
     guarded([&] {
-      if (options.write_dicom) write_dicom_outputs(a, dir);
+      if (options.write_label_maps) io::write_label_image(a.lungs.lungs, dir + "/lungs.nii.gz");
     });
 #pragma omp section
     guarded([&] {
-      if (options.write_meshes) {
-        a.meshes = mesh::write_mesh_outputs(a.lungs.lungs, a.lesions.lesions, dir);
+      if (options.write_label_maps) {
+        io::write_label_image(a.lesions.lesions, dir + "/lesions.nii.gz");
       }
     });
   }
