@@ -252,6 +252,10 @@ SegWriteResult write_dicom_seg(const Geometry& g, const LabelImage& lungs,
   }
   const std::size_t n_frames =
       std::size_t(std::count_if(counts.begin(), counts.end(), [](std::size_t c) { return c > 0; }));
+  if (n_frames == 0) {
+    throw Error(ExitCode::kOutput,
+                "cannot write DICOM SEG '" + path + "': every segment is empty (no lungs found)");
+  }
   std::vector<Uint8> mask(g.slice_voxels());
   // Packed straight into the PixelData element's own (zeroed) buffer: no copy of it afterwards.
   std::size_t packed_bytes = (n_frames * mask.size() + 7) / 8;
@@ -318,10 +322,6 @@ SegWriteResult write_dicom_seg(const Geometry& g, const LabelImage& lungs,
       }
       ++result.frames;
     }
-  }
-  if (result.frames == 0) {
-    throw Error(ExitCode::kOutput,
-                "cannot write DICOM SEG '" + path + "': every segment is empty (no lungs found)");
   }
 
   // ReferencedSeriesSequence: every source instance, so viewers can find the CT.

@@ -4,6 +4,7 @@
 // their ImagePositionPatient to the CT files' own positions.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <array>
 #include <cmath>
 #include <cstdint>
@@ -357,6 +358,21 @@ TEST(SegInput, NiftiInputWithoutDicomSourceIsRefusedWithAClearMessage) {
   } catch (const Error& e) {
     EXPECT_EQ(e.code(), ExitCode::kInput);
     EXPECT_NE(std::string(e.what()).find("not read from DICOM"), std::string::npos);
+  }
+  EXPECT_FALSE(std::filesystem::exists(dir + "/seg.dcm"));
+}
+
+TEST(SegOutput, EmptyLabelMapsAreRefusedAndLeaveNoFile) {
+  const std::string dir = test::temp_dir("dicomout_seg_empty");
+  Scan scan = test_support::make_scan(dir, 0);
+  std::fill(scan.lungs.data.begin(), scan.lungs.data.end(), std::uint8_t(0));
+  std::fill(scan.lesions.data.begin(), scan.lesions.data.end(), std::uint8_t(0));
+  try {
+    write_dicom_seg(scan.ct.geom, scan.lungs, scan.lesions, scan.series, dir + "/seg.dcm");
+    FAIL() << "expected an error";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ExitCode::kOutput);
+    EXPECT_NE(std::string(e.what()).find("every segment is empty"), std::string::npos) << e.what();
   }
   EXPECT_FALSE(std::filesystem::exists(dir + "/seg.dcm"));
 }
