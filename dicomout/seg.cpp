@@ -72,18 +72,21 @@ std::string generate_uid() {
   return buf;
 }
 
-// Slice mask of one segment (1 where the segment's label sits); returns its voxel count.
-std::size_t fill_slice_mask(const LabelImage& map, std::uint8_t value, std::size_t k,
-                            std::vector<Uint8>& out) {
+// Voxels of one segment in slice k.
+std::size_t count_in_slice(const LabelImage& map, std::uint8_t value, std::size_t k) {
   const std::size_t n = map.geom.slice_voxels();
   const std::uint8_t* src = map.data.data() + k * n;
-  std::size_t count = 0;  // a count rather than a flag: the loop vectorises
-  for (std::size_t p = 0; p < n; ++p) {
-    const Uint8 in = src[p] == value;
-    out[p] = in;
-    count += in;
-  }
+  std::size_t count = 0;
+  for (std::size_t p = 0; p < n; ++p) count += src[p] == value;
   return count;
+}
+
+// Slice mask of one segment (1 where the segment's label sits).
+void fill_slice_mask(const LabelImage& map, std::uint8_t value, std::size_t k,
+                     std::vector<Uint8>& out) {
+  const std::size_t n = map.geom.slice_voxels();
+  const std::uint8_t* src = map.data.data() + k * n;
+  for (std::size_t p = 0; p < n; ++p) out[p] = src[p] == value;
 }
 
 }  // namespace
@@ -244,11 +247,8 @@ SegWriteResult write_dicom_seg(const Geometry& g, const LabelImage& lungs,
 #pragma omp parallel for schedule(dynamic, 8)
   for (std::ptrdiff_t f = 0; f < std::ptrdiff_t(counts.size()); ++f) {
     const SegmentDefinition& def = defs[std::size_t(f) / nz];
-    const LabelImage& map = def.from_lesion_map ? lesions : lungs;
-    const std::uint8_t* src = map.data.data() + (std::size_t(f) % nz) * g.slice_voxels();
-    std::size_t c = 0;
-    for (std::size_t p = 0; p < g.slice_voxels(); ++p) c += src[p] == def.label_value;
-    counts[std::size_t(f)] = c;
+    counts[std::size_t(f)] = count_in_slice(def.from_lesion_map ? lesions : lungs,
+                                            def.label_value, std::size_t(f) % nz);
   }
   const std::size_t n_frames =
       std::size_t(std::count_if(counts.begin(), counts.end(), [](std::size_t c) { return c > 0; }));
@@ -274,8 +274,9 @@ SegWriteResult write_dicom_seg(const Geometry& g, const LabelImage& lungs,
     const LabelImage& map = def.from_lesion_map ? lesions : lungs;
     SegmentSummary& summary = result.segments[def.number - 1u];
     for (std::size_t k = 0; k < nz; ++k) {
-      if (counts[d * nz + k] == 0) continue;
-      const std::size_t voxels = fill_slice_mask(map, def.label_value, k, mask);
+      const std::size_t voxels = counts[d * nz + k];
+      if (voxels == 0) continue;
+      fill_slice_mask(map, def.label_value, k, mask);
       summary.voxels += voxels;
       ++summary.frames;
 
