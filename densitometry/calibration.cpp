@@ -19,7 +19,8 @@ RegionStats stats_of(const HuHistogram& h, std::size_t min_n) {
   s.n = h.total();
   if (s.n == 0) return s;
   double sum = 0;
-  for (int b = 0; b < HuHistogram::kBins; ++b) sum += double(h.counts[b]) * (b + HuHistogram::kMinHu);
+  for (int b = 0; b < HuHistogram::kBins; ++b)
+    sum += double(h.counts[b]) * (b + HuHistogram::kMinHu);
   s.mean_hu = sum / double(s.n);
   double ss = 0;
   for (int b = 0; b < HuHistogram::kBins; ++b) {
@@ -100,11 +101,15 @@ std::optional<HuHistogram> eroded_airway_histogram(const CtImage& ct, const Labe
 
 }  // namespace
 
-MaskImage outside_air_mask(const CtImage& ct, const CalibrationParams& p) {
+namespace {
+
+// Calls on(k, air) for each sampled axial slice k that has outside air, air being that slice's
+// nx*ny outside-air pixels (0/1), from several threads at once.
+template <class OnSlice>
+void for_each_outside_air_slice(const CtImage& ct, const CalibrationParams& p, OnSlice on) {
   const Geometry& g = ct.geom;
   const std::size_t nx = g.size[0], ny = g.size[1], nz = g.size[2], sxy = g.slice_voxels();
-  MaskImage out(g, 0);
-  if (ct.empty()) return out;
+  if (ct.empty()) return;
   Geometry sg = g;
   sg.size[2] = 1;
   const double margin2 = p.body_margin_mm * p.body_margin_mm;
@@ -116,7 +121,7 @@ MaskImage outside_air_mask(const CtImage& ct, const CalibrationParams& p) {
   {
     std::vector<std::size_t> stack;
     MaskImage not_air(sg, 0);
-    std::vector<std::uint8_t> reach(sxy);
+    std::vector<std::uint8_t> reach(sxy), air(sxy);
 #pragma omp for schedule(dynamic, 1)
     for (std::ptrdiff_t kk = 0; kk < std::ptrdiff_t(nz); ++kk) {
       const std::size_t k = std::size_t(kk);
@@ -124,8 +129,8 @@ MaskImage outside_air_mask(const CtImage& ct, const CalibrationParams& p) {
       // kMaxSlices evenly spaced slices (the distance transform per slice is the cost).
       if (k % slice_step != 0) continue;
       const std::int16_t* c = ct.data.data() + k * sxy;
-      seg::flood_from_border_2d(nx, ny, [&](std::size_t q) { return c[q] < p.air_max_hu; }, reach,
-                                stack);
+      seg::flood_from_border_2d(
+          nx, ny, [&](std::size_t q) { return c[q] < p.air_max_hu; }, reach, stack);
       bool any = false;
       for (std::size_t q = 0; q < sxy; ++q) {
         // Body, table, air enclosed by them (lungs, bowel), and the FOV edge (padding).
@@ -134,12 +139,22 @@ MaskImage outside_air_mask(const CtImage& ct, const CalibrationParams& p) {
       }
       if (!any) continue;
       const VoxelVector<float> d2 = seg::squared_distance_to(not_air);
-      std::uint8_t* o = out.data.data() + k * sxy;
       for (std::size_t q = 0; q < sxy; ++q) {
-        o[q] = reach[q] == 1 && c[q] >= p.padding_max_hu && double(d2[q]) > margin2;
+        air[q] = reach[q] == 1 && c[q] >= p.padding_max_hu && double(d2[q]) > margin2;
       }
+      on(k, static_cast<const std::uint8_t*>(air.data()));
     }
   }
+}
+
+}  // namespace
+
+MaskImage outside_air_mask(const CtImage& ct, const CalibrationParams& p) {
+  MaskImage out(ct.geom, 0);
+  const std::size_t sxy = ct.geom.slice_voxels();
+  for_each_outside_air_slice(ct, p, [&](std::size_t k, const std::uint8_t* air) {
+    std::copy(air, air + sxy, out.data.data() + k * sxy);
+  });
   return out;
 }
 
@@ -155,9 +170,20 @@ CalibrationParams calibration_params(const AirCheckParams& ranges) {
 CalibrationCheck check_calibration(const CtImage& ct, const LabelImage& lungs,
                                    const CalibrationParams& p) {
   CalibrationCheck r;
-  const MaskImage air = outside_air_mask(ct, p);
-  r.outside_air = stats_of(histogram_where(ct, [&](std::size_t v) { return air[v] != 0; }),
-                           p.min_air_voxels);
+  // Histogrammed slice by slice: a volume-sized mask for a few sampled slices would cost a
+  // write and a read of every voxel.
+  HuHistogram air;
+  const std::size_t sxy = ct.geom.slice_voxels();
+  for_each_outside_air_slice(ct, p, [&](std::size_t k, const std::uint8_t* in_air) {
+    HuHistogram mine;
+    const std::int16_t* c = ct.data.data() + k * sxy;
+    for (std::size_t q = 0; q < sxy; ++q) {
+      if (in_air[q]) mine.add(c[q]);
+    }
+#pragma omp critical(lungvol_calibration_histogram)
+    air.merge(mine);
+  });
+  r.outside_air = stats_of(air, p.min_air_voxels);
 
   bool have_airway = false;
   if (!lungs.empty() && lungs.geom.same_grid(ct.geom)) {

@@ -98,7 +98,7 @@ void segment_and_measure(Analysis& a) {
   // threshold (-500 HU) is far from air.
   const dens::CalibrationParams cal = dens::calibration_params(a.protocol.air_check);
   a.calibration = dens::check_calibration(ct, a.lungs.lungs, cal);
-  log::debug("calibration check {:.2f} s", sw.seconds());
+  log::debug("calibration check {:.3f} s", sw.seconds());
   for (const auto& f : a.calibration.flags) a.warnings.push_back("calibration: " + f);
   if (a.calibrate_air) {
     a.air_correction = dens::apply_air_calibration(

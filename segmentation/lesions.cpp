@@ -9,6 +9,7 @@
 #include "core/timer.hpp"
 #include "segmentation/components.hpp"
 #include "segmentation/morphology.hpp"
+#include "segmentation/near_feature.hpp"
 
 namespace lungvol::seg {
 namespace {
@@ -32,8 +33,14 @@ MaskImage band_of_smoothed(const CtImage& ct, const LabelImage& lungs, double lo
       for (std::size_t i = 0; i < nx; ++i) {
         float s = float(in[i]);
         int cnt = 1;
-        if (i > 0) { s += float(in[i - 1]); ++cnt; }
-        if (i + 1 < nx) { s += float(in[i + 1]); ++cnt; }
+        if (i > 0) {
+          s += float(in[i - 1]);
+          ++cnt;
+        }
+        if (i + 1 < nx) {
+          s += float(in[i + 1]);
+          ++cnt;
+        }
         o[i] = s / float(cnt);
       }
     }
@@ -42,8 +49,14 @@ MaskImage band_of_smoothed(const CtImage& ct, const LabelImage& lungs, double lo
         const std::size_t v = j * nx + i;
         float s = row_mean[v];
         int cnt = 1;
-        if (j > 0) { s += row_mean[v - nx]; ++cnt; }
-        if (j + 1 < ny) { s += row_mean[v + nx]; ++cnt; }
+        if (j > 0) {
+          s += row_mean[v - nx];
+          ++cnt;
+        }
+        if (j + 1 < ny) {
+          s += row_mean[v + nx];
+          ++cnt;
+        }
         out[v] = s / float(cnt);
       }
     }
@@ -70,8 +83,14 @@ MaskImage band_of_smoothed(const CtImage& ct, const LabelImage& lungs, double lo
         float s = mid[v];
         if (nz > 1) {
           int cnt = 1;
-          if (below) { s += below[v]; ++cnt; }
-          if (above) { s += above[v]; ++cnt; }
+          if (below) {
+            s += below[v];
+            ++cnt;
+          }
+          if (above) {
+            s += above[v];
+            ++cnt;
+          }
           s = s / float(cnt);
         }
         region[base + v] = is_lung(lungs[base + v]) && s >= lo && s < hi;
@@ -97,7 +116,7 @@ LesionSegmentation segment_lesions(const CtImage& ct, const LabelImage& lungs,
   const LabelImage sub_lungs = crop(lungs, box);
   const double lo = p.low_hu(), hi = p.high_hu();
   MaskImage region = band_of_smoothed(sub_ct, sub_lungs, lo, hi);
-  log::debug("lesions: smoothing band {:.2f} s", sw.lap());
+  log::debug("lesions: smoothing band {:.3f} s", sw.lap());
   if (p.vessel_radius_mm > 0) {
     // The 3x3x3 mean widens every vessel by about one voxel in-plane: a 40 HU vessel's
     // neighbours average into the lesion band. Without compensating, the opening would keep
@@ -106,50 +125,51 @@ LesionSegmentation segment_lesions(const CtImage& ct, const LabelImage& lungs,
     const double widening_mm = std::max(g.spacing[0], g.spacing[1]);
     region = open(region, p.vessel_radius_mm + widening_mm);
   }
-  log::debug("lesions: opening {:.2f} s", sw.lap());
+  log::debug("lesions: opening {:.3f} s", sw.lap());
   const double voxel_mm3 = g.voxel_volume_mm3();
   remove_small_components(region, std::uint64_t(std::ceil(p.min_lesion_mm3 / voxel_mm3)));
-  log::debug("lesions: small regions {:.2f} s", sw.lap());
+  log::debug("lesions: small regions {:.3f} s", sw.lap());
   // Smoothing pulls a lesion's outermost voxels out of the band; take back the voxels next to
   // the region whose own HU is in the band, of the same class as the region next to them: a
   // ground-glass lesion gets its fainter edge back, not the solid vessel that passes it.
   const double rim_mm = 1.01 * std::max({g.spacing[0], g.spacing[1], g.spacing[2]});
   const double split_hu = p.split_hu();
-  const auto of_class = [&](bool solid) {
-    MaskImage m(region.geom, 0);
-#pragma omp parallel for schedule(static)
-    for (std::ptrdiff_t n = 0; n < std::ptrdiff_t(region.size()); ++n) {
-      const double hu = sub_ct[n];
-      m[n] = region[n] && hu >= lo && hu < hi && (hu >= split_hu) == solid;
-    }
-    return dilate(m, rim_mm);
-  };
-  const MaskImage near_ggo = of_class(false);
-  const MaskImage near_solid = of_class(true);
-#pragma omp parallel for schedule(static)
-  for (std::ptrdiff_t n = 0; n < std::ptrdiff_t(region.size()); ++n) {
+  const auto in_class = [&](std::size_t n, bool solid) {
     const double hu = sub_ct[n];
-    if (!region[n] && is_lung(sub_lungs[n]) && hu >= lo && hu < hi &&
-        (hu >= split_hu ? near_solid[n] : near_ggo[n])) {
-      region[n] = 1;
-    }
-  }
+    return hu >= lo && hu < hi && (hu >= split_hu) == solid;
+  };
+  // One class at a time, each a single pass: the class's region voxels are the features, and
+  // the voxels of that class near them join. The solid pass still reads the region before any
+  // rim (the ground-glass rim adds no solid voxel, so its features are unchanged).
+  const auto with_rim = [&](const MaskImage& from, bool solid) {
+    return near_feature(
+        sub_ct.geom, rim_mm, [&](std::size_t n) { return region[n] && in_class(n, solid); },
+        [&](std::size_t n, bool near) {
+          return from[n] || (near && is_lung(sub_lungs[n]) && in_class(n, solid));
+        });
+  };
+  const MaskImage with_ggo_rim = with_rim(region, false);
+  region = with_rim(with_ggo_rim, true);
 
-  log::debug("lesions: rim {:.2f} s", sw.lap());
+  log::debug("lesions: rim {:.3f} s", sw.lap());
   // Solid means solid tissue thicker than a vessel: a vessel touching or crossing a
   // ground-glass lesion lies inside the region but is not its solid component. A connected
   // piece of raw-HU solid voxels counts as solid only if some part of it is thicker than a
   // vessel (survives the opening with the vessel radius; no smoothing here, so no widening);
   // the rest is suppressed like any vessel. Keeping whole pieces, not just the opened core,
   // keeps the solid lesions' edges and caps.
+  // A piece holds a voxel of the opening exactly when it holds a voxel of the erosion: the
+  // erosion is part of the opening, and each voxel of the opening lies in the ball of an eroded
+  // voxel, a ball wholly inside the mask and 6-connected to its centre. So the erosion alone
+  // decides, and the opening's dilation is never computed.
   MaskImage solid_kept;
   if (p.vessel_radius_mm > 0) {
-    solid_kept = MaskImage(region.geom, 0);
+    solid_kept = MaskImage(region.geom, MaskImage::Uninitialised{});  // every voxel written
 #pragma omp parallel for schedule(static)
     for (std::ptrdiff_t n = 0; n < std::ptrdiff_t(region.size()); ++n) {
       solid_kept[n] = region[n] && sub_ct[n] >= split_hu && sub_ct[n] < hi;
     }
-    const MaskImage core = open(solid_kept, p.vessel_radius_mm);
+    const MaskImage core = erode(solid_kept, p.vessel_radius_mm);
     const Components pieces = label_components(solid_kept);
     std::vector<std::uint8_t> thick(pieces.count() + 1, 0);
 #pragma omp parallel
@@ -168,7 +188,7 @@ LesionSegmentation segment_lesions(const CtImage& ct, const LabelImage& lungs,
     }
   }
 
-  log::debug("lesions: solid pieces {:.2f} s", sw.lap());
+  log::debug("lesions: solid pieces {:.3f} s", sw.lap());
   // Classify straight into the full-size outputs (no cropped copies to paste back).
   const double split = split_hu;
   const Geometry& sg = sub_ct.geom;
@@ -191,7 +211,7 @@ LesionSegmentation segment_lesions(const CtImage& ct, const LabelImage& lungs,
       }
     }
   }
-  log::debug("lesions: classify {:.2f} s", sw.lap());
+  log::debug("lesions: classify {:.3f} s", sw.lap());
   return out;
 }
 

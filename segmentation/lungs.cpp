@@ -921,7 +921,7 @@ LungSegmentation segment_lungs(const CtImage& ct, const LungParams& p) {
   const MaskImage& outside = body.outside;
   const MaskImage& air = body.air;
   const double midline = body.midline_x;
-  log::debug("lungs: outside air {:.2f} s", sw.lap());
+  log::debug("lungs: outside air {:.3f} s", sw.lap());
   // Everything after this works inside the box around the air spaces (plus the closing's
   // reach): about half of a typical field of view.
   const Box box = bounding_box(air, std::uint8_t(0), p.closing_radius_mm + 10.0);
@@ -934,7 +934,7 @@ LungSegmentation segment_lungs(const CtImage& ct, const LungParams& p) {
   SkinDepth skin;
   if (p.closing_radius_mm > 0) {
     skin = skin_depth(outside, box);
-    log::debug("lungs: skin depth {:.2f} s", sw.lap());
+    log::debug("lungs: skin depth {:.3f} s", sw.lap());
   }
   body = BodyAir{};  // the full-size masks are not needed any more (peak memory)
   LungSegmentation result = segment_in_box(sub_ct, sub_air, sub_out, skin, midline, p);
@@ -949,7 +949,7 @@ LungSegmentation segment_lungs(const CtImage& ct, const LungParams& p) {
     }
   }
   result.lungs = std::move(full);
-  log::debug("lungs: back into the full image {:.2f} s", sw.lap());
+  log::debug("lungs: back into the full image {:.3f} s", sw.lap());
   return result;
 }
 
@@ -969,11 +969,11 @@ LungSegmentation segment_in_box(const CtImage& ct, MaskImage& air, const MaskIma
                     std::to_string(int(p.min_lung_ml)) + " mL)");
   }
 
-  log::debug("lungs: air components {:.2f} s", sw.lap());
+  log::debug("lungs: air components {:.3f} s", sw.lap());
   // The trachea is sought near the body's midline, in this box's index space.
   const double midline_i = (midline - g.origin[0]) / (g.direction[0] * g.spacing[0]);
   const AirwayResult airway = segment_airway(ct, air, midline_i, p);
-  log::debug("lungs: airway {:.2f} s", sw.lap());
+  log::debug("lungs: airway {:.3f} s", sw.lap());
   for (const auto& w : airway.warnings) result.warnings.push_back(w);
   result.airway_ml = double(count_nonzero(airway.mask)) * voxel_ml;
 #pragma omp parallel for schedule(static)
@@ -991,7 +991,7 @@ LungSegmentation segment_in_box(const CtImage& ct, MaskImage& air, const MaskIma
   for (std::ptrdiff_t n = 0; n < std::ptrdiff_t(lab.size()); ++n) {
     if (airway.mask[std::size_t(n)]) lab[std::size_t(n)] = labels::kAirway;
   }
-  log::debug("lungs: left/right {:.2f} s", sw.lap());
+  log::debug("lungs: left/right {:.3f} s", sw.lap());
   // Medial is towards the other lung: in index space +i for the right lung when its
   // bounding box lies at smaller i than the left lung's.
   const Box right_box = bounding_box(lab, labels::kRightLung, 0.0);
@@ -1005,7 +1005,7 @@ LungSegmentation segment_in_box(const CtImage& ct, MaskImage& air, const MaskIma
   constexpr std::size_t kParallelLungsMaxVoxels = std::size_t(64) << 20;
   const bool lungs_side_by_side = ct.size() <= kParallelLungsMaxVoxels;
   const BayGates gates = p.closing_radius_mm > 0 ? bay_gates(ct, lab, airway.mask, p) : BayGates{};
-  log::debug("lungs: bay gates {:.2f} s", sw.lap());
+  log::debug("lungs: bay gates {:.3f} s", sw.lap());
   GrownLung right, left;
 #pragma omp parallel sections if (lungs_side_by_side)
   {
@@ -1016,11 +1016,11 @@ LungSegmentation segment_in_box(const CtImage& ct, MaskImage& air, const MaskIma
     left = include_dense_tissue(ct, lab, labels::kLeftLung, outside, gates, skin,
                                 !right_medial_plus_i, p);
   }
-  log::debug("lungs: two lungs {:.2f} s", sw.lap());
+  log::debug("lungs: two lungs {:.3f} s", sw.lap());
   const std::size_t added =
       paste_lung(lab, right, labels::kRightLung) + paste_lung(lab, left, labels::kLeftLung);
   result.dense_added_ml = double(added) * voxel_ml;
-  log::debug("lungs: dense tissue {:.2f} s", sw.lap());
+  log::debug("lungs: dense tissue {:.3f} s", sw.lap());
   return result;
 }
 }  // namespace

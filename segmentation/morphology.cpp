@@ -8,6 +8,8 @@
 #include <omp.h>
 #endif
 
+#include "segmentation/near_feature.hpp"
+
 namespace lungvol::seg {
 
 SliceRange this_thread_slices(std::size_t nz) {
@@ -21,7 +23,7 @@ SliceRange this_thread_slices(std::size_t nz) {
 
 namespace {
 
-constexpr float kInf = std::numeric_limits<float>::infinity();
+using detail::kInf;
 
 // 1-D squared distance transform of sampled function f (n samples, spacing h) into d.
 // Scratch buffers v (int) and z (float, n+1) are supplied by the caller to avoid allocation.
@@ -181,19 +183,7 @@ VoxelVector<float> squared_distance_to(const MaskImage& feature) {
   return d;
 }
 
-namespace {
-
-// Small radii (a few voxels along every axis): the squared distance only matters up to r^2, so
-// instead of the full transform it is a windowed minimum of (h*a)^2 over the +-A neighbours
-// along each axis in turn, A = the largest offset with (h*A)^2 <= r^2. Offsets beyond the
-// window cost more than r^2 on their own, so the thresholded result is the same as with the
-// transform (same float expressions, (h2*a)*a, summed in the same axis order). The passes are
-// vectorisable minima over whole rows, and slices are produced on demand into a small ring
-// buffer per thread: no float copy of the volume.
-struct Window {
-  std::array<std::size_t, 3> reach{0, 0, 0};
-  std::array<std::vector<float>, 3> cost;  // cost[axis][a] = (h^2 * a) * a, a = 0..reach
-};
+namespace detail {
 
 Window window_for(const Geometry& g, float r2) {
   Window w;
@@ -208,126 +198,32 @@ Window window_for(const Geometry& g, float r2) {
   return w;
 }
 
-// The windowed passes cost about (2A+1) vector operations per axis, the transform a few dozen
-// scalar ones: beyond this many neighbours in all, the transform is faster.
+// Beyond this many neighbours in all, the transform is faster.
 constexpr std::size_t kMaxWindowTaps = 40;
 
 bool window_is_small(const Window& w) {
   return 2 * (w.reach[0] + w.reach[1] + w.reach[2]) + 3 <= kMaxWindowTaps;
 }
 
-// d[i] = min(d[i], s[i + shift] + c) over the valid range of a row of n values.
 void min_shifted(float* d, const float* s, std::size_t n, std::ptrdiff_t shift, float c) {
   const std::size_t lo = shift < 0 ? std::size_t(-shift) : 0;
   const std::size_t hi = shift > 0 ? n - std::size_t(shift) : n;
   for (std::size_t i = lo; i < hi; ++i) d[i] = std::min(d[i], s[std::ptrdiff_t(i) + shift] + c);
 }
 
-// Squared distance (up to the window) within axial slice k, over the i and j axes.
-template <class Feature>
-void slice_distance(const Geometry& g, std::size_t k, const Window& w, Feature feature,
-                    std::vector<float>& f, std::vector<float>& d1, float* d2) {
-  const std::size_t nx = g.size[0], ny = g.size[1], sxy = nx * ny;
-  f.resize(nx);
-  d1.resize(sxy);
-  for (std::size_t j = 0; j < ny; ++j) {
-    const std::size_t base = k * sxy + j * nx;
-    float* d = d1.data() + j * nx;
-    bool any = false;
-    for (std::size_t i = 0; i < nx; ++i) {
-      const bool on = feature(base + i);
-      f[i] = on ? 0.0f : kInf;
-      any |= on;
-    }
-    std::copy(f.begin(), f.end(), d);
-    if (!any) continue;
-    for (std::size_t a = 1; a <= w.reach[0]; ++a) {
-      min_shifted(d, f.data(), nx, std::ptrdiff_t(a), w.cost[0][a]);
-      min_shifted(d, f.data(), nx, -std::ptrdiff_t(a), w.cost[0][a]);
-    }
-  }
-  std::copy(d1.begin(), d1.end(), d2);
-  for (std::size_t b = 1; b <= w.reach[1]; ++b) {
-    const float c = w.cost[1][b];
-    for (std::size_t j = 0; j < ny; ++j) {
-      float* d = d2 + j * nx;
-      if (j >= b) min_shifted(d, d1.data() + (j - b) * nx, nx, 0, c);
-      if (j + b < ny) min_shifted(d, d1.data() + (j + b) * nx, nx, 0, c);
-    }
-  }
-}
-
-// out[n] = keep(n, d2(n)) with d2 the windowed squared distance to `feature`.
-template <class Feature, class Keep>
-MaskImage windowed(const Geometry& g, const Window& w, Feature feature, Keep keep) {
-  const std::size_t nx = g.size[0], ny = g.size[1], nz = g.size[2], sxy = nx * ny;
-  const std::size_t az = w.reach[2], slots = 2 * az + 1;
-  MaskImage out(g, MaskImage::Uninitialised{});  // every voxel is written below
-#pragma omp parallel
-  {
-    const auto [k0, k1] = this_thread_slices(nz);
-    std::vector<float> ring(k1 > k0 ? slots * sxy : 0), f, d1, acc(nx);
-    std::vector<std::size_t> held(slots, nz);  // slice held by each slot (nz: none)
-    auto slice = [&](std::size_t s) {
-      float* p = ring.data() + (s % slots) * sxy;
-      if (held[s % slots] != s) {
-        slice_distance(g, s, w, feature, f, d1, p);
-        held[s % slots] = s;
-      }
-      return static_cast<const float*>(p);
-    };
-    for (std::size_t k = k0; k < k1; ++k) {
-      for (std::size_t c = 0; c <= az; ++c) {  // make sure the window's slices are held
-        if (k >= c) slice(k - c);
-        if (k + c < nz) slice(k + c);
-      }
-      const float* centre = slice(k);
-      for (std::size_t j = 0; j < ny; ++j) {
-        std::copy(centre + j * nx, centre + (j + 1) * nx, acc.begin());
-        for (std::size_t c = 1; c <= az; ++c) {
-          if (k >= c) min_shifted(acc.data(), slice(k - c) + j * nx, nx, 0, w.cost[2][c]);
-          if (k + c < nz) min_shifted(acc.data(), slice(k + c) + j * nx, nx, 0, w.cost[2][c]);
-        }
-        const std::size_t base = k * sxy + j * nx;
-        for (std::size_t i = 0; i < nx; ++i) out[base + i] = keep(base + i, acc[i]);
-      }
-    }
-  }
-  return out;
-}
-
-}  // namespace
+}  // namespace detail
 
 MaskImage dilate(const MaskImage& mask, double radius_mm) {
-  const float r2 = float(radius_mm * radius_mm);
-  const Window w = window_for(mask.geom, r2);
-  if (window_is_small(w)) {
-    return windowed(
-        mask.geom, w, [&](std::size_t n) { return mask[n] != 0; },
-        [&](std::size_t, float d) { return std::uint8_t(d <= r2); });
-  }
-  const auto d = squared_distance_to(mask);
-  MaskImage out(mask.geom, MaskImage::Uninitialised{});
-#pragma omp parallel for schedule(static)
-  for (std::ptrdiff_t n = 0; n < std::ptrdiff_t(d.size()); ++n) out[n] = d[n] <= r2;
-  return out;
+  return near_feature(
+      mask.geom, radius_mm, [&](std::size_t n) { return mask[n] != 0; },
+      [](std::size_t, bool near) { return near; });
 }
 
+// Outside the image is not background: only voxels of the image are features.
 MaskImage erode(const MaskImage& mask, double radius_mm) {
-  const float r2 = float(radius_mm * radius_mm);
-  const Window w = window_for(mask.geom, r2);
-  if (window_is_small(w)) {
-    return windowed(
-        mask.geom, w, [&](std::size_t n) { return mask[n] == 0; },
-        [&](std::size_t n, float d) { return std::uint8_t(mask[n] && d > r2); });
-  }
-  MaskImage background(mask.geom, MaskImage::Uninitialised{});
-  for_each_voxel(mask.size(), [&](std::size_t n) { background[n] = !mask[n]; });
-  const auto d = squared_distance_to(background);
-  MaskImage out(mask.geom, MaskImage::Uninitialised{});
-#pragma omp parallel for schedule(static)
-  for (std::ptrdiff_t n = 0; n < std::ptrdiff_t(d.size()); ++n) out[n] = mask[n] && d[n] > r2;
-  return out;
+  return near_feature(
+      mask.geom, radius_mm, [&](std::size_t n) { return mask[n] == 0; },
+      [&](std::size_t n, bool near) { return mask[n] != 0 && !near; });
 }
 
 MaskImage close(const MaskImage& mask, double radius_mm) {
@@ -408,7 +304,8 @@ void fill_holes_2d(MaskImage& mask) {
 #pragma omp for schedule(dynamic, 4)
     for (std::ptrdiff_t k = 0; k < std::ptrdiff_t(nz); ++k) {
       std::uint8_t* s = mask.data.data() + std::size_t(k) * sxy;
-      flood_from_border_2d(nx, ny, [&](std::size_t p) { return s[p] == 0; }, outside, stack);
+      flood_from_border_2d(
+          nx, ny, [&](std::size_t p) { return s[p] == 0; }, outside, stack);
       for (std::size_t p = 0; p < sxy; ++p) {
         if (!outside[p]) s[p] = 1;
       }
