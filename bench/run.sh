@@ -8,7 +8,9 @@
 #     phantom at 0.7 mm: wall time, per-stage times from metrics.json, peak RSS (/usr/bin/time -v);
 #   * `dcm2niix -z n` on the same series (the floor for reading DICOM) and `lungvol convert`
 #     (read + .nii write) for the read stage;
-#   * `--threads 1` on POPI for the parallel speed-up of the analyze stages;
+#   * `--threads 1` vs `--threads 2` on POPI (20 runs each at N=5) for the parallel speed-up of
+#     the analyze stages, read from the fastest runs, with each core's speed probed (a pinned
+#     spin loop) before every block of them;
 #   * analyze on phantoms of 150, 300 and 600 slices (same anatomy, slice spacing 2.8/1.4/0.7 mm)
 #     for time vs voxel count;
 #   * the Google Benchmark kernels (build-bench/bench/lungvol_bench_kernels), unless
@@ -32,7 +34,7 @@ while [ $# -gt 0 ]; do
     --quick) QUICK=1; RUNS=3 ;;
     --runs) RUNS="$2"; shift ;;
     --skip-kernels) KERNELS=0 ;;
-    -h|--help) sed -n '2,22p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,23p' "$0"; exit 0 ;;
     *) echo "run.sh: unknown option $1" >&2; exit 2 ;;
   esac
   shift
@@ -263,11 +265,6 @@ def spread(rs):  # interquartile range over the median, of lungs + lesions + mea
     q = statistics.quantiles(v, n=4)
     return (q[2] - q[0]) / statistics.median(v)
 w("### Threads (POPI, `--threads 1` vs `--threads 2`)\n")
-w(f"{len(t1)} runs each, back to back in the order 1, 2, 2, 1 threads. The speed-up of the "
-  f"parallel stages (lungs + lesions + measure) from the fastest run of each is **{best_speed:.2f}**; "
-  f"the median of the {len(pair_ratios)} ratios of adjacent runs is {pair_speed:.2f}, the ratio "
-  f"of the medians {speed:.2f}. Spread (interquartile range / median) of the parallel stages: "
-  f"{spread(t1):.0%} at 1 thread, {spread(t2):.0%} at 2 threads. Medians per stage:\n")
 # Balance of each probe: the slowest core's speed over the fastest's (1 = equal cores).
 balance = []
 for line in open(probes):
@@ -282,6 +279,11 @@ if balance:
          "cores): a 2-thread run then waits for the slower core at every join, a 1-thread run "
          "is slowed only while its own core is the slow one; the fastest runs are those with "
          "both cores at full speed." if min(balance) < 0.9 else "") + "\n")
+w(f"{len(t1)} runs each, back to back in the order 1, 2, 2, 1 threads. The speed-up of the "
+  f"parallel stages (lungs + lesions + measure) from the fastest run of each is **{best_speed:.2f}**; "
+  f"the median of the {len(pair_ratios)} ratios of adjacent runs is {pair_speed:.2f}, the ratio "
+  f"of the medians {speed:.2f}. Spread (interquartile range / median) of the parallel stages: "
+  f"{spread(t1):.0%} at 1 thread, {spread(t2):.0%} at 2 threads. Medians per stage:\n")
 w("| stage | 1 thread (s) | 2 threads (s) | speed-up |")
 w("|---|---|---|---|")
 for k in ("read", "lungs", "lesions", "measure", "write", "total"):
