@@ -169,15 +169,15 @@ LesionSegmentation segment_lesions(const CtImage& ct, const LabelImage& lungs,
     for (std::ptrdiff_t n = 0; n < std::ptrdiff_t(region.size()); ++n) {
       solid_kept[n] = region[n] && sub_ct[n] >= split_hu && sub_ct[n] < hi;
     }
-    const MaskImage core = erode(solid_kept, p.vessel_radius_mm);
+    const MaskImage eroded = erode(solid_kept, p.vessel_radius_mm);
     const Components pieces = label_components(solid_kept);
     std::vector<std::uint8_t> thick(pieces.count() + 1, 0);
 #pragma omp parallel
     {
       std::vector<std::uint8_t> mine(thick.size(), 0);
 #pragma omp for schedule(static)
-      for (std::ptrdiff_t n = 0; n < std::ptrdiff_t(core.size()); ++n) {
-        if (core[std::size_t(n)]) mine[pieces.labels[std::size_t(n)]] = 1;
+      for (std::ptrdiff_t n = 0; n < std::ptrdiff_t(eroded.size()); ++n) {
+        if (eroded[std::size_t(n)]) mine[pieces.labels[std::size_t(n)]] = 1;
       }
 #pragma omp critical(lungvol_thick_pieces)
       for (std::size_t id = 0; id < thick.size(); ++id) thick[id] |= mine[id];

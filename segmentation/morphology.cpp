@@ -205,12 +205,6 @@ bool window_is_small(const Window& w) {
   return 2 * (w.reach[0] + w.reach[1] + w.reach[2]) + 3 <= kMaxWindowTaps;
 }
 
-void min_shifted(float* d, const float* s, std::size_t n, std::ptrdiff_t shift, float c) {
-  const std::size_t lo = shift < 0 ? std::size_t(-shift) : 0;
-  const std::size_t hi = shift > 0 ? n - std::size_t(shift) : n;
-  for (std::size_t i = lo; i < hi; ++i) d[i] = std::min(d[i], s[std::ptrdiff_t(i) + shift] + c);
-}
-
 }  // namespace detail
 
 MaskImage dilate(const MaskImage& mask, double radius_mm) {

@@ -33,8 +33,13 @@ Window window_for(const Geometry& g, float r2);
 // The windowed passes cost about (2A+1) vector operations per axis, the transform a few dozen
 // scalar ones: false when the transform is the faster.
 bool window_is_small(const Window& w);
-// d[i] = min(d[i], s[i + shift] + c) over the valid range of a row of n values.
-void min_shifted(float* d, const float* s, std::size_t n, std::ptrdiff_t shift, float c);
+// d[i] = min(d[i], s[i + shift] + c) over the valid range of a row of n values. Inline: it is
+// the inner loop of every windowed pass, in whichever file instantiates near_feature.
+inline void min_shifted(float* d, const float* s, std::size_t n, std::ptrdiff_t shift, float c) {
+  const std::size_t lo = shift < 0 ? std::size_t(-shift) : 0;
+  const std::size_t hi = shift > 0 ? n - std::size_t(shift) : n;
+  for (std::size_t i = lo; i < hi; ++i) d[i] = std::min(d[i], s[std::ptrdiff_t(i) + shift] + c);
+}
 
 // Squared distance (up to the window) within axial slice k, over the i and j axes.
 template <class Feature>
