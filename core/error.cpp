@@ -12,6 +12,7 @@ const char* exit_code_name(ExitCode code) {
     case ExitCode::kProcessing: return "processing";
     case ExitCode::kOutput: return "output";
     case ExitCode::kBatchFailures: return "batch_failures";
+    case ExitCode::kInterrupted: return "interrupted";
   }
   return "unknown";
 }

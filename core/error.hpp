@@ -15,6 +15,7 @@ enum class ExitCode : int {
   kProcessing = 6,  // segmentation / measurement could not produce a trustworthy result
   kOutput = 7,      // output could not be written
   kBatchFailures = 8,
+  kInterrupted = 130,  // Ctrl-C / SIGTERM: stopped cleanly, re-run to resume (128 + SIGINT)
 };
 
 class Error : public std::runtime_error {

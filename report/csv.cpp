@@ -2,10 +2,12 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cmath>
 
 #include "core/error.hpp"
 #include "core/fs.hpp"
+#include "core/spreadsheet.hpp"
 
 namespace lungvol::report {
 
@@ -14,8 +16,9 @@ std::string csv_number(double value) {
   return fmt::format("{:.17g}", value);
 }
 
-std::string csv_escape(std::string_view field) {
-  if (field.find_first_of(",\"\r\n") == std::string_view::npos) return std::string(field);
+std::string csv_escape(std::string_view raw) {
+  const std::string field = spreadsheet_protect(raw);
+  if (field.find_first_of(",\"\r\n") == std::string::npos) return field;
   std::string out;
   out.reserve(field.size() + 2);
   out.push_back('"');
@@ -80,11 +83,16 @@ void write_csv(const std::string& path, const CsvTable& table) {
   write_text_atomic(path, to_csv(table));
 }
 
-CsvTable parse_csv(std::string_view text, const std::string& source) {
+CsvTable parse_csv(std::string_view text, const std::string& source,
+                   const CsvParseOptions& options) {
   CsvTable table;
   table.source = source;
+  const char sep = options.delimiter;
   const auto fail = [&](std::size_t line, const std::string& why) {
     return Error(ExitCode::kInput, source + ":" + std::to_string(line) + ": " + why);
+  };
+  const auto blank = [](const std::string& f) {
+    return f.find_first_not_of(" \t") == std::string::npos;
   };
   if (text.size() >= 3 && text.substr(0, 3) == "\xEF\xBB\xBF") text.remove_prefix(3);
 
@@ -102,10 +110,11 @@ CsvTable parse_csv(std::string_view text, const std::string& source) {
     const std::size_t record_line = line;
     std::vector<std::string> record;
     std::string field;
-    bool end_of_record = false;
+    bool end_of_record = false, any_quoted = false;
     while (!end_of_record) {
       field.clear();
       if (pos < text.size() && text[pos] == '"') {
+        any_quoted = true;
         ++pos;
         for (;;) {
           if (pos >= text.size()) throw fail(record_line, "unterminated quoted field");
@@ -122,17 +131,17 @@ CsvTable parse_csv(std::string_view text, const std::string& source) {
             field.push_back(c);
           }
         }
-        if (pos < text.size() && text[pos] != ',' && text[pos] != '\n' && text[pos] != '\r') {
+        if (pos < text.size() && text[pos] != sep && text[pos] != '\n' && text[pos] != '\r') {
           throw fail(line, "unexpected character after closing quote");
         }
       } else {
-        while (pos < text.size() && text[pos] != ',' && text[pos] != '\n' && text[pos] != '\r') {
+        while (pos < text.size() && text[pos] != sep && text[pos] != '\n' && text[pos] != '\r') {
           if (text[pos] == '"') throw fail(line, "quote inside an unquoted field");
           field.push_back(text[pos++]);
         }
       }
-      record.push_back(field);
-      if (pos < text.size() && text[pos] == ',') {
+      record.push_back(spreadsheet_unprotect(field));
+      if (pos < text.size() && text[pos] == sep) {
         ++pos;
       } else {
         end_of_record = true;
@@ -141,8 +150,13 @@ CsvTable parse_csv(std::string_view text, const std::string& source) {
         ++line;
       }
     }
+    if (options.skip_blank_records && !any_quoted &&
+        std::all_of(record.begin(), record.end(), blank)) {
+      continue;
+    }
     if (!have_header) {
       table.header = std::move(record);
+      table.header_line = record_line;
       have_header = true;
     } else {
       if (record.size() != table.header.size()) {
@@ -151,6 +165,7 @@ CsvTable parse_csv(std::string_view text, const std::string& source) {
                                     std::to_string(record.size()));
       }
       table.rows.push_back(std::move(record));
+      table.row_lines.push_back(record_line);
     }
   }
   if (!have_header) throw fail(1, "empty file (no header line)");

@@ -1,7 +1,9 @@
 #pragma once
 // CSV as every lungvol table is written and read: RFC 4180 quoting (a field is quoted when it
 // holds a comma, quote, CR or LF; quotes are doubled), LF line ends, numbers at full double
-// precision, missing values (NaN, empty optional) as empty fields.
+// precision, missing values (NaN, empty optional) as empty fields. Every text cell is
+// protected against spreadsheet formula injection (core/spreadsheet.hpp: a cell starting with
+// = + - @ TAB CR that is not a plain number gets a leading apostrophe); the reader undoes it.
 #include <cstddef>
 #include <initializer_list>
 #include <optional>
@@ -15,7 +17,8 @@ namespace lungvol::report {
 
 // "{:.17g}": parses back to the identical double. NaN -> "" (R and pandas read it as NA).
 std::string csv_number(double value);
-// The field as it appears in the file: quoted only when RFC 4180 requires it.
+// The field as it appears in the file: spreadsheet-protected (core/spreadsheet.hpp), then
+// quoted only when RFC 4180 requires it.
 std::string csv_escape(std::string_view field);
 
 // One cell, converted to text when built, so rows can mix strings and numbers:
@@ -58,6 +61,9 @@ struct CsvTable {
   std::vector<std::string> header;
   std::vector<std::vector<std::string>> rows;
   std::string source;  // file name, for error messages
+  // Physical line (1-based) where the header and each row start (parse_csv fills them).
+  std::size_t header_line = 1;
+  std::vector<std::size_t> row_lines;
 
   // Column position by header name; nullopt / Error(kInput) naming the file when absent.
   std::optional<std::size_t> find_column(std::string_view name) const;
@@ -68,11 +74,20 @@ std::string to_csv(const CsvTable& table);
 // Atomic (temporary name, then rename).
 void write_csv(const std::string& path, const CsvTable& table);
 
+struct CsvParseOptions {
+  char delimiter = ',';
+  // Also skip records that hold nothing: a line of spaces / tabs only, and a row whose every
+  // field is empty or blank (what Excel writes for an empty row: ",,,").
+  bool skip_blank_records = false;
+};
+
 // Parses RFC 4180 text: quoted fields may hold commas, doubled quotes and line breaks; CRLF
 // or LF line ends; a UTF-8 byte-order mark (Excel) is skipped; lines that are entirely empty
-// are skipped. Every row must have as many fields as the header. Errors are Error(kInput)
-// "<source>:<line>: <problem>", with the physical line where the record starts.
-CsvTable parse_csv(std::string_view text, const std::string& source = "<csv>");
+// are skipped. Every row must have as many fields as the header. Spreadsheet protection is
+// undone (spreadsheet_unprotect). Errors are Error(kInput) "<source>:<line>: <problem>", with
+// the physical line where the record starts.
+CsvTable parse_csv(std::string_view text, const std::string& source = "<csv>",
+                   const CsvParseOptions& options = {});
 CsvTable read_csv(const std::string& path);
 
 }  // namespace lungvol::report

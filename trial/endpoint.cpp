@@ -12,6 +12,7 @@
 
 #include "core/error.hpp"
 #include "core/fs.hpp"
+#include "core/spreadsheet.hpp"
 
 namespace lungvol::trial {
 namespace {
@@ -66,7 +67,7 @@ std::vector<CsvRecord> parse_csv(const std::string& text, const std::string& sou
         field.clear();
         in_quotes = quoted = true;
       } else if (c == ',') {
-        rec.fields.push_back(quoted ? field : trim(field));
+        rec.fields.push_back(spreadsheet_unprotect(quoted ? field : trim(field)));
         field.clear();
         quoted = false;
       } else if (c == '\n') {
@@ -77,7 +78,7 @@ std::vector<CsvRecord> parse_csv(const std::string& text, const std::string& sou
       }
     }
     if (in_quotes) throw usage(fmt::format("{} line {}: unterminated quote", source, rec.line));
-    rec.fields.push_back(quoted ? field : trim(field));
+    rec.fields.push_back(spreadsheet_unprotect(quoted ? field : trim(field)));
     const bool blank = rec.fields.size() == 1 && rec.fields[0].empty();
     if (!blank) records.push_back(std::move(rec));
   }
@@ -133,7 +134,9 @@ std::string num(const std::optional<double>& v) {
   return v ? fmt::format("{:.17g}", *v) : std::string();
 }
 
-std::string csv_field(const std::string& s) {
+// Spreadsheet-protected (core/spreadsheet.hpp), then quoted when RFC 4180 requires it.
+std::string csv_field(const std::string& text) {
+  const std::string s = spreadsheet_protect(text);
   if (s.find_first_of(",\"\n\r") == std::string::npos) return s;
   std::string out = "\"";
   for (char c : s) {

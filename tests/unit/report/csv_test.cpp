@@ -24,6 +24,33 @@ TEST(Csv, QuotesOnlyWhenRfc4180Requires) {
   EXPECT_EQ(csv_escape("cr\r"), "\"cr\r\"");
 }
 
+TEST(Csv, SpreadsheetFormulasAreNeutralisedAndReadBack) {
+  EXPECT_EQ(csv_escape("=1+2"), "'=1+2");
+  EXPECT_EQ(csv_escape("=HYPERLINK(\"x\",\"y\")"), "\"'=HYPERLINK(\"\"x\"\",\"\"y\"\")\"");
+  EXPECT_EQ(csv_escape("-3.5"), "-3.5");
+  std::ostringstream out;
+  CsvWriter w(out);
+  w.row({"=cmd", -3.5, "@x", "-S2", "'=q"});
+  EXPECT_EQ(out.str(), "'=cmd,-3.5,'@x,'-S2,''=q\n");
+  const CsvTable t = parse_csv("a,b,c,d,e\n" + out.str());
+  EXPECT_EQ(t.rows[0], (std::vector<std::string>{"=cmd", "-3.5", "@x", "-S2", "'=q"}));
+}
+
+TEST(Csv, BlankRecordsDelimiterAndLines) {
+  CsvParseOptions o;
+  o.skip_blank_records = true;
+  const CsvTable t = parse_csv("a,b\n1,2\n  \n,\n\t , \n\n3,4\n", "x.csv", o);
+  ASSERT_EQ(t.rows.size(), 2u);
+  EXPECT_EQ(t.row_lines, (std::vector<std::size_t>{2, 7}));
+  EXPECT_EQ(t.header_line, 1u);
+  // Without the option a line of spaces is a record like any other (and here a ragged one).
+  EXPECT_THROW(parse_csv("a,b\n1,2\n  \n"), Error);
+  o.delimiter = ';';
+  const CsvTable s = parse_csv("a;b\n\"1;5\";2,5\n", "x.csv", o);
+  EXPECT_EQ(s.header, (std::vector<std::string>{"a", "b"}));
+  EXPECT_EQ(s.rows[0], (std::vector<std::string>{"1;5", "2,5"}));
+}
+
 TEST(Csv, NumbersAtFullPrecisionAndNanEmpty) {
   EXPECT_EQ(csv_number(0.1), "0.10000000000000001");
   EXPECT_EQ(std::strtod(csv_number(0.1).c_str(), nullptr), 0.1);
