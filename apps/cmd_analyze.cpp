@@ -3,6 +3,7 @@
 #include <iostream>
 
 #include "apps/command.hpp"
+#include "core/cancel.hpp"
 #include "pipeline/analyze.hpp"
 
 namespace lungvol::app {
@@ -14,7 +15,10 @@ Action add_analyze_command(CLI::App& app, const GlobalOptions&) {
   auto json = std::make_shared<bool>(false);
   cmd->add_option("input", opt->input, "DICOM folder or file, or a NIfTI/NRRD/MHA volume")
       ->required();
-  cmd->add_option("-o,--output", opt->outdir, "output folder")->required();
+  cmd->add_option("-o,--output", opt->outdir,
+                  "output folder: new, empty, or an earlier lungvol output (then replaced "
+                  "whole); a folder holding other files is refused")
+      ->required();
   cmd->add_option("--protocol", opt->protocol, "built-in protocol name or TOML file")
       ->capture_default_str();
   cmd->add_option("--series", opt->read.series_uid, "SeriesInstanceUID to analyze");
@@ -43,6 +47,8 @@ Action add_analyze_command(CLI::App& app, const GlobalOptions&) {
                 "qc_3d.png (needs an X display or xvfb-run; skipped with a warning otherwise)");
   cmd->add_flag("--json", *json, "print metrics.json to stdout instead of the summary");
   return [opt, json]() {
+    // Ctrl-C: the analysis stops at its next stage and removes its temporary output folder.
+    InterruptHandler on_interrupt("\nlungvol analyze: interrupted; stopping\n");
     const pipeline::Analysis a = pipeline::analyze(*opt);
     if (*json) {
       std::cout << pipeline::metrics_json(a).dump(2) << "\n";

@@ -5,9 +5,12 @@
 #include <filesystem>
 #include <functional>
 
+#include "core/cancel.hpp"
 #include "core/error.hpp"
+#include "core/hash.hpp"
 #include "core/labels.hpp"
 #include "core/fs.hpp"
+#include "core/names.hpp"
 #include "core/log.hpp"
 #include "core/provenance.hpp"
 #include "core/timer.hpp"
@@ -94,6 +97,7 @@ void segment_and_measure(Analysis& a) {
     a.lungs = seg::segment_lungs(ct, a.protocol.lung);
   }
   a.timings.lungs_s = sw.lap();
+  throw_if_interrupted();
   // The air check needs the trachea; segmenting before a correction is safe because the lung
   // threshold (-500 HU) is far from air.
   const dens::CalibrationParams cal = dens::calibration_params(a.protocol.air_check);
@@ -115,6 +119,7 @@ void segment_and_measure(Analysis& a) {
     a.lesions = seg::segment_lesions(ct, a.lungs.lungs, a.protocol.lesion);
   }
   a.timings.lesions_s = sw.lap();
+  throw_if_interrupted();
   auto hist = vol::build_region_histograms(ct, a.lungs.lungs, a.lesions.suppressed,
                                            labelled_lesions ? &a.lesions.lesions : nullptr);
   a.regions = measure_regions(std::move(hist), a.protocol, ct.geom.voxel_volume_ml());
@@ -122,15 +127,65 @@ void segment_and_measure(Analysis& a) {
   for (const auto& w : a.lungs.warnings) a.warnings.push_back(w);
 }
 
-Analysis analyze(const AnalyzeOptions& options) {
+bool output_file_is_replaceable(const std::string& name) {
+  static const char* const kNames[] = {
+      "metrics.json",   "measurements.csv",   "histograms.csv",  "lungs.nii.gz",
+      "lesions.nii.gz", "qc_axial.png",       "qc_coronal.png",  "qc_sagittal.png",
+      "qc_axial_max_lesion.png", "qc_3d.png", "seg.dcm",         "sr.dcm",
+      "protocol.toml",  "meshes"};
+  for (const char* n : kNames) {
+    if (name == n) return true;
+  }
+  // A temporary file of an interrupted writer (core/fs.cpp: ".<stem>.tmp<pid>_<n><ext>").
+  return !name.empty() && name[0] == '.' && name.find(".tmp") != std::string::npos;
+}
+
+std::string protocol_text(const Protocol& protocol) {
+  std::string text;
+  try {
+    text = read_text_file(protocol.source_path);
+  } catch (const Error&) {
+    throw Error(ExitCode::kProtocol, "protocol file '" + protocol.source_path +
+                                         "' cannot be read again to store its text");
+  }
+  if (sha256_hex(text) != protocol.sha256) {
+    throw Error(ExitCode::kProtocol, "protocol file '" + protocol.source_path +
+                                         "' changed while lungvol was using it (sha256 " +
+                                         protocol.sha256.substr(0, 12) + " when loaded)");
+  }
+  return text;
+}
+
+namespace {
+
+// The UIDs that reach the outputs (metrics.json, CSV, results.sqlite, SEG/SR) must be DICOM UIDs:
+// anything else (e.g. "=HYPERLINK(...)" from a hostile or broken header) is refused.
+void check_uids(Analysis& a) {
+  const auto& s = a.input.series;
+  for (const auto& [tag, uid] : {std::pair<const char*, const std::string*>{"SeriesInstanceUID", &s.series_instance_uid},
+                                 {"StudyInstanceUID", &s.study_instance_uid}}) {
+    if (uid->empty()) continue;  // image files (NIfTI, NRRD, MHA) carry none
+    const std::string problem = uid_problem(*uid);
+    if (!problem.empty()) {
+      throw Error(ExitCode::kDicom, "'" + a.input.source_path + "': " + tag + " '" +
+                                        printable(*uid, 80) + "' is not a valid DICOM UID (" +
+                                        problem + "); refusing a series whose identity cannot "
+                                        "be trusted");
+    }
+    const std::string warning = uid_warning(*uid);
+    if (!warning.empty()) a.input.warnings.push_back(std::string(tag) + ": " + warning);
+  }
+}
+
+Analysis analyze_into(const AnalyzeOptions& options, StagedDirectory* out) {
   Stopwatch total;
   Analysis a;
   a.analyzed_at = utc_timestamp();
   a.protocol = load_protocol(options.protocol);
-  // An output folder that cannot be written is found before minutes of work, not after.
-  if (!options.outdir.empty()) ensure_directory(options.outdir);
+  if (out) a.protocol_toml = protocol_text(a.protocol);
   Stopwatch sw;
   a.input = io::load_ct(options.input, options.read);
+  check_uids(a);
   a.calibrate_air = options.calibrate_air;
   if (!options.lungs_mask.empty()) {
     a.given_lungs = load_lungs_mask(options.lungs_mask, a.input.image.geom, a.protocol.lung.min_lung_ml);
@@ -149,14 +204,34 @@ Analysis analyze(const AnalyzeOptions& options) {
   log::info("read {} ({} x {} x {} voxels) in {:.2f} s", options.input,
             a.input.image.geom.size[0], a.input.image.geom.size[1], a.input.image.geom.size[2],
             a.timings.read_s);
+  throw_if_interrupted();
   segment_and_measure(a);
-  if (!options.outdir.empty()) write_outputs(a, options);
-  a.timings.total_s = total.seconds();
-  if (!options.outdir.empty()) {
+  if (out) {
+    throw_if_interrupted();
+    AnalyzeOptions staged = options;
+    staged.outdir = out->path();
+    write_outputs(a, staged);
+    a.timings.total_s = total.seconds();
     // metrics.json carries the final total; rewrite it (small) now that it is known.
-    write_text_atomic(options.outdir + "/metrics.json", metrics_json(a).dump(2) + "\n");
+    write_text_atomic(out->path() + "/metrics.json", metrics_json(a).dump(2) + "\n");
+    out->commit();
   }
+  a.timings.total_s = total.seconds();
   return a;
+}
+
+}  // namespace
+
+Analysis analyze(const AnalyzeOptions& options) {
+  if (options.outdir.empty()) return analyze_into(options, nullptr);
+  // The output folder is checked (and its temporary sibling made) before minutes of work.
+  StagedDirectory out(options.outdir, output_file_is_replaceable);
+  try {
+    return analyze_into(options, &out);
+  } catch (const Error& e) {
+    out.discard();
+    throw Error(e.code(), out.with_final_path(e.what()));
+  }
 }
 
 namespace {
@@ -225,7 +300,8 @@ nlohmann::json metrics_json(const Analysis& a) {
   const auto& s = in.series;
   nlohmann::json j = {
       {"schema", "lungvol.metrics/1"},
-      {"software", {{"name", kSoftwareName}, {"version", kSoftwareVersion}}},
+      {"software",
+       {{"name", kSoftwareName}, {"version", kSoftwareVersion}, {"commit", kSoftwareCommit}}},
       {"analyzed_at", a.analyzed_at},
       {"input",
        {{"path", in.source_path},
@@ -246,7 +322,9 @@ nlohmann::json metrics_json(const Analysis& a) {
         {"version", a.protocol.version},
         {"sha256", a.protocol.sha256},
         {"lesion_band_hu", {a.protocol.lesion.low_hu(), a.protocol.lesion.high_hu()}},
-        {"split_hu", a.protocol.lesion.split_hu()}}},
+        {"split_hu", a.protocol.lesion.split_hu()},
+        {"file", a.protocol_toml.empty() ? nlohmann::json(nullptr) : nlohmann::json("protocol.toml")},
+        {"toml", a.protocol_toml.empty() ? nlohmann::json(nullptr) : nlohmann::json(a.protocol_toml)}}},
       {"segmentation",
        {{"lungs", a.given_lungs ? "given" : "computed"},
         {"lesions", a.given_lesions ? "given" : "computed"},
@@ -357,6 +435,7 @@ void write_outputs(Analysis& a, const AnalyzeOptions& options) {
   if (failure) std::rethrow_exception(failure);
   write_measurements_csv(a, dir + "/measurements.csv");
   write_histograms_csv(a, dir + "/histograms.csv");
+  if (!a.protocol_toml.empty()) write_text_atomic(dir + "/protocol.toml", a.protocol_toml);
   a.timings.write_s = sw.lap();
   write_text_atomic(dir + "/metrics.json", metrics_json(a).dump(2) + "\n");
 }

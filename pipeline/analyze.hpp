@@ -44,6 +44,7 @@ struct Analysis {
   Timings timings;
   std::vector<std::string> warnings;  // reading + segmentation
   std::string analyzed_at;            // UTC ISO 8601
+  std::string protocol_toml;          // the protocol file's text (its sha256 = protocol.sha256)
   std::optional<mesh::MeshOutputs> meshes;  // with --meshes: surfaces and the 3D render
   const RegionResult& region(const std::string& name) const;
 };
@@ -68,12 +69,26 @@ struct AnalyzeOptions {
   std::string lesions_mask;
 };
 
+// With an output folder, the outputs are written into a temporary folder beside it and swapped
+// in whole at the end (core/fs.hpp StagedDirectory): an existing folder must be empty or hold
+// only an earlier lungvol output (output_file_is_replaceable), and is then replaced entirely;
+// a failure or an interruption (core/cancel.hpp, checked between the stages) leaves it as it
+// was and no new folder behind.
 Analysis analyze(const AnalyzeOptions& options);
+
+// Names lungvol analyze writes into its output folder (and its temporary files): an existing
+// folder holding only these may be replaced.
+bool output_file_is_replaceable(const std::string& entry_name);
+
+// The text of the protocol's file, checked against the sha256 it was loaded with
+// (Error(kProtocol) when the file changed since).
+std::string protocol_text(const Protocol& protocol);
 
 // metrics.json (schema lungvol.metrics/1; see docs/outputs.md).
 nlohmann::json metrics_json(const Analysis& a);
 // Writes metrics.json, measurements.csv, histograms.csv, lungs.nii.gz, lesions.nii.gz, the QC
-// PNGs and (for DICOM input) seg.dcm and sr.dcm into outdir; every file atomically.
+// PNGs, protocol.toml (the protocol's full text) and (for DICOM input) seg.dcm and sr.dcm into
+// outdir; every file atomically.
 void write_outputs(Analysis& a, const AnalyzeOptions& options);
 
 }  // namespace lungvol::pipeline
