@@ -2,10 +2,24 @@
 
 #include <sqlite3.h>
 
+#include <unistd.h>
+
+#include <algorithm>
+#include <cctype>
 #include <cmath>
+#include <cstdlib>
+#include <filesystem>
 #include <map>
+#include <set>
+#include <thread>
+#include <tuple>
+
+#include <fmt/format.h>
 
 #include "core/error.hpp"
+#include "core/fs.hpp"
+#include "core/hash.hpp"
+#include "core/log.hpp"
 #include "pipeline/tables.hpp"
 
 namespace lungvol::batch {
@@ -32,6 +46,7 @@ CREATE TABLE IF NOT EXISTS scans(
   status TEXT NOT NULL CHECK(status IN ('ok', 'failed')), study_date TEXT,
   days_from_baseline REAL, in_window INTEGER, outdir TEXT, analyzed_at TEXT, timing_s REAL,
   voxel_ml REAL, run_id INTEGER REFERENCES runs(run_id), warnings TEXT, error TEXT,
+  patient_id TEXT, study_instance_uid TEXT, image_sha256 TEXT, input_patients TEXT,
   UNIQUE(subject_id, visit));
 CREATE TABLE IF NOT EXISTS measurements(
   scan_id INTEGER NOT NULL REFERENCES scans(scan_id) ON DELETE CASCADE,
@@ -46,14 +61,58 @@ CREATE TABLE IF NOT EXISTS failures(
   failure_id INTEGER PRIMARY KEY, run_id INTEGER REFERENCES runs(run_id),
   subject_id TEXT NOT NULL, visit TEXT NOT NULL, path TEXT, error TEXT, exit_code INTEGER,
   failed_at TEXT);
+CREATE TABLE IF NOT EXISTS protocols(
+  sha256 TEXT PRIMARY KEY, name TEXT, version TEXT, toml TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS identity_flags(
+  subject_id TEXT NOT NULL, visit TEXT NOT NULL, flag TEXT NOT NULL, detail TEXT,
+  PRIMARY KEY(subject_id, visit, flag));
 )sql";
+
+// Columns added to `scans` by schema version 2 (ALTER TABLE on a version-1 store).
+const char* const kScansV2Columns[] = {"patient_id", "study_instance_uid", "image_sha256",
+                                       "input_patients"};
+
+// SQLite result codes that mean the store is damaged or not a database.
+bool is_corruption(int rc) {
+  const int primary = rc & 0xff;
+  return primary == SQLITE_CORRUPT || primary == SQLITE_NOTADB;
+}
+
+std::string damaged_message(const std::string& path, const std::string& detail) {
+  return "results store '" + path + "' is damaged (" + detail +
+         "); restore it from a backup, or move it away and run the batch again (every scan is "
+         "analyzed again)";
+}
+
+std::string busy_message(const std::string& path) {
+  const std::string holders = processes_holding(path);
+  return fmt::format(
+      "results store '{}' stayed locked by another process after retrying with back-off (up to "
+      "LUNGVOL_STORE_BUSY_TIMEOUT_S, default 120 s) ({}); close the program that holds it (an "
+      "open sqlite3 shell or database browser with a pending write, a backup tool) and run "
+      "again",
+      path,
+      holders.empty() ? "the holder is not visible: a process of another user or host"
+                      : "held open by " + holders);
+}
+
+// The error of a failed SQLite call, with the cause named for a locked or damaged store.
+Error store_error(sqlite3* db, int rc, const std::string& where, ExitCode code) {
+  const int primary = rc & 0xff;
+  if (primary == SQLITE_BUSY || primary == SQLITE_LOCKED) {
+    return Error(ExitCode::kOutput, busy_message(where) + " [" + sqlite3_errmsg(db) + "]");
+  }
+  if (is_corruption(rc)) return Error(code, damaged_message(where, sqlite3_errmsg(db)));
+  return Error(code, where + ": " + sqlite3_errmsg(db));
+}
 
 class Stmt {
  public:
-  Stmt(sqlite3* db, const std::string& sql, const std::string& where) : db_(db), where_(where) {
-    if (sqlite3_prepare_v2(db, sql.c_str(), -1, &s_, nullptr) != SQLITE_OK) {
-      throw Error(ExitCode::kOutput, where_ + ": " + sqlite3_errmsg(db));
-    }
+  Stmt(sqlite3* db, const std::string& sql, const std::string& where,
+       ExitCode code = ExitCode::kOutput)
+      : db_(db), where_(where), code_(code) {
+    const int rc = sqlite3_prepare_v2(db, sql.c_str(), -1, &s_, nullptr);
+    if (rc != SQLITE_OK) throw store_error(db, rc, where_, code_);
   }
   ~Stmt() { sqlite3_finalize(s_); }
   Stmt(const Stmt&) = delete;
@@ -94,7 +153,7 @@ class Stmt {
     const int rc = sqlite3_step(s_);
     if (rc == SQLITE_ROW) return true;
     if (rc == SQLITE_DONE) return false;
-    throw Error(ExitCode::kOutput, where_ + ": " + sqlite3_errmsg(db_));
+    throw store_error(db_, rc, where_, code_);
   }
   void run() {
     step();
@@ -120,10 +179,14 @@ class Stmt {
     return null(c) ? std::nullopt : std::optional<double>(real(c));
   }
 
+  int columns() const { return sqlite3_column_count(s_); }
+  int type(int c) const { return sqlite3_column_type(s_, c); }
+
  private:
   sqlite3* db_;
   sqlite3_stmt* s_ = nullptr;
   std::string where_;
+  ExitCode code_;
 };
 
 // Rolls back unless committed: an exception inside a scan's transaction leaves no trace.
@@ -142,23 +205,21 @@ class Transaction {
 
  private:
   void exec(const char* sql) {
-    char* err = nullptr;
-    if (sqlite3_exec(db_, sql, nullptr, nullptr, &err) != SQLITE_OK) {
-      std::string msg = err ? err : "unknown error";
-      sqlite3_free(err);
-      throw Error(ExitCode::kOutput, where_ + ": " + msg);
-    }
+    const int rc = sqlite3_exec(db_, sql, nullptr, nullptr, nullptr);
+    if (rc != SQLITE_OK) throw store_error(db_, rc, where_, ExitCode::kOutput);
   }
   sqlite3* db_;
   std::string where_;
   bool done_ = false;
 };
 
-const char* kScanColumns =
-    "scan_id, subject_id, arm, visit, visit_day, site, population, path, series_uid, "
-    "input_sha256, protocol_name, protocol_version, protocol_sha256, software_version, status, "
-    "study_date, days_from_baseline, in_window, outdir, analyzed_at, timing_s, voxel_ml, run_id, "
-    "warnings, error";
+const char* const kScanColumnNames[] = {
+    "scan_id",          "subject_id",    "arm",          "visit",          "visit_day",
+    "site",             "population",    "path",         "series_uid",     "input_sha256",
+    "protocol_name",    "protocol_version", "protocol_sha256", "software_version", "status",
+    "study_date",       "days_from_baseline", "in_window", "outdir",       "analyzed_at",
+    "timing_s",         "voxel_ml",      "run_id",       "warnings",       "error",
+    "patient_id",       "study_instance_uid", "image_sha256", "input_patients"};
 
 ScanRecord read_scan(const Stmt& s) {
   ScanRecord r;
@@ -187,6 +248,10 @@ ScanRecord read_scan(const Stmt& s) {
   r.run_id = s.i64(22);
   r.warnings = s.text(23);
   r.error = s.text(24);
+  r.patient_id = s.text(25);
+  r.study_uid = s.text(26);
+  r.image_sha256 = s.text(27);
+  r.input_patients = s.text(28);
   return r;
 }
 
@@ -244,44 +309,214 @@ HuHistogram decode_counts(const std::string& blob, int hu_min, int n_bins) {
   return h;
 }
 
-Store::Store(const std::string& path) : path_(path) {
-  if (sqlite3_open_v2(path.c_str(), &db_,
-                      SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX,
-                      nullptr) != SQLITE_OK) {
-    const std::string msg = db_ ? sqlite3_errmsg(db_) : "out of memory";
+Store::Store(const std::string& path, Mode mode) : path_(path), mode_(mode) {
+  if (const char* env = std::getenv("LUNGVOL_STORE_BUSY_TIMEOUT_S")) {
+    char* end = nullptr;
+    const double v = std::strtod(env, &end);
+    if (end != env && *end == '\0' && std::isfinite(v) && v >= 0) busy_limit_s_ = v;
+  }
+  try {
+    if (mode_ == Mode::kReadWrite) {
+      open_read_write();
+    } else {
+      open_read_only();
+    }
+  } catch (...) {
     sqlite3_close(db_);
     db_ = nullptr;
-    throw Error(ExitCode::kOutput, "cannot open results store '" + path + "': " + msg);
+    throw;
   }
-  sqlite3_busy_timeout(db_, 10000);
+}
+
+namespace {
+int busy_callback(void* store, int attempt) { return static_cast<Store*>(store)->on_busy(attempt); }
+
+// file: URI of a path (RFC 3986 percent-encoding of everything but unreserved characters and /).
+std::string file_uri(const std::string& path) {
+  std::string out = "file:";
+  for (const unsigned char c : std::filesystem::absolute(path).string()) {
+    if (std::isalnum(c) || c == '/' || c == '-' || c == '_' || c == '.' || c == '~') {
+      out.push_back(static_cast<char>(c));
+    } else {
+      out += fmt::format("%{:02X}", c);
+    }
+  }
+  return out;
+}
+}  // namespace
+
+int Store::on_busy(int attempt) {
+  const auto now = std::chrono::steady_clock::now();
+  if (attempt == 0) {
+    busy_since_ = now;
+    busy_warned_ = false;
+  }
+  const double waited = std::chrono::duration<double>(now - busy_since_).count();
+  if (waited >= busy_limit_s_) return 0;  // give up: the statement fails with SQLITE_BUSY
+  if (!busy_warned_ && waited >= 2.0) {
+    busy_warned_ = true;
+    const std::string holders = processes_holding(path_);
+    log::warn("results store '{}' is locked by another process ({}); retrying for up to {:.0f} s",
+              path_, holders.empty() ? "not visible here" : holders, busy_limit_s_);
+  }
+  // Back-off: 5 ms doubling to 500 ms.
+  const int ms = std::min(500, 5 << std::min(attempt, 7));
+  std::this_thread::sleep_for(std::chrono::milliseconds(ms));
+  return 1;
+}
+
+void Store::open_read_write() {
+  const int rc = sqlite3_open_v2(path_.c_str(), &db_,
+                                 SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX,
+                                 nullptr);
+  if (rc != SQLITE_OK) {
+    const std::string msg = db_ ? sqlite3_errmsg(db_) : "out of memory";
+    throw Error(ExitCode::kOutput, "cannot open results store '" + path_ + "': " + msg);
+  }
+  sqlite3_extended_result_codes(db_, 1);
+  sqlite3_busy_handler(db_, busy_callback, this);
+  check_health();
   // WAL: readers (sweep, ad-hoc queries) never block the batch; FULL: a committed scan
   // survives even a power loss, not only a killed process.
   exec("PRAGMA journal_mode=WAL");
   exec("PRAGMA synchronous=FULL");
   exec("PRAGMA foreign_keys=ON");
+  // The schema (and an upgrade from version 1) in one transaction: a batch killed while
+  // creating the store leaves no partial schema.
+  Transaction t(db_, path_);
   exec(kSchema);
   Stmt v(db_, "SELECT value FROM meta WHERE key = 'schema_version'", path_);
-  if (v.step()) {
-    if (v.text(0) != std::to_string(kSchemaVersion)) {
-      throw Error(ExitCode::kOutput, "results store '" + path + "' has schema version " +
-                                         v.text(0) + "; this lungvol writes version " +
-                                         std::to_string(kSchemaVersion));
-    }
-  } else {
+  std::string version = v.step() ? v.text(0) : "";
+  if (version.empty()) {
     Stmt ins(db_, "INSERT INTO meta(key, value) VALUES ('schema_version', ?)", path_);
     ins.bind(1, std::to_string(kSchemaVersion)).run();
+  } else if (version == "1") {
+    std::set<std::string> have;
+    {
+      Stmt cols(db_, "SELECT name FROM pragma_table_info('scans')", path_);
+      while (cols.step()) have.insert(cols.text(0));
+    }
+    for (const char* c : kScansV2Columns) {
+      if (!have.count(c)) exec(std::string("ALTER TABLE scans ADD COLUMN ") + c + " TEXT");
+    }
+    exec("UPDATE meta SET value = '2' WHERE key = 'schema_version'");
+    log::info("results store '{}' upgraded from schema version 1 to 2", path_);
+  } else if (version != std::to_string(kSchemaVersion)) {
+    throw Error(ExitCode::kOutput, "results store '" + path_ + "' has schema version " + version +
+                                       "; this lungvol writes version " +
+                                       std::to_string(kSchemaVersion));
   }
+  t.commit();
+  schema_version_ = kSchemaVersion;
+  scan_columns_.assign(std::begin(kScanColumnNames), std::end(kScanColumnNames));
+}
+
+void Store::open_read_only() {
+  std::error_code ec;
+  if (!std::filesystem::is_regular_file(path_, ec)) {
+    throw Error(ExitCode::kInput, "no results store '" + path_ + "'");
+  }
+  const auto try_open = [&](const std::string& query) {
+    sqlite3_close(db_);
+    db_ = nullptr;
+    const int rc = sqlite3_open_v2((file_uri(path_) + query).c_str(), &db_,
+                                   SQLITE_OPEN_READONLY | SQLITE_OPEN_URI | SQLITE_OPEN_FULLMUTEX,
+                                   nullptr);
+    if (rc != SQLITE_OK) return rc;
+    sqlite3_extended_result_codes(db_, 1);
+    sqlite3_busy_handler(db_, busy_callback, this);
+    // Opening is lazy: the first read finds out whether the file can be used.
+    return sqlite3_exec(db_, "SELECT count(*) FROM sqlite_master", nullptr, nullptr, nullptr);
+  };
+  int rc = try_open("?mode=ro");
+  if (rc != SQLITE_OK && !is_corruption(rc)) {
+    // On read-only storage SQLite cannot create the write-ahead log's shared-memory file. With
+    // no write-ahead log left (a batch that ended normally checkpoints and removes it) the file
+    // alone holds every committed row: read it as immutable.
+    const std::string wal = path_ + "-wal";
+    const bool wal_has_data = std::filesystem::exists(wal, ec) &&
+                              std::filesystem::file_size(wal, ec) > 0 && !ec;
+    if (wal_has_data) {
+      const std::string msg = db_ ? sqlite3_errmsg(db_) : "cannot open";
+      throw Error(ExitCode::kInput,
+                  "cannot read results store '" + path_ + "' here (" + msg + "): its write-ahead "
+                  "log '" + wal + "' holds rows not yet in the main file, and SQLite cannot open "
+                  "it on this (read-only?) storage; copy the batch folder to writable storage, or "
+                  "open it once writable (e.g. `lungvol sweep`) so the log is checkpointed");
+    }
+    rc = try_open("?mode=ro&immutable=1");
+    if (rc == SQLITE_OK) log::debug("results store '{}' opened immutable (read-only storage)", path_);
+  }
+  if (rc != SQLITE_OK) {
+    if (is_corruption(rc)) throw Error(ExitCode::kInput, damaged_message(path_, sqlite3_errmsg(db_)));
+    const std::string msg = db_ ? sqlite3_errmsg(db_) : "out of memory";
+    throw Error(ExitCode::kInput, "cannot open results store '" + path_ + "': " + msg);
+  }
+  check_health();
+  if (!has_table("meta") || !has_table("scans")) {
+    throw Error(ExitCode::kInput, "'" + path_ + "' is not a lungvol results store (no meta/scans table)");
+  }
+  Stmt v(db_, "SELECT value FROM meta WHERE key = 'schema_version'", path_, ExitCode::kInput);
+  const std::string version = v.step() ? v.text(0) : "";
+  if (version != "1" && version != "2") {
+    throw Error(ExitCode::kInput, "results store '" + path_ + "' has schema version '" + version +
+                                      "'; this lungvol reads versions 1 and 2");
+  }
+  schema_version_ = std::stoi(version);
+  std::set<std::string> have;
+  Stmt cols(db_, "SELECT name FROM pragma_table_info('scans')", path_, ExitCode::kInput);
+  while (cols.step()) have.insert(cols.text(0));
+  for (const char* c : kScanColumnNames) {
+    if (have.count(c)) scan_columns_.emplace_back(c);
+  }
+}
+
+// PRAGMA quick_check on every open: a damaged page is found before the store is used, not at
+// the end of a batch.
+void Store::check_health() {
+  const ExitCode code = mode_ == Mode::kReadOnly ? ExitCode::kInput : ExitCode::kOutput;
+  std::string result;
+  try {
+    result = quick_check();
+  } catch (const Error& e) {
+    const std::string what = e.what();
+    if (what.find("is damaged") != std::string::npos) throw Error(code, what);
+    if (what.find("locked") != std::string::npos) throw;
+    throw Error(code, damaged_message(path_, what));
+  }
+  if (result != "ok") {
+    std::string first = result.substr(0, result.find('\n'));
+    const auto n = static_cast<std::size_t>(std::count(result.begin(), result.end(), '\n'));
+    if (n > 0) first += fmt::format(" and {} more problem(s)", n);
+    throw Error(code, damaged_message(path_, "PRAGMA quick_check: " + first));
+  }
+}
+
+bool Store::has_table(const std::string& table) {
+  std::lock_guard<std::recursive_mutex> lock(mutex_);
+  Stmt s(db_, "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", path_);
+  s.bind(1, table);
+  return s.step();
+}
+
+// The scans columns in read_scan() order; NULL for columns a version-1 store lacks.
+std::string Store::scan_select_list() {
+  std::string out;
+  for (const char* c : kScanColumnNames) {
+    const bool have = std::find(scan_columns_.begin(), scan_columns_.end(), c) != scan_columns_.end();
+    out += (out.empty() ? "" : ", ") + (have ? std::string(c) : "NULL AS " + std::string(c));
+  }
+  return out;
 }
 
 Store::~Store() { sqlite3_close(db_); }
 
 void Store::exec(const std::string& sql) {
   std::lock_guard<std::recursive_mutex> lock(mutex_);
-  char* err = nullptr;
-  if (sqlite3_exec(db_, sql.c_str(), nullptr, nullptr, &err) != SQLITE_OK) {
-    std::string msg = err ? err : "unknown error";
-    sqlite3_free(err);
-    throw Error(ExitCode::kOutput, "results store '" + path_ + "': " + msg);
+  const int rc = sqlite3_exec(db_, sql.c_str(), nullptr, nullptr, nullptr);
+  if (rc != SQLITE_OK) {
+    throw store_error(db_, rc, path_,
+                      mode_ == Mode::kReadOnly ? ExitCode::kInput : ExitCode::kOutput);
   }
 }
 
@@ -313,14 +548,18 @@ void Store::finish_run(std::int64_t run_id, const RunCounts& c) {
   s.bind(5, run_id).run();
 }
 
-std::optional<RunInfo> Store::latest_run() {
+std::optional<RunInfo> Store::latest_run() { return latest_run_with_protocol(""); }
+
+std::optional<RunInfo> Store::latest_run_with_protocol(const std::string& sha) {
   std::lock_guard<std::recursive_mutex> lock(mutex_);
   Stmt s(db_,
-         "SELECT started_at, software_version, protocol_name, protocol_version, protocol_sha256, "
-         "lesion_low_hu, lesion_split_hu, lesion_high_hu, schedule_toml, manifest_path, "
-         "manifest_sha256, host, command_line, jobs, threads FROM runs ORDER BY run_id DESC "
-         "LIMIT 1",
+         std::string("SELECT started_at, software_version, protocol_name, protocol_version, "
+                     "protocol_sha256, lesion_low_hu, lesion_split_hu, lesion_high_hu, "
+                     "schedule_toml, manifest_path, manifest_sha256, host, command_line, jobs, "
+                     "threads FROM runs ") +
+             (sha.empty() ? "" : "WHERE protocol_sha256 = ? ") + "ORDER BY run_id DESC LIMIT 1",
          path_);
+  if (!sha.empty()) s.bind(1, sha);
   if (!s.step()) return std::nullopt;
   RunInfo i;
   i.started_at = s.text(0);
@@ -385,7 +624,7 @@ std::vector<ManifestEntry> Store::manifest() {
 std::optional<ScanRecord> Store::find_scan(const std::string& subject_id,
                                            const std::string& visit) {
   std::lock_guard<std::recursive_mutex> lock(mutex_);
-  Stmt s(db_, std::string("SELECT ") + kScanColumns + " FROM scans WHERE subject_id = ? AND visit = ?",
+  Stmt s(db_, "SELECT " + scan_select_list() + " FROM scans WHERE subject_id = ? AND visit = ?",
          path_);
   s.bind(1, subject_id).bind(2, visit);
   if (!s.step()) return std::nullopt;
@@ -399,8 +638,9 @@ void Store::insert_scan_row(ScanRecord& r) {
          "INSERT INTO scans(subject_id, arm, visit, visit_day, site, population, path, "
          "series_uid, input_sha256, protocol_name, protocol_version, protocol_sha256, "
          "software_version, status, study_date, days_from_baseline, in_window, outdir, "
-         "analyzed_at, timing_s, voxel_ml, run_id, warnings, error) "
-         "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+         "analyzed_at, timing_s, voxel_ml, run_id, warnings, error, patient_id, "
+         "study_instance_uid, image_sha256, input_patients) "
+         "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
          path_);
   s.bind(1, r.subject_id).bind(2, r.arm).bind(3, r.visit).bind(4, r.visit_day);
   s.bind(5, r.site).bind(6, r.population).bind(7, r.path).bind(8, r.series_uid);
@@ -408,7 +648,8 @@ void Store::insert_scan_row(ScanRecord& r) {
   s.bind(12, r.protocol_sha256).bind(13, r.software_version).bind(14, r.status);
   s.bind(15, r.study_date).bind(16, r.days_from_baseline).bind(17, r.in_window);
   s.bind(18, r.outdir).bind(19, r.analyzed_at).bind(20, r.timing_s).bind(21, r.voxel_ml);
-  s.bind(22, r.run_id).bind(23, r.warnings).bind(24, r.error);
+  s.bind(22, r.run_id).bind(23, r.warnings).bind(24, r.error).bind(25, r.patient_id);
+  s.bind(26, r.study_uid).bind(27, r.image_sha256).bind(28, r.input_patients);
   s.run();
   r.scan_id = sqlite3_last_insert_rowid(db_);
 }
@@ -485,7 +726,7 @@ void Store::update_timing(const trial::VisitSchedule& schedule) {
 
 std::vector<ScanRecord> Store::scans() {
   std::lock_guard<std::recursive_mutex> lock(mutex_);
-  Stmt s(db_, std::string("SELECT ") + kScanColumns + " FROM scans ORDER BY scan_id", path_);
+  Stmt s(db_, "SELECT " + scan_select_list() + " FROM scans ORDER BY scan_id", path_);
   std::vector<ScanRecord> out;
   while (s.step()) out.push_back(read_scan(s));
   return out;
@@ -527,6 +768,267 @@ std::size_t Store::count(const std::string& table) {
   Stmt s(db_, "SELECT COUNT(*) FROM " + table, path_);
   s.step();
   return static_cast<std::size_t>(s.i64(0));
+}
+
+void Store::save_protocol(const std::string& sha256, const std::string& name,
+                          const std::string& version, const std::string& toml) {
+  std::lock_guard<std::recursive_mutex> lock(mutex_);
+  Stmt s(db_,
+         "INSERT INTO protocols(sha256, name, version, toml) VALUES (?,?,?,?) "
+         "ON CONFLICT(sha256) DO NOTHING",
+         path_);
+  s.bind(1, sha256).bind(2, name).bind(3, version).bind(4, toml).run();
+}
+
+std::optional<std::string> Store::protocol_toml(const std::string& sha256) {
+  std::lock_guard<std::recursive_mutex> lock(mutex_);
+  if (!has_table("protocols")) return std::nullopt;
+  Stmt s(db_, "SELECT toml FROM protocols WHERE sha256 = ?", path_);
+  s.bind(1, sha256);
+  if (!s.step()) return std::nullopt;
+  return s.text(0);
+}
+
+namespace {
+
+std::vector<std::string> lines_of(const std::string& text) {
+  std::vector<std::string> out;
+  std::size_t start = 0;
+  while (start < text.size()) {
+    std::size_t end = text.find('\n', start);
+    if (end == std::string::npos) end = text.size();
+    if (end > start) out.push_back(text.substr(start, end - start));
+    start = end + 1;
+  }
+  return out;
+}
+
+}  // namespace
+
+void Store::update_identity_flags(const trial::VisitSchedule& schedule) {
+  std::lock_guard<std::recursive_mutex> lock(mutex_);
+  // The manifest's analyzed scans, in schedule order per subject.
+  std::map<std::pair<std::string, std::string>, ScanRecord> by_key;
+  for (auto& s : scans()) by_key[{s.subject_id, s.visit}] = std::move(s);
+  std::vector<const ScanRecord*> ok;
+  for (const auto& e : manifest()) {
+    const auto it = by_key.find({e.subject_id, e.visit});
+    if (it != by_key.end() && it->second.status == "ok") ok.push_back(&it->second);
+  }
+  const auto day_of = [&](const ScanRecord& s) {
+    const auto* v = schedule.find(s.visit);
+    return v ? v->day : 0.0;
+  };
+  std::map<std::tuple<std::string, std::string, std::string>, std::string> flags;
+  const auto add = [&](const ScanRecord& s, const std::string& flag, const std::string& detail) {
+    auto& d = flags[{s.subject_id, s.visit, flag}];
+    if (d.find(detail) == std::string::npos) d += (d.empty() ? "" : "; ") + detail;
+  };
+  // The same series (SeriesInstanceUID) or the same input (image hash) for two scans.
+  for (std::size_t i = 0; i < ok.size(); ++i) {
+    for (std::size_t j = i + 1; j < ok.size(); ++j) {
+      const ScanRecord& a = *ok[i];
+      const ScanRecord& b = *ok[j];
+      std::string how;
+      if (!a.series_uid.empty() && a.series_uid == b.series_uid) how = "SeriesInstanceUID " + a.series_uid;
+      if (!a.image_sha256.empty() && a.image_sha256 == b.image_sha256) {
+        how += (how.empty() ? "" : " and ") + std::string("input sha256 ") + a.image_sha256.substr(0, 12);
+      }
+      if (how.empty()) continue;
+      const std::string flag = a.subject_id == b.subject_id ? "same_scan_other_visit"
+                                                            : "same_scan_other_subject";
+      add(a, flag, "same " + how + " as " + b.subject_id + " " + b.visit);
+      add(b, flag, "same " + how + " as " + a.subject_id + " " + a.visit);
+    }
+  }
+  // Per subject: PatientID and StudyDate order.
+  std::map<std::string, std::vector<const ScanRecord*>> subjects;
+  for (const ScanRecord* s : ok) subjects[s->subject_id].push_back(s);
+  for (auto& [subject, list] : subjects) {
+    std::stable_sort(list.begin(), list.end(),
+                     [&](const ScanRecord* a, const ScanRecord* b) { return day_of(*a) < day_of(*b); });
+    std::string reference_id, reference_visit;
+    for (const ScanRecord* s : list) {
+      if (s->patient_id.empty()) continue;
+      if (reference_id.empty()) {
+        reference_id = s->patient_id;
+        reference_visit = s->visit;
+      } else if (s->patient_id != reference_id) {
+        add(*s, "patient_id_differs",
+            "PatientID '" + s->patient_id + "' but '" + reference_id + "' at " + reference_visit);
+      }
+    }
+    for (std::size_t i = 0; i < list.size(); ++i) {
+      for (std::size_t j = i + 1; j < list.size(); ++j) {
+        const ScanRecord& a = *list[i];
+        const ScanRecord& b = *list[j];
+        if (day_of(a) >= day_of(b)) continue;  // same scheduled day: no order to check
+        const auto da = days_from_dicom_date(a.study_date);
+        const auto db = days_from_dicom_date(b.study_date);
+        if (da && db && *db <= *da) {
+          add(b, "study_date_order",
+              "StudyDate " + b.study_date + " is not after " + a.visit + "'s " + a.study_date);
+        }
+      }
+    }
+  }
+  // An input folder whose CT series belong to several patients.
+  for (const ScanRecord* s : ok) {
+    const auto ids = lines_of(s->input_patients);
+    if (ids.size() > 1) {
+      std::string list;
+      for (const auto& id : ids) list += (list.empty() ? "" : ", ") + ("'" + id + "'");
+      add(*s, "several_patients_in_folder", "the input folder holds CT series of PatientIDs " + list);
+    }
+  }
+  Transaction t(db_, path_);
+  exec("DELETE FROM identity_flags");
+  Stmt ins(db_, "INSERT INTO identity_flags(subject_id, visit, flag, detail) VALUES (?,?,?,?)",
+           path_);
+  for (const auto& [key, detail] : flags) {
+    ins.bind(1, std::get<0>(key)).bind(2, std::get<1>(key)).bind(3, std::get<2>(key));
+    ins.bind(4, detail).run();
+  }
+  t.commit();
+}
+
+std::vector<IdentityFlag> Store::identity_flags() {
+  std::lock_guard<std::recursive_mutex> lock(mutex_);
+  std::vector<IdentityFlag> out;
+  if (!has_table("identity_flags")) return out;
+  Stmt s(db_, "SELECT subject_id, visit, flag, detail FROM identity_flags ORDER BY 1, 2, 3", path_);
+  while (s.step()) out.push_back(IdentityFlag{s.text(0), s.text(1), s.text(2), s.text(3)});
+  return out;
+}
+
+std::string Store::results_state() {
+  std::lock_guard<std::recursive_mutex> lock(mutex_);
+  Sha256 h;
+  h.update("lungvol.results-state/1\n");
+  // Every value with its type, fields and rows separated, so no two contents hash alike.
+  const auto add_query = [&](const char* title, const std::string& sql) {
+    h.update(std::string("\x1e") + title + "\n");
+    Stmt s(db_, sql, path_);
+    while (s.step()) {
+      for (int c = 0; c < s.columns(); ++c) {
+        switch (s.type(c)) {
+          case SQLITE_NULL: h.update("N", 1); break;
+          case SQLITE_INTEGER: h.update("I" + std::to_string(s.i64(c))); break;
+          case SQLITE_FLOAT: h.update(fmt::format("F{:.17g}", s.real(c))); break;
+          case SQLITE_BLOB: {
+            const std::string b = s.blob(c);
+            h.update("B" + std::to_string(b.size()) + ":");
+            h.update(b);
+            break;
+          }
+          default: {
+            const std::string t = s.text(c);
+            h.update("T" + std::to_string(t.size()) + ":");
+            h.update(t);
+          }
+        }
+        h.update("\x1f", 1);
+      }
+      h.update("\n", 1);
+    }
+  };
+  add_query("manifest",
+            "SELECT subject_id, arm, visit, visit_day, path, full_path, series_uid, site, "
+            "population FROM manifest ORDER BY subject_id, visit");
+  std::string scan_cols;
+  for (const char* c : kScanColumnNames) {
+    const std::string name(c);
+    if (name == "scan_id" || name == "run_id" || name == "timing_s") continue;
+    const bool have =
+        std::find(scan_columns_.begin(), scan_columns_.end(), name) != scan_columns_.end();
+    scan_cols += (scan_cols.empty() ? "" : ", ") + (have ? name : "NULL");
+  }
+  add_query("scans", "SELECT " + scan_cols + " FROM scans ORDER BY subject_id, visit");
+  add_query("measurements",
+            "SELECT s.subject_id, s.visit, m.region, m.metric, m.value, m.unit FROM measurements m "
+            "JOIN scans s USING (scan_id) ORDER BY 1, 2, 3, 4");
+  add_query("histograms",
+            "SELECT s.subject_id, s.visit, h.region, h.kind, h.hu_min, h.n_bins, h.total, h.counts "
+            "FROM histograms h JOIN scans s USING (scan_id) ORDER BY 1, 2, 3, 4");
+  if (has_table("identity_flags")) {
+    add_query("identity_flags",
+              "SELECT subject_id, visit, flag, detail FROM identity_flags ORDER BY 1, 2, 3");
+  }
+  add_query("run",
+            "SELECT protocol_sha256, lesion_low_hu, lesion_split_hu, lesion_high_hu, schedule_toml "
+            "FROM runs ORDER BY run_id DESC LIMIT 1");
+  return h.hex_digest();
+}
+
+void Store::record_results_state() {
+  std::lock_guard<std::recursive_mutex> lock(mutex_);
+  const std::string state = results_state();
+  Transaction t(db_, path_);
+  Stmt s(db_, "INSERT INTO meta(key, value) VALUES ('results_state', ?) "
+              "ON CONFLICT(key) DO UPDATE SET value = excluded.value", path_);
+  s.bind(1, state).run();
+  exec("INSERT INTO meta(key, value) VALUES ('results_generation', '1') "
+       "ON CONFLICT(key) DO UPDATE SET value = CAST(value AS INTEGER) + 1");
+  t.commit();
+}
+
+std::string Store::recorded_results_state() {
+  std::lock_guard<std::recursive_mutex> lock(mutex_);
+  Stmt s(db_, "SELECT value FROM meta WHERE key = 'results_state'", path_);
+  return s.step() ? s.text(0) : "";
+}
+
+std::int64_t Store::results_generation() {
+  std::lock_guard<std::recursive_mutex> lock(mutex_);
+  Stmt s(db_, "SELECT CAST(value AS INTEGER) FROM meta WHERE key = 'results_generation'", path_);
+  return s.step() ? s.i64(0) : 0;
+}
+
+std::string Store::quick_check() {
+  std::lock_guard<std::recursive_mutex> lock(mutex_);
+  Stmt s(db_, "PRAGMA quick_check", path_);
+  std::string out;
+  while (s.step()) out += (out.empty() ? "" : "\n") + s.text(0);
+  return out;
+}
+
+std::string processes_holding(const std::string& db_path) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  const fs::path db = fs::weakly_canonical(db_path, ec);
+  const std::string base = db.string();
+  const std::string self = std::to_string(::getpid());
+  std::vector<std::string> found;
+  for (const auto& proc : fs::directory_iterator("/proc", ec)) {
+    const std::string pid = proc.path().filename().string();
+    if (pid.empty() || pid.find_first_not_of("0123456789") != std::string::npos || pid == self) {
+      continue;
+    }
+    std::error_code fd_ec;
+    bool holds = false;
+    for (const auto& fd : fs::directory_iterator(proc.path() / "fd", fd_ec)) {
+      std::error_code link_ec;
+      const std::string target = fs::read_symlink(fd.path(), link_ec).string();
+      if (!link_ec && (target == base || target == base + "-wal" || target == base + "-shm" ||
+                       target == base + "-journal")) {
+        holds = true;
+        break;
+      }
+    }
+    if (!holds) continue;
+    std::string cmd;
+    try {
+      cmd = read_text_file((proc.path() / "cmdline").string());
+    } catch (const std::exception&) {
+    }
+    for (char& c : cmd) c = c == '\0' ? ' ' : c;
+    while (!cmd.empty() && cmd.back() == ' ') cmd.pop_back();
+    if (cmd.size() > 80) cmd = cmd.substr(0, 77) + "...";
+    found.push_back("pid " + pid + (cmd.empty() ? "" : " (" + cmd + ")"));
+  }
+  std::string out;
+  for (const auto& f : found) out += (out.empty() ? "" : ", ") + f;
+  return out;
 }
 
 std::string Store::integrity_check() {

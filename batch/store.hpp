@@ -3,6 +3,7 @@
 // One SQLite connection (WAL journal, synchronous FULL), one transaction per scan, so a killed
 // batch leaves whole scans or nothing. Calls are serialized by an internal mutex, so worker
 // threads may share one Store. Schema: docs/batch.md.
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -19,7 +20,11 @@ struct sqlite3;
 
 namespace lungvol::batch {
 
-inline constexpr int kSchemaVersion = 1;
+// 2: tables `protocols` (the TOML text of every protocol used) and `identity_flags`, scans
+// columns patient_id, study_instance_uid, image_sha256, input_patients; meta keys
+// results_state, results_generation. A version-1 store is upgraded when opened for writing and
+// read as it is when opened read-only.
+inline constexpr int kSchemaVersion = 2;
 
 struct RunInfo {
   std::string started_at, software_version;
@@ -51,6 +56,15 @@ struct ScanRecord {
   std::int64_t run_id = 0;
   std::string warnings;  // one per line
   std::string error;     // failed scans
+  // Identity of the input, for the cross-visit checks (identity_flags): the DICOM PatientID and
+  // StudyInstanceUID of the analyzed series, the image (series) hash without masks, and the
+  // distinct PatientIDs of every CT series in the input folder (one per line).
+  std::string patient_id, study_uid, image_sha256, input_patients;
+};
+
+// A cross-visit identity finding (docs/batch.md, "Identity checks").
+struct IdentityFlag {
+  std::string subject_id, visit, flag, detail;
 };
 
 struct StoredHistogram {
@@ -66,18 +80,37 @@ HuHistogram decode_counts(const std::string& blob, int hu_min, int n_bins);
 
 class Store {
  public:
-  // Opens or creates the database (schema created if absent). Error(kOutput) on failure.
-  explicit Store(const std::string& path);
+  enum class Mode {
+    kReadWrite,  // batch: created if absent, upgraded, Error(kOutput) on any problem
+    // report / sweep / endpoint / export: never writes, works on read-only storage (opened
+    // immutable when SQLite cannot use its shared-memory file there); Error(kInput).
+    kReadOnly,
+  };
+  // Opens or creates the database (schema created if absent, in one transaction) and runs
+  // PRAGMA quick_check: a damaged store is refused before anything is done with it. While
+  // another process holds SQLite's write lock, every statement retries with back-off for up to
+  // LUNGVOL_STORE_BUSY_TIMEOUT_S seconds (default 120), naming the processes that hold the file
+  // open; then Error(kOutput) with the same names.
+  explicit Store(const std::string& path, Mode mode = Mode::kReadWrite);
   ~Store();
   Store(const Store&) = delete;
   Store& operator=(const Store&) = delete;
 
   const std::string& path() const { return path_; }
+  bool read_only() const { return mode_ == Mode::kReadOnly; }
+  int schema_version() const { return schema_version_; }
 
   std::int64_t begin_run(const RunInfo& info);
   void finish_run(std::int64_t run_id, const RunCounts& counts);
   // The latest run (highest run_id); nullopt when the store holds no run.
   std::optional<RunInfo> latest_run();
+  // The latest run made with this protocol (by sha256); nullopt when there is none.
+  std::optional<RunInfo> latest_run_with_protocol(const std::string& protocol_sha256);
+
+  // The protocol texts (TOML) by sha256: every protocol a run or scan used.
+  void save_protocol(const std::string& sha256, const std::string& name,
+                     const std::string& version, const std::string& toml);
+  std::optional<std::string> protocol_toml(const std::string& sha256);
 
   // Replaces the table `manifest` (the scans the outputs and sweeps cover).
   void set_manifest(const Manifest& m);
@@ -105,17 +138,55 @@ class Store {
   // Histograms of one region (both kinds) of every scan.
   std::vector<StoredHistogram> histograms(const std::string& region);
 
+  // Recomputes the cross-visit identity flags of the manifest's scans (same series or input for
+  // two visits or subjects, PatientID differing within a subject, StudyDate order against the
+  // visit order, several patients in one input folder), in one transaction.
+  void update_identity_flags(const trial::VisitSchedule& schedule);
+  std::vector<IdentityFlag> identity_flags();
+
+  // The state of the results: SHA-256 over everything a derived file (endpoint, sweep, report,
+  // export) can depend on: the manifest, every scans row (ids and run ids aside), measurement,
+  // histogram and identity flag, and the latest run's protocol and schedule. Equal states mean
+  // equal results; any change (a re-analysed scan, an edit with sqlite3) changes it.
+  std::string results_state();
+  // meta: the state lungvol recorded when it last finished writing (a batch run or merge), and
+  // how many times it did; a stored state that differs from results_state() means the store
+  // changed since (an interrupted batch, or an edit outside lungvol).
+  void record_results_state();
+  std::string recorded_results_state();
+  std::int64_t results_generation();
+
   std::size_t count(const std::string& table);
   std::string integrity_check();  // "ok" when healthy
+  std::string quick_check();      // PRAGMA quick_check: "ok" when healthy
 
   // Runs one statement (no result rows); for maintenance and tests.
   void exec(const std::string& sql);
 
+  // The SQLite busy handler (retries with back-off); public for the C callback only.
+  int on_busy(int attempt);
+
  private:
+  void open_read_write();
+  void open_read_only();
+  void check_health();
   void insert_scan_row(ScanRecord& rec);
+  bool has_table(const std::string& table);
+  std::string scan_select_list();
+  void bump_generation();
   std::string path_;
+  Mode mode_ = Mode::kReadWrite;
   sqlite3* db_ = nullptr;
   std::recursive_mutex mutex_;
+  int schema_version_ = kSchemaVersion;
+  std::vector<std::string> scan_columns_;  // columns present in `scans` (read-only v1 stores)
+  double busy_limit_s_ = 120;
+  std::chrono::steady_clock::time_point busy_since_{};
+  bool busy_warned_ = false;
 };
+
+// The processes that hold `db_path` (or its -wal / -shm file) open, other than this one, as
+// "pid 1234 (sqlite3 results.sqlite)"; "" when none can be seen (/proc of other users).
+std::string processes_holding(const std::string& db_path);
 
 }  // namespace lungvol::batch
