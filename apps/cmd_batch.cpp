@@ -25,7 +25,7 @@ Action add_batch_command(CLI::App& app, const GlobalOptions& global) {
   // steps only -o.
   cmd->add_option("MANIFEST", o->manifest,
                   "CSV: subject_id, arm, visit, path (+ optional visit_day, series_uid, site, "
-                  "population)");
+                  "population, lungs_mask, lesions_mask)");
   cmd->add_option("-o,--output", o->outdir, "output folder");
   cmd->add_option("--executor", *executor,
                   "local (this machine) or slurm (one Slurm job array + a merge job; see "
@@ -47,7 +47,9 @@ Action add_batch_command(CLI::App& app, const GlobalOptions& global) {
   // The Slurm job steps (written into OUTDIR/slurm/*.sbatch by the controller).
   cmd->add_option("--slurm-task", *task, "run one Slurm array task")->group("");
   cmd->add_flag("--slurm-merge", *merge, "merge the Slurm task results")->group("");
-  cmd->add_option("--jobs", o->jobs, "scans analyzed in parallel (threads are split between them)")
+  cmd->add_option("--jobs", o->jobs,
+                  "scans analyzed in parallel (threads are split between them; at most the "
+                  "number of cores)")
       ->check(CLI::PositiveNumber)
       ->capture_default_str();
   cmd->add_option("--protocol", o->protocol, "built-in protocol name or TOML file")
@@ -56,6 +58,11 @@ Action add_batch_command(CLI::App& app, const GlobalOptions& global) {
                   "visit schedule TOML ([[visit]] name, day, baseline, window_days); default "
                   "baseline day 0, day10, day28");
   cmd->add_flag("--force", o->force, "re-analyze every scan, even those already done");
+  cmd->add_option("--ignore-column", o->ignore_columns,
+                  "a manifest column lungvol does not use, kept in the file (repeatable); any "
+                  "other unknown column is an error")
+      ->expected(1)
+      ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
   cmd->add_flag("--no-label-maps", [o](std::int64_t) { o->write_label_maps = false; },
                 "do not write lungs.nii.gz / lesions.nii.gz per scan");
   cmd->add_flag("--no-qc", [o](std::int64_t) { o->write_qc_images = false; },

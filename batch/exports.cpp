@@ -1,5 +1,6 @@
 #include "batch/exports.hpp"
 
+#include <filesystem>
 #include <map>
 
 #include "core/fs.hpp"
@@ -50,48 +51,73 @@ void write_cohort_measurements_csv(Store& store, const std::string& path) {
   });
 }
 
-void write_visits_wide_csv(Store& store, const std::string& path) {
+report::CsvTable visits_wide_table(Store& store) {
   const auto manifest = store.manifest();
   const auto scans = scans_by_key(store);
   const auto& metrics = visits_wide_metrics();
-  write_stream_atomic(path, [&](std::ostream& out) {
-    report::CsvWriter w(out);
-    std::vector<std::string> header = {"subject_id", "arm",       "visit",
-                                       "visit_day",  "in_window", "status"};
-    for (const auto& [column, metric] : metrics) header.push_back(column);
-    // Densitometry compares visits only when the HU scale held: the air calibration check.
-    header.push_back("calibration");
-    w.row(header);
-    for (const auto& e : manifest) {
-      std::vector<report::CsvField> row = {e.subject_id, e.arm, e.visit};
-      const auto it = scans.find({e.subject_id, e.visit});
-      if (it == scans.end()) {
-        row.insert(row.end(), {optional_field(e.visit_day), "", ""});
-        for (std::size_t i = 0; i < metrics.size(); ++i) row.emplace_back("");
-        row.emplace_back("");
-        w.row(row);
-        continue;
-      }
-      const ScanRecord& s = it->second;
-      row.push_back(optional_field(s.days_from_baseline));
-      row.emplace_back(s.in_window ? (*s.in_window ? "1" : "0") : "");
-      row.emplace_back(s.status);
-      std::map<std::string, std::optional<double>> lungs;
-      if (s.status == "ok") {
-        for (const auto& m : store.measurements(s.scan_id)) {
-          if (m.region == "lungs") lungs[m.metric] = m.value;
-        }
-      }
-      for (const auto& [column, metric] : metrics) {
-        const auto v = lungs.find(metric);
-        row.push_back(optional_field(v == lungs.end() ? std::nullopt : v->second));
-      }
-      const bool flagged = s.warnings.find("calibration: ") != std::string::npos &&
-                           s.warnings.find("_out_of_tolerance") != std::string::npos;
-      row.emplace_back(s.status != "ok" ? "" : flagged ? "flagged" : "ok");
-      w.row(row);
+  std::map<std::pair<std::string, std::string>, std::string> flags;
+  for (const auto& f : store.identity_flags()) {
+    auto& s = flags[{f.subject_id, f.visit}];
+    s += (s.empty() ? "" : ";") + f.flag;
+  }
+  report::CsvTable t;
+  t.source = store.path();
+  t.header = {"subject_id", "arm", "visit", "visit_day", "in_window", "status"};
+  for (const auto& [column, metric] : metrics) t.header.push_back(column);
+  // Densitometry compares visits only when the HU scale held: the air calibration check.
+  t.header.push_back("calibration");
+  t.header.push_back("identity_flags");
+  const auto text = [](const report::CsvField& f) { return f.text(); };
+  for (const auto& e : manifest) {
+    std::vector<std::string> row = {e.subject_id, e.arm, e.visit};
+    const auto it = scans.find({e.subject_id, e.visit});
+    if (it == scans.end()) {
+      row.insert(row.end(), {text(optional_field(e.visit_day)), "", ""});
+      for (std::size_t i = 0; i < metrics.size(); ++i) row.emplace_back("");
+      row.emplace_back("");
+      row.emplace_back("");
+      t.rows.push_back(std::move(row));
+      continue;
     }
-  });
+    const ScanRecord& s = it->second;
+    row.push_back(text(optional_field(s.days_from_baseline)));
+    row.emplace_back(s.in_window ? (*s.in_window ? "1" : "0") : "");
+    row.emplace_back(s.status);
+    std::map<std::string, std::optional<double>> lungs;
+    if (s.status == "ok") {
+      for (const auto& m : store.measurements(s.scan_id)) {
+        if (m.region == "lungs") lungs[m.metric] = m.value;
+      }
+    }
+    for (const auto& [column, metric] : metrics) {
+      const auto v = lungs.find(metric);
+      row.push_back(text(optional_field(v == lungs.end() ? std::nullopt : v->second)));
+    }
+    const bool flagged = s.warnings.find("calibration: ") != std::string::npos &&
+                         s.warnings.find("_out_of_tolerance") != std::string::npos;
+    row.emplace_back(s.status != "ok" ? "" : flagged ? "flagged" : "ok");
+    const auto f = flags.find({e.subject_id, e.visit});
+    row.emplace_back(s.status != "ok" || f == flags.end() ? "" : f->second);
+    t.rows.push_back(std::move(row));
+  }
+  return t;
+}
+
+void write_visits_wide_csv(Store& store, const std::string& path) {
+  report::write_csv(path, visits_wide_table(store));
+}
+
+trial::VisitTable batch_visit_table(Store& store) {
+  return trial::parse_visit_table(report::to_csv(visits_wide_table(store)), store.path());
+}
+
+void refresh_batch_tables(Store& store, const trial::VisitSchedule& schedule,
+                          const std::string& outdir) {
+  store.update_timing(schedule);
+  store.update_identity_flags(schedule);
+  write_cohort_measurements_csv(store, (std::filesystem::path(outdir) / "measurements.csv").string());
+  write_visits_wide_csv(store, (std::filesystem::path(outdir) / "visits_wide.csv").string());
+  store.record_results_state();
 }
 
 }  // namespace lungvol::batch

@@ -1,5 +1,6 @@
 #include "batch/manifest.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <map>
@@ -8,6 +9,8 @@
 #include "core/error.hpp"
 #include "core/fs.hpp"
 #include "core/hash.hpp"
+#include "core/log.hpp"
+#include "core/names.hpp"
 #include "report/csv.hpp"
 
 namespace fs = std::filesystem;
@@ -26,66 +29,180 @@ std::string trim(const std::string& s) {
   throw Error(ExitCode::kUsage, source + ":" + std::to_string(line) + ": " + what);
 }
 
-// Subject ids and visits name folders under OUTDIR/scans, so they must not escape it.
-bool usable_as_folder_name(const std::string& s) {
-  if (s.empty() || s == "." || s == "..") return false;
-  for (char c : s) {
-    if (c == '/' || c == '\\' || static_cast<unsigned char>(c) < 0x20) return false;
+// Levenshtein distance, for "did you mean" in messages.
+std::size_t edit_distance(const std::string& a, const std::string& b) {
+  std::vector<std::size_t> prev(b.size() + 1), cur(b.size() + 1);
+  for (std::size_t j = 0; j <= b.size(); ++j) prev[j] = j;
+  for (std::size_t i = 1; i <= a.size(); ++i) {
+    cur[0] = i;
+    for (std::size_t j = 1; j <= b.size(); ++j) {
+      cur[j] = std::min({prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1)});
+    }
+    std::swap(prev, cur);
   }
-  return true;
+  return prev[b.size()];
 }
 
-// Physical line where each CSV record starts (the CSV reader skips blank lines and lets quoted
-// fields span lines, so record index + 2 is not always right).
-std::vector<std::size_t> record_lines(const std::string& text) {
-  std::vector<std::size_t> lines;
-  std::size_t line = 1;
-  bool in_quotes = false, at_record_start = true, record_has_text = false;
-  std::size_t start_line = 1;
-  for (std::size_t i = 0; i <= text.size(); ++i) {
-    const char c = i < text.size() ? text[i] : '\n';
-    if (at_record_start) {
-      start_line = line;
-      at_record_start = false;
-      record_has_text = false;
-    }
-    if (c == '"') in_quotes = !in_quotes;
-    if (c == '\n' && !in_quotes) {
-      if (record_has_text) lines.push_back(start_line);
-      at_record_start = true;
-    } else if (c != '\r') {
-      record_has_text = true;
-    }
-    if (c == '\n') ++line;
-  }
-  return lines;
+std::string join(const std::vector<std::string>& v) {
+  std::string out;
+  for (const auto& s : v) out += (out.empty() ? "" : ", ") + s;
+  return out;
+}
+
+bool is_known_column(const std::string& name) {
+  const auto& r = manifest_required_columns();
+  const auto& o = manifest_optional_columns();
+  return std::find(r.begin(), r.end(), name) != r.end() ||
+         std::find(o.begin(), o.end(), name) != o.end();
+}
+
+// The header's names, trimmed, for messages.
+std::string header_text(const std::vector<std::string>& header) {
+  std::vector<std::string> names;
+  for (const auto& h : header) names.push_back("'" + printable(trim(h), 40) + "'");
+  return join(names);
 }
 
 }  // namespace
 
+const std::vector<std::string>& manifest_required_columns() {
+  static const std::vector<std::string> k = {"subject_id", "arm", "visit", "path"};
+  return k;
+}
+
+const std::vector<std::string>& manifest_optional_columns() {
+  static const std::vector<std::string> k = {"visit_day", "series_uid",  "site",
+                                             "population", "lungs_mask", "lesions_mask"};
+  return k;
+}
+
+void require_path_component(const std::string& what, const std::string& name,
+                            const std::string& where) {
+  const std::string problem = path_component_problem(name);
+  if (!problem.empty()) {
+    throw Error(ExitCode::kUsage, where + ": " + what + " '" + printable(name) +
+                                      "' cannot name a folder: " + problem);
+  }
+}
+
+void check_schedule_names(const trial::VisitSchedule& schedule, const std::string& source) {
+  for (const auto& v : schedule.visits) {
+    require_path_component("visit", v.name, source);
+  }
+}
+
+void require_uid(const std::string& uid, const std::string& where) {
+  const std::string problem = uid_problem(uid);
+  if (!problem.empty()) {
+    throw Error(ExitCode::kUsage, where + ": series_uid '" + printable(uid) +
+                                      "' is not a DICOM UID: " + problem);
+  }
+}
+
 Manifest parse_manifest(const std::string& csv_text, const std::string& source,
-                        const std::string& base_dir, const trial::VisitSchedule& schedule) {
+                        const std::string& base_dir, const trial::VisitSchedule& schedule,
+                        const ManifestOptions& options) {
+  report::CsvParseOptions po;
+  po.skip_blank_records = true;  // blank lines, lines of spaces, Excel's ",,," rows
+  // The header line as written: a semicolon-separated file (Excel's CSV in locales with a
+  // decimal comma) is read as such when its header, split at ';', names only manifest columns,
+  // and named as such otherwise.
+  std::string first_line;
+  {
+    std::size_t start = csv_text.compare(0, 3, "\xEF\xBB\xBF") == 0 ? 3 : 0;
+    while (start < csv_text.size()) {
+      std::size_t end = csv_text.find('\n', start);
+      if (end == std::string::npos) end = csv_text.size();
+      const std::string line = csv_text.substr(start, end - start);
+      if (line.find_first_not_of(" \t\r,;") != std::string::npos) {
+        first_line = line;
+        break;
+      }
+      start = end + 1;
+    }
+  }
+  char delimiter = ',';
+  if (first_line.find(';') != std::string::npos && first_line.find(',') == std::string::npos) {
+    po.delimiter = ';';
+    report::CsvTable probe;
+    bool ok = true;
+    try {
+      probe = report::parse_csv(csv_text, source, po);
+    } catch (const Error&) {
+      ok = false;
+    }
+    ok = ok && probe.header.size() > 1;
+    for (std::size_t i = 0; ok && i < probe.header.size(); ++i) {
+      const std::string h = trim(probe.header[i]);
+      ok = is_known_column(h) || std::find(options.ignore_columns.begin(),
+                                           options.ignore_columns.end(), h) !=
+                                     options.ignore_columns.end();
+    }
+    if (!ok) {
+      fail(source, 1,
+           "the header holds ';' ('" + printable(first_line, 100) +
+               "'): a semicolon-separated file whose columns are not all manifest columns; "
+               "save the manifest as comma-separated CSV (columns: " +
+               join(manifest_required_columns()) + ", optional " +
+               join(manifest_optional_columns()) + ")");
+    }
+    delimiter = ';';
+    log::info("{}: semicolon-separated manifest (as Excel writes CSV in some locales)", source);
+  }
   report::CsvTable t;
   try {
-    t = report::parse_csv(csv_text, source);
+    t = report::parse_csv(csv_text, source, po);
   } catch (const Error& e) {
     throw Error(ExitCode::kUsage, e.what());  // a malformed manifest is a usage problem
   }
   if (t.header.empty()) fail(source, 1, "empty manifest (no header line)");
-  const std::vector<std::size_t> lines = record_lines(csv_text);
-  auto line_of = [&](std::size_t row) { return row + 1 < lines.size() ? lines[row + 1] : row + 2; };
+  auto line_of = [&](std::size_t row) { return t.row_lines.at(row); };
 
   std::map<std::string, std::size_t> col;
   for (std::size_t i = 0; i < t.header.size(); ++i) {
     const std::string name = trim(t.header[i]);
-    if (col.count(name)) fail(source, 1, "column '" + name + "' appears twice");
+    if (name.empty()) {
+      // An unnamed column is tolerated only when it holds nothing (a trailing separator).
+      for (std::size_t r = 0; r < t.rows.size(); ++r) {
+        if (!trim(t.rows[r][i]).empty()) {
+          fail(source, line_of(r), "column " + std::to_string(i + 1) +
+                                       " has no name in the header but holds '" +
+                                       printable(t.rows[r][i], 40) + "'");
+        }
+      }
+      continue;
+    }
+    if (col.count(name)) fail(source, t.header_line, "column '" + name + "' appears twice");
     col[name] = i;
   }
-  for (const char* req : {"subject_id", "arm", "visit", "path"}) {
+  for (const auto& req : manifest_required_columns()) {
     if (!col.count(req)) {
-      fail(source, 1, std::string("missing required column '") + req +
-                          "' (required: subject_id, arm, visit, path)");
+      fail(source, t.header_line,
+           "missing required column '" + req + "' (required: " + join(manifest_required_columns()) +
+               "); the header found is: " + header_text(t.header));
     }
+  }
+  for (const auto& [name, index] : col) {
+    if (is_known_column(name)) continue;
+    if (std::find(options.ignore_columns.begin(), options.ignore_columns.end(), name) !=
+        options.ignore_columns.end()) {
+      continue;
+    }
+    std::string best;
+    std::size_t best_d = 4;
+    for (const auto* list : {&manifest_required_columns(), &manifest_optional_columns()}) {
+      for (const auto& k : *list) {
+        const std::size_t d = edit_distance(name, k);
+        if (d < best_d) best_d = d, best = k;
+      }
+    }
+    fail(source, t.header_line,
+         "unknown column '" + printable(name, 60) + "'" +
+             (best.empty() ? std::string() : " (did you mean '" + best + "'?)") +
+             "; manifest columns: " + join(manifest_required_columns()) + ", optional " +
+             join(manifest_optional_columns()) +
+             ". To keep a column lungvol does not use, pass --ignore-column '" +
+             printable(name, 60) + "'");
   }
   auto cell = [&](const std::vector<std::string>& row, const char* name) -> std::string {
     auto it = col.find(name);
@@ -95,6 +212,7 @@ Manifest parse_manifest(const std::string& csv_text, const std::string& source,
   Manifest m;
   m.source = source;
   m.sha256 = sha256_hex(csv_text);
+  m.delimiter = delimiter;
   std::map<std::string, std::string> arm_of;
   std::map<std::pair<std::string, std::string>, std::size_t> seen;
   for (std::size_t r = 0; r < t.rows.size(); ++r) {
@@ -117,9 +235,11 @@ Manifest parse_manifest(const std::string& csv_text, const std::string& source,
         fail(source, e.line, std::string("empty ") + name);
       }
     }
-    if (!usable_as_folder_name(e.subject_id)) {
-      fail(source, e.line, "subject_id '" + e.subject_id + "' cannot name a folder (no '/', '\\', '.' or '..')");
-    }
+    const std::string where = source + ":" + std::to_string(e.line);
+    require_path_component("subject_id", e.subject_id, where);
+    require_path_component("visit", e.visit, where);
+    require_path_component("arm", e.arm, where);
+    if (!e.series_uid.empty()) require_uid(e.series_uid, where);
     if (!schedule.find(e.visit)) {
       std::string names;
       for (const auto& v : schedule.visits) names += (names.empty() ? "" : ", ") + v.name;
@@ -164,18 +284,19 @@ Manifest parse_manifest(const std::string& csv_text, const std::string& source,
     }
     m.entries.push_back(std::move(e));
   }
-  if (m.entries.empty()) fail(source, 2, "manifest has a header but no scans");
+  if (m.entries.empty()) fail(source, t.header_line + 1, "manifest has a header but no scans");
   return m;
 }
 
-Manifest read_manifest(const std::string& path, const trial::VisitSchedule& schedule) {
+Manifest read_manifest(const std::string& path, const trial::VisitSchedule& schedule,
+                       const ManifestOptions& options) {
   std::error_code ec;
   if (!fs::is_regular_file(path, ec)) {
     throw Error(ExitCode::kInput, "manifest not found: '" + path + "'");
   }
   const std::string text = read_text_file(path);
   const fs::path abs = fs::absolute(path, ec);
-  return parse_manifest(text, path, abs.parent_path().string(), schedule);
+  return parse_manifest(text, path, abs.parent_path().string(), schedule, options);
 }
 
 std::optional<std::int64_t> days_from_dicom_date(const std::string& s) {

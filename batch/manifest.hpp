@@ -24,17 +24,43 @@ struct ManifestEntry {
 struct Manifest {
   std::string source;  // file name, for messages
   std::string sha256;  // of the file's bytes
+  char delimiter = ',';  // ';' for a semicolon-separated file (Excel in some locales)
   std::vector<ManifestEntry> entries;
 };
 
+struct ManifestOptions {
+  // Columns lungvol does not use that the manifest may hold (batch --ignore-column); any
+  // other unknown column is an error, so a misspelt optional column is never silently ignored.
+  std::vector<std::string> ignore_columns;
+};
+
+// The manifest's columns: required, then optional.
+const std::vector<std::string>& manifest_required_columns();
+const std::vector<std::string>& manifest_optional_columns();
+
 // Columns subject_id, arm, visit, path (required); visit_day, series_uid, site, population,
-// lungs_mask, lesions_mask (optional); other columns are ignored. Every visit must be in `schedule`; a subject is in one
-// arm; a subject x visit appears once; ids are usable as folder names. Errors are
-// Error(kUsage) "<source>:<line>: <problem>".
+// lungs_mask, lesions_mask (optional); any other column is an error unless listed in
+// options.ignore_columns. Comma-separated, or semicolon-separated when the header says so.
+// Blank lines, lines of spaces and rows of empty fields (Excel's ",,,") are skipped. Every visit
+// must be in `schedule`; a subject is in one arm; a subject x visit appears once; subject,
+// visit and arm are usable as folder names (path_component_problem); series_uid is a DICOM UID.
+// Errors are Error(kUsage) "<source>:<line>: <problem>".
 Manifest parse_manifest(const std::string& csv_text, const std::string& source,
-                        const std::string& base_dir, const trial::VisitSchedule& schedule);
+                        const std::string& base_dir, const trial::VisitSchedule& schedule,
+                        const ManifestOptions& options = {});
 // Error(kInput) when the file does not exist or cannot be read.
-Manifest read_manifest(const std::string& path, const trial::VisitSchedule& schedule);
+Manifest read_manifest(const std::string& path, const trial::VisitSchedule& schedule,
+                       const ManifestOptions& options = {});
+
+// Error(kUsage) "<where>: <what> '<name>' cannot name a folder: <problem>" when the name is
+// not a usable path component (core/names.hpp).
+void require_path_component(const std::string& what, const std::string& name,
+                            const std::string& where);
+// Every visit name of a schedule (they name folders too); `source` names the schedule file.
+void check_schedule_names(const trial::VisitSchedule& schedule, const std::string& source);
+
+// The manifest's series_uid (a DICOM UID, core/names.hpp); Error(kUsage) at `where` otherwise.
+void require_uid(const std::string& uid, const std::string& where);
 
 // Days since 1970-01-01 of a DICOM date YYYYMMDD (proleptic Gregorian); nullopt when the
 // text is not a valid date.

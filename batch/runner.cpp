@@ -12,12 +12,14 @@
 #include <exception>
 #include <filesystem>
 #include <mutex>
+#include <set>
 #include <thread>
 
 #include <dcmtk/dcmsr/cmr/init.h>
 #include <fmt/format.h>
 
 #include "batch/exports.hpp"
+#include "core/cancel.hpp"
 #include "core/error.hpp"
 #include "core/fs.hpp"
 #include "core/hash.hpp"
@@ -161,6 +163,18 @@ class Progress {
   Clock::time_point start_ = Clock::now();
 };
 
+// A failed scan has no numbers in the store: the outputs of an earlier run of it go too, so the
+// folder never shows what the store does not hold. Only lungvol's own files are removed.
+void remove_scan_folder(const std::string& dir) {
+  std::error_code ec;
+  if (!fs::is_directory(dir, ec)) return;
+  for (const auto& entry : fs::directory_iterator(dir, ec)) {
+    if (!pipeline::output_file_is_replaceable(entry.path().filename().string())) return;
+  }
+  fs::remove_all(dir, ec);
+  ::rmdir(fs::path(dir).parent_path().c_str());  // the subject's folder, when now empty
+}
+
 struct Job {
   const BatchOptions& options;
   const Protocol& protocol;
@@ -171,6 +185,7 @@ struct Job {
 };
 
 void process(const ManifestEntry& e, Job& job) {
+  if (interrupt_requested()) return;  // Ctrl-C: no new scan starts
   const auto t0 = std::chrono::steady_clock::now();
   auto seconds = [&] {
     return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
@@ -197,6 +212,10 @@ void process(const ManifestEntry& e, Job& job) {
 
 ScanRecord base_record(const ManifestEntry& e, const std::string& outdir,
                        const Protocol& protocol, std::int64_t run_id) {
+  // Every path component under OUTDIR is checked wherever a manifest entry comes from.
+  const std::string where = "manifest line " + std::to_string(e.line);
+  require_path_component("subject_id", e.subject_id, where);
+  require_path_component("visit", e.visit, where);
   ScanRecord r;
   r.subject_id = e.subject_id;
   r.arm = e.arm;
@@ -229,6 +248,19 @@ ScanOutcome analyze_scan(const ManifestEntry& e, const BatchOptions& options,
   ScanRecord& rec = out.record;
   rec = base_record(e, options.outdir, protocol, run_id);
   try {
+    // Identity: the PatientIDs of every CT series in the input folder (a folder holding several
+    // patients is flagged). Headers only; an unreadable folder fails in analyze() below.
+    std::error_code ec;
+    if (fs::is_directory(e.full_path, ec)) {
+      try {
+        std::set<std::string> ids;
+        for (const auto& series : io::discover_dicom(e.full_path).series) {
+          if (!series.patient_id.empty()) ids.insert(series.patient_id);
+        }
+        rec.input_patients = join_lines({ids.begin(), ids.end()});
+      } catch (const Error&) {
+      }
+    }
     pipeline::AnalyzeOptions o;
     o.input = e.full_path;
     o.outdir = rec.outdir;
@@ -242,6 +274,9 @@ ScanOutcome analyze_scan(const ManifestEntry& e, const BatchOptions& options,
     pipeline::Analysis a = pipeline::analyze(o);
     rec.series_uid = a.input.series.series_instance_uid;
     rec.input_sha256 = with_masks(a.input.sha256, e);
+    rec.image_sha256 = a.input.sha256;
+    rec.patient_id = a.input.series.patient_id;
+    rec.study_uid = a.input.series.study_instance_uid;
     rec.study_date = a.input.series.study_date;
     rec.analyzed_at = a.analyzed_at;
     rec.timing_s = a.timings.total_s;
@@ -251,6 +286,7 @@ ScanOutcome analyze_scan(const ManifestEntry& e, const BatchOptions& options,
     out.regions = std::move(a.regions);
     return out;
   } catch (const Error& err) {
+    if (err.code() == ExitCode::kInterrupted) throw;  // not the scan's fault: not stored
     rec.error = err.what();
     out.exit_code = err.exit_status();
   } catch (const std::bad_alloc&) {
@@ -263,6 +299,7 @@ ScanOutcome analyze_scan(const ManifestEntry& e, const BatchOptions& options,
   rec.status = "failed";
   rec.analyzed_at = utc_timestamp();
   rec.timing_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  remove_scan_folder(rec.outdir);
   return out;
 }
 
@@ -280,13 +317,37 @@ void warm_up_libraries() {
   io::register_itk_factories();
 }
 
+int effective_jobs(int requested, std::size_t scans, std::string* note) {
+  const int cores = std::max(1, omp_get_num_procs());
+  int jobs = std::max(1, requested);
+  if (jobs > cores) {
+    if (note) {
+      *note = fmt::format("--jobs {} is more than the {} core(s) of this machine; running {} "
+                          "scan(s) at once (more would only compete for the cores and need "
+                          "memory for each scan)",
+                          requested, cores, cores);
+    }
+    jobs = cores;
+  }
+  return std::min<int>(jobs, static_cast<int>(std::max<std::size_t>(1, scans)));
+}
+
 BatchInputs load_batch_inputs(const BatchOptions& options) {
   BatchInputs in;
-  in.schedule = options.schedule.empty() ? trial::default_visit_schedule()
-                                         : trial::load_visit_schedule(options.schedule);
-  in.manifest = read_manifest(options.manifest, in.schedule);
+  if (options.schedule.empty()) {
+    in.schedule = trial::default_visit_schedule();
+  } else {
+    in.schedule = trial::load_visit_schedule(options.schedule);
+    in.schedule_toml = read_text_file(options.schedule);
+  }
+  // Visit names become folders: a schedule's names are checked like the manifest's.
+  check_schedule_names(in.schedule, options.schedule.empty() ? "default schedule" : options.schedule);
+  ManifestOptions mo;
+  mo.ignore_columns = options.ignore_columns;
+  in.manifest = read_manifest(options.manifest, in.schedule, mo);
   in.protocol = load_protocol(options.protocol);
   in.protocol.source_path = fs::absolute(in.protocol.source_path).string();
+  in.protocol_toml = pipeline::protocol_text(in.protocol);
   return in;
 }
 
@@ -301,7 +362,7 @@ RunInfo make_run_info(const BatchOptions& options, const BatchInputs& in, int jo
   info.lesion_low_hu = in.protocol.lesion.low_hu();
   info.lesion_split_hu = in.protocol.lesion.split_hu();
   info.lesion_high_hu = in.protocol.lesion.high_hu();
-  info.schedule_toml = options.schedule.empty() ? "" : read_text_file(options.schedule);
+  info.schedule_toml = in.schedule_toml;
   info.manifest_path = fs::absolute(options.manifest).string();
   info.manifest_sha256 = in.manifest.sha256;
   info.host = host_name();
@@ -314,6 +375,7 @@ RunInfo make_run_info(const BatchOptions& options, const BatchInputs& in, int jo
 BatchSummary run_batch(const BatchOptions& options) {
   const auto t0 = std::chrono::steady_clock::now();
   if (options.jobs < 1) throw Error(ExitCode::kUsage, "batch: --jobs must be at least 1");
+  clear_interrupt();
   const BatchInputs inputs = load_batch_inputs(options);
   const trial::VisitSchedule& schedule = inputs.schedule;
   const Manifest& manifest = inputs.manifest;
@@ -324,9 +386,12 @@ BatchSummary run_batch(const BatchOptions& options) {
   Store store((fs::path(options.outdir) / "results.sqlite").string());
 
   const int total_threads = options.threads > 0 ? options.threads : omp_get_num_procs();
-  const int jobs = std::min<int>(options.jobs, static_cast<int>(manifest.entries.size()));
+  std::string jobs_note;
+  const int jobs = effective_jobs(options.jobs, manifest.entries.size(), &jobs_note);
+  if (!jobs_note.empty()) log::warn("batch: {}", jobs_note);
   const int per_job = std::max(1, total_threads / std::max(1, jobs));
 
+  store.save_protocol(protocol.sha256, protocol.name, protocol.version, inputs.protocol_toml);
   const std::int64_t run_id = store.begin_run(make_run_info(options, inputs, jobs, per_job));
   store.set_manifest(manifest);
 
@@ -358,18 +423,40 @@ BatchSummary run_batch(const BatchOptions& options) {
     }
   };
   warm_up_libraries();  // also for one job: write_outputs writes its files in parallel
-  if (jobs <= 1) {
-    worker();
-  } else {
-    std::vector<std::thread> threads;
-    for (int j = 0; j < jobs; ++j) threads.emplace_back(worker);
-    for (auto& t : threads) t.join();
+  {
+    // Ctrl-C / SIGTERM: running scans stop at their next stage (their temporary folders are
+    // removed), no new scan starts, everything finished stays.
+    InterruptHandler on_interrupt(
+        "\nlungvol batch: interrupted; stopping the running scan(s) (finished scans are kept; "
+        "Ctrl-C again to stop at once)\n");
+    if (jobs <= 1) {
+      worker();
+    } else {
+      std::vector<std::thread> threads;
+      for (int j = 0; j < jobs; ++j) threads.emplace_back(worker);
+      for (auto& t : threads) t.join();
+    }
   }
-  if (fatal) std::rethrow_exception(fatal);
+  if (fatal) {
+    try {
+      std::rethrow_exception(fatal);
+    } catch (const Error& e) {
+      if (e.code() != ExitCode::kInterrupted) throw;  // an interruption is handled below
+    }
+  }
+  if (interrupt_requested()) {
+    // The tables describe what the store holds; the run stays unfinished (finished_at NULL).
+    refresh_batch_tables(store, schedule, options.outdir);
+    const std::size_t done = job.analyzed + job.skipped + job.failed;
+    throw Error(ExitCode::kInterrupted,
+                fmt::format("interrupted, re-run to resume: {} of {} scans done ({} analyzed, {} "
+                            "skipped, {} failed) are kept in {}; the same command continues with "
+                            "the rest",
+                            done, manifest.entries.size(), job.analyzed.load(), job.skipped.load(),
+                            job.failed.load(), store.path()));
+  }
 
-  store.update_timing(schedule);
-  write_cohort_measurements_csv(store, (fs::path(options.outdir) / "measurements.csv").string());
-  write_visits_wide_csv(store, (fs::path(options.outdir) / "visits_wide.csv").string());
+  refresh_batch_tables(store, schedule, options.outdir);
 
   BatchSummary summary;
   summary.run_id = run_id;

@@ -17,6 +17,7 @@ struct BatchOptions {
   int threads = 0;  // total OpenMP threads (0 = all cores), split evenly between the jobs
   std::string protocol = kDefaultProtocol;
   std::string schedule;  // visit schedule TOML; "" = default
+  std::vector<std::string> ignore_columns;  // manifest columns lungvol may ignore (--ignore-column)
   bool force = false;    // redo every scan
   bool write_label_maps = true;
   bool write_qc_images = true;
@@ -36,15 +37,24 @@ struct BatchSummary {
 
 // Takes OUTDIR/.lock (flock; Error(kOutput) naming the other process when already held), runs,
 // then writes OUTDIR/measurements.csv and OUTDIR/visits_wide.csv from the store. Errors in the
-// manifest, protocol or schedule throw before any scan is analyzed.
+// manifest, protocol or schedule throw before any scan is analyzed. --jobs above the number of
+// cores is capped to it (with a message). Ctrl-C / SIGTERM stops the running scans at their
+// next stage, keeps every finished one, writes the CSVs and throws Error(kInterrupted)
+// "interrupted, re-run to resume".
 BatchSummary run_batch(const BatchOptions& options);
+
+// The number of scans run at once: `requested`, at most the cores (omp_get_num_procs) and the
+// scans; `note` gets the reason when it was lowered.
+int effective_jobs(int requested, std::size_t scans, std::string* note);
 
 // The steps of one batch that the local and the Slurm executor share, so that both store the
 // same rows from the same code.
 struct BatchInputs {
   trial::VisitSchedule schedule;
+  std::string schedule_toml;  // the schedule file's text; "" = the default schedule
   Manifest manifest;
   Protocol protocol;  // source_path made absolute (tasks may run in another folder)
+  std::string protocol_toml;  // the protocol file's text (stored with the results)
 };
 // Errors in the manifest, protocol or schedule throw here, before anything is written.
 BatchInputs load_batch_inputs(const BatchOptions& options);
@@ -54,12 +64,15 @@ RunInfo make_run_info(const BatchOptions& options, const BatchInputs& inputs, in
 // protocol and this software version: a rerun skips it.
 bool scan_is_done(Store& store, const ManifestEntry& e, const Protocol& protocol);
 // The scans row of `e` before analysis (manifest fields, protocol, software, run, folder
-// OUTDIR/scans/<subject>/<visit>).
+// OUTDIR/scans/<subject>/<visit>). Error(kUsage) when subject or visit cannot name a folder
+// (a manifest that bypassed parse_manifest, e.g. an edited Slurm task list).
 ScanRecord base_record(const ManifestEntry& e, const std::string& outdir,
                        const Protocol& protocol, std::int64_t run_id);
 
 // One scan analyzed into its folder, every error caught: status "ok" with the regions, or
-// "failed" with record.error and exit_code. Touches no store.
+// "failed" with record.error and exit_code (its folder of an earlier run is then removed: the
+// store no longer holds those numbers). Touches no store. An interruption is not a failure:
+// Error(kInterrupted) propagates and the scan's folder is left as it was.
 struct ScanOutcome {
   ScanRecord record;
   std::vector<pipeline::RegionResult> regions;

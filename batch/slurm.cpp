@@ -9,6 +9,7 @@
 
 #include "batch/exports.hpp"
 #include "batch/slurm_internal.hpp"
+#include "core/cancel.hpp"
 #include "core/error.hpp"
 #include "core/fs.hpp"
 #include "core/log.hpp"
@@ -119,9 +120,9 @@ BatchSummary merge_locked(Store& store, const Paths& p, const json& tasks) {
                 out.record.error);
     }
   }
-  store.update_timing(schedule);
-  write_cohort_measurements_csv(store, (p.dir / "measurements.csv").string());
-  write_visits_wide_csv(store, (p.dir / "visits_wide.csv").string());
+  store.save_protocol(protocol.sha256, protocol.name, protocol.version,
+                      pipeline::protocol_text(protocol));
+  refresh_batch_tables(store, schedule, p.dir.string());
   store.finish_run(run_id, summary.counts);
   summary.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   write_text_atomic(p.merged_json().string(),
@@ -175,6 +176,13 @@ Submission submit_batch(const BatchOptions& options, const SlurmOptions& slurm) 
   if (slurm.array_limit < 0) throw Error(ExitCode::kUsage, "--array-limit must be at least 0");
   const BatchInputs inputs = load_batch_inputs(options);
   const Paths p(options.outdir);
+  const std::string binary = slurm.lungvol_binary.empty() ? this_executable() : slurm.lungvol_binary;
+  // Every value that enters the generated job scripts or sbatch's arguments is checked here,
+  // before anything is written (scripts quote them too: batch/slurm_commands.cpp).
+  check_script_value("output folder", p.dir.string());
+  check_script_value("lungvol executable", binary);
+  check_script_value("--partition", slurm.partition);
+  for (const auto& a : slurm.sbatch_args) check_script_value("--slurm-opt", a);
   ensure_directory(p.dir.string());
   ensure_directory(p.slurm.string());
   DirectoryLock lock((p.dir / ".lock").string());
@@ -229,9 +237,9 @@ Submission submit_batch(const BatchOptions& options, const SlurmOptions& slurm) 
   if (pending.empty()) {
     sub.run_id = store.begin_run(make_run_info(o, inputs, 0, options.threads));
     store.set_manifest(inputs.manifest);
-    store.update_timing(inputs.schedule);
-    write_cohort_measurements_csv(store, (p.dir / "measurements.csv").string());
-    write_visits_wide_csv(store, (p.dir / "visits_wide.csv").string());
+    store.save_protocol(inputs.protocol.sha256, inputs.protocol.name, inputs.protocol.version,
+                        inputs.protocol_toml);
+    refresh_batch_tables(store, inputs.schedule, p.dir.string());
     RunCounts counts;
     counts.total = sub.total;
     counts.skipped = sub.skipped;
@@ -261,7 +269,6 @@ Submission submit_batch(const BatchOptions& options, const SlurmOptions& slurm) 
              {"skipped", sub.skipped},
              {"tasks", list}};
   write_text_atomic(p.tasks_json().string(), tasks.dump(1) + "\n");
-  const std::string binary = slurm.lungvol_binary.empty() ? this_executable() : slurm.lungvol_binary;
   write_text_atomic(p.task_script().string(), task_script(binary, p.dir.string()));
   write_text_atomic(p.merge_script().string(), merge_script(binary, p.dir.string()));
 
@@ -307,6 +314,8 @@ Submission submit_batch(const BatchOptions& options, const SlurmOptions& slurm) 
                          tasks["tasks"].end());
     sub.submitted = accepted;
   }
+  store.save_protocol(inputs.protocol.sha256, inputs.protocol.name, inputs.protocol.version,
+                      inputs.protocol_toml);
   sub.run_id = store.begin_run(make_run_info(o, inputs, static_cast<int>(sub.submitted),
                                              options.threads));
   store.set_manifest(inputs.manifest);
@@ -340,6 +349,9 @@ int run_task(const std::string& outdir, std::size_t index) {
   const Protocol protocol = submitted_protocol(tasks);
   log::info("batch task {}: {} {} ({})", index, e.subject_id, e.visit, e.full_path);
   warm_up_libraries();
+  // SIGTERM (time limit, scancel): the scan stops at its next stage and leaves no folder; the
+  // task ends without a result, which the merge stores as a failure naming the log.
+  InterruptHandler on_interrupt("lungvol batch task: interrupted; the scan is not stored\n");
   // The run id may not be in tasks.json yet (a task can start before sbatch has returned to
   // the controller); the merge sets it.
   const ScanOutcome out = analyze_scan(e, o, protocol, 0);

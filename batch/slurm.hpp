@@ -84,6 +84,12 @@ std::map<std::size_t, std::string> parse_squeue(const std::string& text,
                                                 const std::vector<ArrayJob>& arrays,
                                                 std::map<std::string, std::string>* others);
 std::string shell_quote(const std::string& s);
+// Refuses (Error(kUsage), naming `what`) a value that must not enter a generated job script or
+// an sbatch argument: any control character (newline, CR, tab, ...), and for the output folder
+// and executable a backslash (it disables Slurm's %A/%a file name patterns).
+void check_script_value(const std::string& what, const std::string& value);
+// A path as a Slurm file name pattern (--output): '%' doubled so it is not a replacement symbol.
+std::string slurm_pattern_escape(const std::string& path);
 // The batch scripts: the task script takes the array's offset as $1.
 std::string task_script(const std::string& lungvol_binary, const std::string& outdir);
 std::string merge_script(const std::string& lungvol_binary, const std::string& outdir);

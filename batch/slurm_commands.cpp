@@ -19,6 +19,7 @@
 #include "batch/slurm.hpp"
 #include "batch/slurm_internal.hpp"
 #include "core/error.hpp"
+#include "core/names.hpp"
 
 extern char** environ;
 
@@ -109,6 +110,36 @@ std::string shell_quote(const std::string& s) {
   return out + "'";
 }
 
+void check_script_value(const std::string& what, const std::string& value) {
+  for (const char c : value) {
+    const auto u = static_cast<unsigned char>(c);
+    if (u < 0x20 || u == 0x7f) {
+      throw Error(ExitCode::kUsage,
+                  fmt::format("--executor slurm: the {} '{}' holds a control character (0x{:02x}); "
+                              "refused: it would break the generated job scripts. Use a name "
+                              "without newlines or other control characters",
+                              what, printable(value), u));
+    }
+  }
+  if ((what == "output folder" || what == "lungvol executable") &&
+      value.find('\\') != std::string::npos) {
+    throw Error(ExitCode::kUsage,
+                fmt::format("--executor slurm: the {} '{}' holds a backslash, which makes Slurm "
+                            "ignore the %A/%a patterns of the job log names; use a path without "
+                            "backslashes",
+                            what, printable(value)));
+  }
+}
+
+std::string slurm_pattern_escape(const std::string& path) {
+  std::string out;
+  for (const char c : path) {
+    if (c == '%') out.push_back('%');
+    out.push_back(c);
+  }
+  return out;
+}
+
 std::string parse_job_id(const std::string& sbatch_output) {
   // --parsable prints the id (";cluster" on multi-cluster setups) on the last line; warnings
   // may come before it.
@@ -151,25 +182,35 @@ std::map<std::size_t, std::string> parse_squeue(const std::string& text,
 }
 
 std::string task_script(const std::string& lungvol_binary, const std::string& outdir) {
+  check_script_value("output folder", outdir);
+  check_script_value("lungvol executable", lungvol_binary);
+  // Values enter the script only shell-quoted; comments show them with control characters
+  // escaped (they are refused anyway), so no value can end a comment line.
   return fmt::format(
       "#!/bin/bash\n"
-      "# lungvol Slurm array task: analyzes scan $1 + SLURM_ARRAY_TASK_ID of {0}/slurm/tasks.json\n"
-      "# into {0}/scans/<subject>/<visit>/ and writes {0}/slurm/tasks/<i>/result.json.\n"
+      "# lungvol Slurm array task: analyzes scan $1 + SLURM_ARRAY_TASK_ID of the task list\n"
+      "# {0}/slurm/tasks.json and writes its slurm/tasks/<i>/result.json.\n"
       "set -eu\n"
+      "offset=\"${{1:-0}}\"\n"
+      "index=\"${{SLURM_ARRAY_TASK_ID:-}}\"\n"
+      "case \"$offset$index\" in ''|*[!0-9]*) echo \"lungvol task: bad offset '$offset' or "
+      "SLURM_ARRAY_TASK_ID '$index'\" >&2; exit 2;; esac\n"
       "# Threads: the CPUs Slurm allocated (--cpus-per-task, else the job's CPUs on the node).\n"
       "exec {1} --threads \"${{SLURM_CPUS_PER_TASK:-${{SLURM_CPUS_ON_NODE:-0}}}}\" batch --slurm-task "
-      "\"$(( ${{1:-0}} + SLURM_ARRAY_TASK_ID ))\" -o {2}\n",
-      outdir, shell_quote(lungvol_binary), shell_quote(outdir));
+      "\"$(( 10#$offset + 10#$index ))\" -o {2}\n",
+      printable(outdir, 4096), shell_quote(lungvol_binary), shell_quote(outdir));
 }
 
 std::string merge_script(const std::string& lungvol_binary, const std::string& outdir) {
+  check_script_value("output folder", outdir);
+  check_script_value("lungvol executable", lungvol_binary);
   return fmt::format(
       "#!/bin/bash\n"
       "# lungvol Slurm merge: stores every task result of {0}/slurm/tasks/ in "
-      "{0}/results.sqlite.\n"
+      "results.sqlite.\n"
       "set -eu\n"
       "exec {1} batch --slurm-merge -o {2}\n",
-      outdir, shell_quote(lungvol_binary), shell_quote(outdir));
+      printable(outdir, 4096), shell_quote(lungvol_binary), shell_quote(outdir));
 }
 
 std::vector<std::string> array_sbatch_args(const SlurmOptions& slurm, const std::string& outdir,
@@ -178,7 +219,8 @@ std::vector<std::string> array_sbatch_args(const SlurmOptions& slurm, const std:
   std::string range = fmt::format("--array=0-{}", array.count - 1);
   if (slurm.array_limit > 0) range += fmt::format("%{}", slurm.array_limit);
   std::vector<std::string> args{"--parsable", range, "--job-name=lungvol-batch",
-                                "--output=" + (p.logs() / "task-%A_%a.log").string()};
+                                "--output=" + slurm_pattern_escape(p.logs().string()) +
+                                    "/task-%A_%a.log"};
   if (threads > 0) args.push_back(fmt::format("--cpus-per-task={}", threads));
   if (!slurm.partition.empty()) args.push_back("--partition=" + slurm.partition);
   args.insert(args.end(), slurm.sbatch_args.begin(), slurm.sbatch_args.end());
@@ -193,7 +235,8 @@ std::vector<std::string> merge_sbatch_args(const SlurmOptions& slurm, const std:
   std::string dep = "--dependency=afterany";
   for (const auto& a : arrays) dep += ":" + a.job_id;
   std::vector<std::string> args{"--parsable", dep, "--job-name=lungvol-merge",
-                                "--output=" + (p.logs() / "merge-%j.log").string()};
+                                "--output=" + slurm_pattern_escape(p.logs().string()) +
+                                    "/merge-%j.log"};
   if (!slurm.partition.empty()) args.push_back("--partition=" + slurm.partition);
   args.insert(args.end(), slurm.sbatch_args.begin(), slurm.sbatch_args.end());
   args.push_back(p.merge_script().string());

@@ -170,6 +170,10 @@ json outcome_to_json(const ScanOutcome& o, std::size_t index) {
               {"timing_s", r.timing_s},
               {"voxel_ml", r.voxel_ml},
               {"warnings", r.warnings},
+              {"patient_id", r.patient_id},
+              {"study_instance_uid", r.study_uid},
+              {"image_sha256", r.image_sha256},
+              {"input_patients", r.input_patients},
               {"regions", regions}};
 }
 
@@ -190,6 +194,11 @@ ScanOutcome outcome_from_json(const json& j, ScanRecord base, const Protocol& pr
   r.timing_s = j.at("timing_s").get<double>();
   r.voxel_ml = j.at("voxel_ml").get<double>();
   r.warnings = j.at("warnings").get<std::string>();
+  // Identity fields (added with results store schema 2; absent in older result files).
+  r.patient_id = j.value("patient_id", "");
+  r.study_uid = j.value("study_instance_uid", "");
+  r.image_sha256 = j.value("image_sha256", "");
+  r.input_patients = j.value("input_patients", "");
   if (r.status == "ok") {
     std::vector<vol::RegionHistograms> hists;
     for (const auto& reg : j.at("regions")) {

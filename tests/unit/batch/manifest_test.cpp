@@ -28,7 +28,7 @@ TEST(Manifest, ParsesRequiredAndOptionalColumns) {
       "S01,A,baseline,s01/base,0,Wuhan,mITT,1.2.3,x\n"
       "\n"
       "S01,A,day28, /abs/s01/d28 ,29.5,,,,\n",
-      "m.csv", "/data", kSchedule);
+      "m.csv", "/data", kSchedule, ManifestOptions{{"notes"}});
   ASSERT_EQ(m.entries.size(), 2u);
   EXPECT_EQ(m.entries[0].line, 2u);
   EXPECT_EQ(m.entries[0].full_path, "/data/s01/base");
@@ -67,6 +67,13 @@ TEST(Manifest, ErrorsNameTheLine) {
   e = error_of("subject_id,arm,visit,path\n../x,A,baseline,x\n");
   EXPECT_NE(e.second.find("m.csv:2: subject_id '../x' cannot name a folder"), std::string::npos)
       << e.second;
+  e = error_of("subject_id,arm,visit,path\nS1,../../x,baseline,x\n");
+  EXPECT_NE(e.second.find("m.csv:2: arm '../../x' cannot name a folder"), std::string::npos)
+      << e.second;
+  e = error_of("subject_id,arm,visit,path,series_uid\nS1,A,baseline,x,=HYPERLINK(1)\n");
+  EXPECT_NE(e.second.find("m.csv:2: series_uid '=HYPERLINK(1)' is not a DICOM UID"),
+            std::string::npos)
+      << e.second;
 
   // A quoted field spanning lines: the error names the physical line of the bad record.
   e = error_of("subject_id,arm,visit,path,site\nS01,A,baseline,x,\"two\nlines\"\nS02,A,day99,y,z\n");
@@ -79,6 +86,72 @@ TEST(Manifest, ErrorsNameTheLine) {
 
   e = error_of("subject_id,arm,visit,path\n");
   EXPECT_EQ(e.first, ExitCode::kUsage);
+}
+
+TEST(Manifest, UnknownColumnsAreAnErrorUnlessIgnored) {
+  auto e = error_of("subject_id,arm,visit,path,lung_mask\nS01,A,baseline,x,corrected.nii.gz\n");
+  EXPECT_EQ(e.first, ExitCode::kUsage);
+  EXPECT_NE(e.second.find("m.csv:1: unknown column 'lung_mask' (did you mean 'lungs_mask'?)"),
+            std::string::npos)
+      << e.second;
+  EXPECT_NE(e.second.find("--ignore-column 'lung_mask'"), std::string::npos) << e.second;
+  const Manifest m = parse_manifest("subject_id,arm,visit,path,comment\nS01,A,baseline,x,hi\n",
+                                    "m.csv", "/data", kSchedule, ManifestOptions{{"comment"}});
+  EXPECT_EQ(m.entries.size(), 1u);
+  // An unnamed column is tolerated only while it is empty (a trailing separator).
+  EXPECT_EQ(parse_manifest("subject_id,arm,visit,path,\nS01,A,baseline,x,\n", "m.csv", "/data",
+                           kSchedule)
+                .entries.size(),
+            1u);
+  e = error_of("subject_id,arm,visit,path,\nS01,A,baseline,x,oops\n");
+  EXPECT_NE(e.second.find("m.csv:2: column 5 has no name"), std::string::npos) << e.second;
+}
+
+TEST(Manifest, MissingRequiredColumnShowsTheHeaderFound) {
+  const auto e = error_of("subject,arm,visit,path\nS01,A,baseline,x\n");
+  EXPECT_EQ(e.first, ExitCode::kUsage);
+  EXPECT_NE(e.second.find("missing required column 'subject_id'"), std::string::npos) << e.second;
+  EXPECT_NE(e.second.find("the header found is: 'subject', 'arm', 'visit', 'path'"),
+            std::string::npos)
+      << e.second;
+}
+
+TEST(Manifest, SemicolonSeparatedFilesAreRecognisedOrNamed) {
+  const Manifest m = parse_manifest(
+      "subject_id;arm;visit;path;visit_day\nS01;A;baseline;a,b;0\nS01;A;day10;c;10\n", "m.csv",
+      "/data", kSchedule);
+  ASSERT_EQ(m.entries.size(), 2u);
+  EXPECT_EQ(m.delimiter, ';');
+  EXPECT_EQ(m.entries[0].path, "a,b");
+  EXPECT_EQ(*m.entries[1].visit_day, 10.0);
+  const auto e = error_of("Subject;Arm;Visit;Path\nS01;A;baseline;x\n");
+  EXPECT_EQ(e.first, ExitCode::kUsage);
+  EXPECT_NE(e.second.find("semicolon-separated"), std::string::npos) << e.second;
+}
+
+TEST(Manifest, BlankAndExcelEmptyRowsAreSkipped) {
+  const Manifest m = parse_manifest(
+      "subject_id,arm,visit,path\r\nS01,A,baseline,x\r\n   \r\n,,,\r\n\t\r\nS02,B,baseline,y\r\n,,,\r\n",
+      "m.csv", "/data", kSchedule);
+  ASSERT_EQ(m.entries.size(), 2u);
+  EXPECT_EQ(m.entries[1].line, 6u);
+  const auto e = error_of("subject_id,arm,visit,path\n,,,\n   \n");
+  EXPECT_NE(e.second.find("manifest has a header but no scans"), std::string::npos) << e.second;
+}
+
+TEST(Manifest, ScheduleVisitNamesMustNameFolders) {
+  trial::VisitSchedule s = trial::default_visit_schedule();
+  EXPECT_NO_THROW(check_schedule_names(s, "s.toml"));
+  s.visits[1].name = "../../../../escaped_visit";
+  try {
+    check_schedule_names(s, "s.toml");
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ExitCode::kUsage);
+    EXPECT_NE(std::string(e.what()).find("s.toml: visit '../../../../escaped_visit' cannot name a folder"),
+              std::string::npos)
+        << e.what();
+  }
 }
 
 TEST(Manifest, MissingFileIsInputError) {
