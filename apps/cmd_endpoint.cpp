@@ -5,6 +5,7 @@
 #include "apps/command.hpp"
 #include "core/error.hpp"
 #include "core/log.hpp"
+#include "batch/derived.hpp"
 #include "trial/endpoint.hpp"
 
 namespace lungvol::app {
@@ -22,6 +23,15 @@ std::vector<std::string> split_list(const std::string& s) {
   return out;
 }
 
+// A table visit the schedule does not know would be dropped from every result: refused.
+void check_visits_in_schedule_or_refuse(const trial::VisitTable& table,
+                                        const trial::VisitSchedule& schedule,
+                                        const std::string& schedule_path) {
+  batch::check_visits_in_schedule(
+      table, schedule,
+      schedule_path.empty() ? "the default schedule (give yours with --schedule)" : schedule_path);
+}
+
 }  // namespace
 
 Action add_endpoint_command(CLI::App& app, const GlobalOptions&) {
@@ -35,14 +45,19 @@ Action add_endpoint_command(CLI::App& app, const GlobalOptions&) {
     bool normal = false;
   };
   auto o = std::make_shared<Options>();
-  cmd->add_option("OUTDIR", o->outdir, "batch output folder holding visits_wide.csv");
+  cmd->add_option("OUTDIR", o->outdir,
+                  "batch output folder: the visits are read from its results.sqlite (the table "
+                  "visits_wide.csv holds), with the visit schedule the batch ran with");
   cmd->add_option("--table", o->table,
                   "any visit table CSV (subject_id, arm, visit, metric columns) instead of OUTDIR");
-  cmd->add_option("-o,--output", o->output, "output folder with --table (results go to <dir>/endpoint)");
+  cmd->add_option("-o,--output", o->output,
+                  "results go to <dir>/endpoint (required with --table; with OUTDIR default "
+                  "OUTDIR, e.g. for a batch on read-only storage)");
   cmd->add_option("--arms", o->arms, "A,B: report A minus B (default: the two arms, sorted)");
   cmd->add_option("--schedule", o->schedule,
-                  "visit schedule TOML ([[visit]] name, day, baseline, window_days); default "
-                  "baseline day 0, day10, day28");
+                  "visit schedule TOML ([[visit]] name, day, baseline, window_days); default: "
+                  "with OUTDIR the schedule the batch ran with, with --table baseline day 0, "
+                  "day10, day28");
   cmd->add_option("--endpoints", o->endpoints,
                   "comma-separated metric columns (default: lesion_pct, ggo_pct, solid_pct and "
                   "every other numeric column)");
@@ -56,12 +71,27 @@ Action add_endpoint_command(CLI::App& app, const GlobalOptions&) {
     if (!o->table.empty() && o->output.empty()) {
       throw Error(ExitCode::kUsage, "endpoint: --table needs -o DIR for the results");
     }
-    if (!o->outdir.empty() && !o->output.empty()) {
-      throw Error(ExitCode::kUsage, "endpoint: -o is only used with --table");
+    if (!o->outdir.empty()) {
+      // A batch folder: what its store holds, never a CSV that may be older than it.
+      batch::BatchEndpointOptions bo;
+      bo.outdir = o->outdir;
+      bo.out_dir = o->output.empty() ? "" : o->output + "/endpoint";
+      bo.schedule = o->schedule;
+      bo.arms = o->arms;
+      bo.endpoints = o->endpoints;
+      bo.normal = o->normal;
+      const batch::BatchEndpointRun run = batch::run_batch_endpoint(bo);
+      for (const auto& n : run.notes) std::cerr << "lungvol endpoint: " << n << "\n";
+      for (const auto& w : run.result.warnings) log::warn("{}", w);
+      std::cout << trial::table2_markdown(run.result) << "\n"
+                << batch::provenance_sentence(run.state) << "\n";
+      std::cerr << "lungvol endpoint: wrote " << run.out_dir
+                << "/{changes.csv, comparison.csv, table2.md, provenance.json} from results state "
+                << run.state.results_state.substr(0, 16) << "\n";
+      return 0;
     }
-    const std::string table_path = o->table.empty() ? o->outdir + "/visits_wide.csv" : o->table;
-    const std::string out_dir = (o->table.empty() ? o->outdir : o->output) + "/endpoint";
-
+    const std::string table_path = o->table;
+    const std::string out_dir = o->output + "/endpoint";
     const trial::VisitTable table = trial::read_visit_table(table_path);
     const trial::VisitSchedule schedule = o->schedule.empty()
                                               ? trial::default_visit_schedule()
@@ -87,6 +117,7 @@ Action add_endpoint_command(CLI::App& app, const GlobalOptions&) {
     }
     if (!o->endpoints.empty()) options.endpoints = trial::endpoints_for(table, split_list(o->endpoints));
     if (o->normal) options.wilcoxon.allow_exact = false;
+    check_visits_in_schedule_or_refuse(table, schedule, o->schedule);
 
     const trial::EndpointResult result = trial::run_endpoints(table, schedule, options);
     for (const auto& w : result.warnings) log::warn("{}", w);

@@ -16,6 +16,9 @@ Action add_sweep_command(CLI::App& app, const GlobalOptions&) {
       "OUTDIR/sweep/{sweep.csv, sweep.svg}");
   auto o = std::make_shared<batch::SweepOptions>();
   cmd->add_option("OUTDIR", o->outdir, "batch output folder (holds results.sqlite)")->required();
+  cmd->add_option("-o,--output", o->out_dir,
+                  "folder for sweep.csv, sweep.svg, provenance.json (default OUTDIR/sweep; "
+                  "elsewhere for a batch on read-only storage)");
   cmd->add_option("--split", o->split,
                   "ground-glass / solid split, FROM:TO:STEP or one value in HU (default: the "
                   "protocol's)");
@@ -24,14 +27,14 @@ Action add_sweep_command(CLI::App& app, const GlobalOptions&) {
                   "protocol's)");
   cmd->add_option("--arms", o->arms, "A,B: report A minus B (default: the two arms, sorted)");
   cmd->add_option("--schedule", o->schedule,
-                  "visit schedule TOML (default: the one of the latest batch run)");
+                  "visit schedule TOML (default: the one the batch ran with)");
   cmd->add_option("--plot-visit", o->plot_visit, "visit shown in sweep.svg")->capture_default_str();
   return [o]() {
     const batch::SweepOutput out = batch::run_sweep(*o);
     std::cerr << fmt::format(
-        "lungvol sweep: {} settings x {} scans in {:.2f} s; wrote {}/sweep/sweep.csv and "
-        "sweep.svg\n",
-        out.settings.size(), out.n_scans, out.seconds, o->outdir);
+        "lungvol sweep: {} settings x {} scans in {:.2f} s; wrote {}/sweep.csv, sweep.svg and "
+        "provenance.json from results state {}\n",
+        out.settings.size(), out.n_scans, out.seconds, out.out_dir, out.results_state.substr(0, 16));
     return 0;
   };
 }

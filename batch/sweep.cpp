@@ -9,6 +9,7 @@
 
 #include <fmt/format.h>
 
+#include "batch/derived.hpp"
 #include "batch/svg.hpp"
 #include "core/error.hpp"
 #include "core/fs.hpp"
@@ -166,14 +167,11 @@ trial::VisitTable sweep_visit_table(const std::vector<SweepScan>& scans, double 
 
 SweepOutput run_sweep(const SweepOptions& options) {
   const auto t0 = std::chrono::steady_clock::now();
-  const std::string db = (fs::path(options.outdir) / "results.sqlite").string();
-  std::error_code ec;
-  if (!fs::is_regular_file(db, ec)) {
-    throw Error(ExitCode::kInput, "no results store '" + db + "' (run 'lungvol batch' first)");
-  }
-  Store store(db);
-  const auto run = store.latest_run();
-  if (!run) throw Error(ExitCode::kInput, db + " holds no batch run");
+  Store store(results_store_path(options.outdir), Store::Mode::kReadOnly);
+  // What the batch stored: the thresholds of the protocol its scans were measured with, its
+  // schedule (unless --schedule), and the state the sweep is computed from.
+  const BatchState state = read_batch_state(store, options.outdir, options.schedule);
+  const auto& run = state.run;
   const double high = run->lesion_high_hu;
   const std::vector<double> lows = options.lesion_low.empty()
                                        ? std::vector<double>{run->lesion_low_hu}
@@ -191,14 +189,21 @@ SweepOutput run_sweep(const SweepOptions& options) {
       }
     }
   }
-  const trial::VisitSchedule schedule =
-      !options.schedule.empty()       ? trial::load_visit_schedule(options.schedule)
-      : run->schedule_toml.empty()    ? trial::default_visit_schedule()
-                                      : trial::parse_visit_schedule(run->schedule_toml, db);
-
+  const trial::VisitSchedule& schedule = state.schedule;
   SweepOutput out;
+  out.results_state = state.results_state;
   const std::vector<SweepScan> scans = load_sweep_scans(store);
   out.n_scans = scans.size();
+  {
+    trial::VisitTable visits;
+    visits.source = state.db_path;
+    for (const auto& sc : scans) {
+      trial::VisitRow r;
+      r.visit = sc.visit;
+      visits.rows.push_back(r);
+    }
+    check_visits_in_schedule(visits, schedule, state.schedule_source);
+  }
   trial::EndpointOptions eo;
   {
     const trial::VisitTable probe = sweep_visit_table(scans, lows[0], splits[0], high);
@@ -231,10 +236,20 @@ SweepOutput run_sweep(const SweepOptions& options) {
   }
   out.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 
-  const std::string dir = (fs::path(options.outdir) / "sweep").string();
+  const std::string dir =
+      options.out_dir.empty() ? (fs::path(options.outdir) / "sweep").string() : options.out_dir;
   ensure_directory(dir);
-  write_text_atomic(dir + "/sweep.csv", sweep_csv(out.settings));
+  out.out_dir = dir;
+  write_text_atomic(dir + "/sweep.csv",
+                    append_csv_columns(sweep_csv(out.settings), provenance_columns(state)));
   write_text_atomic(dir + "/sweep.svg", sweep_svg(out.settings, options));
+  nlohmann::json p = provenance_json(state, "lungvol sweep");
+  p["options"] = {{"split", options.split},
+                  {"lesion_low", options.lesion_low},
+                  {"arms", options.arms},
+                  {"schedule", options.schedule},
+                  {"plot_visit", options.plot_visit}};
+  write_text_atomic(dir + "/provenance.json", p.dump(2) + "\n");
   return out;
 }
 

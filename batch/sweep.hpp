@@ -50,6 +50,7 @@ struct SweepSetting {
 
 struct SweepOptions {
   std::string outdir;
+  std::string out_dir;     // "" = OUTDIR/sweep (e.g. elsewhere for a batch on read-only storage)
   std::string split;       // range; "" = the protocol's split
   std::string lesion_low;  // range; "" = the protocol's low
   std::string arms;        // "A,B"; "" = the two arms, sorted
@@ -61,11 +62,14 @@ struct SweepOptions {
 
 struct SweepOutput {
   std::vector<SweepSetting> settings;
+  std::string out_dir, results_state;
   std::size_t n_scans = 0;
   double seconds = 0;  // load + recompute + endpoints (files excluded)
 };
 
-// Runs the sweep and writes OUTDIR/sweep/sweep.csv and OUTDIR/sweep/sweep.svg.
+// Runs the sweep and writes sweep.csv (with provenance columns), sweep.svg and provenance.json
+// into OUTDIR/sweep (or options.out_dir). The store is opened read-only; the thresholds are those
+// of the protocol the scans were measured with, the schedule the batch's (batch/derived.hpp).
 SweepOutput run_sweep(const SweepOptions& options);
 
 // Columns: low_hu, split_hu, high_hu, endpoint, visit, population, arm_a, arm_b, n_a, median_a,

@@ -5,8 +5,11 @@
 #include <filesystem>
 #include <set>
 
+#include "batch/derived.hpp"
+#include "batch/exports.hpp"
 #include "core/error.hpp"
 #include "core/log.hpp"
+#include "core/version.hpp"
 
 namespace lungvol::xlsx {
 namespace {
@@ -62,6 +65,47 @@ class Db {
   sqlite3* db_ = nullptr;
   std::string path_;
 };
+
+// A results store written by `lungvol batch` (table meta with a schema_version), as opposed to
+// a hand-made database that only holds a runs table.
+bool is_lungvol_store(const std::string& sqlite_path) {
+  Db db(sqlite_path);
+  sqlite3_stmt* st = nullptr;
+  if (sqlite3_prepare_v2(db.get(), "SELECT value FROM meta WHERE key = 'schema_version'", -1, &st,
+                         nullptr) != SQLITE_OK) {
+    return false;  // no meta table
+  }
+  const bool found = sqlite3_step(st) == SQLITE_ROW;
+  sqlite3_finalize(st);
+  return found;
+}
+
+// The workbook's `source` sheet: where every number comes from.
+Sheet source_sheet(const batch::BatchState& s, const nlohmann::json& endpoint_provenance) {
+  Sheet sheet;
+  sheet.name = "source";
+  sheet.header = {"item", "value"};
+  const auto add = [&](const std::string& k, const std::string& v) {
+    sheet.rows.push_back({Cell::of(k), Cell::of(v)});
+  };
+  std::string versions;
+  for (const auto& v : s.software_versions) versions += (versions.empty() ? "" : ", ") + v;
+  add("results store", s.db_path);
+  add("results state", s.results_state);
+  add("results generation", std::to_string(s.generation));
+  add("protocol", s.protocol_name);
+  add("protocol version", s.protocol_version);
+  add("protocol sha256", s.protocol_sha256);
+  add("scans measured by lungvol", versions);
+  add("visit schedule", s.schedule_source);
+  add("endpoint computed at", endpoint_provenance.value("created_at", ""));
+  add("endpoint computed by lungvol",
+      endpoint_provenance.contains("software")
+          ? endpoint_provenance["software"].value("version", "")
+          : std::string());
+  add("workbook written by lungvol", kSoftwareVersion);
+  return sheet;
+}
 
 bool has_runs_table(const std::string& sqlite_path) {
   Db db(sqlite_path);
@@ -142,12 +186,61 @@ Sheet runs_sheet(const std::string& sqlite_path) {
   return s;
 }
 
+namespace {
+
+// A batch folder with its results store: every sheet from the store's current state; the
+// endpoint files must have been computed from that very state.
+std::vector<Sheet> store_sheets(const std::string& outdir, const std::string& sqlite_path,
+                                std::string* provenance_source) {
+  const std::string dir = (fs::path(outdir) / "").string();
+  batch::Store store(sqlite_path, batch::Store::Mode::kReadOnly);
+  const batch::BatchState state = batch::read_batch_state(store, outdir, "");
+  const std::string endpoint_dir = dir + "endpoint";
+  const std::string hint = "run 'lungvol endpoint " + outdir + "' first";
+  // Missing files first (the clearer message), then their state.
+  read_required(endpoint_dir + "/changes.csv", hint);
+  read_required(endpoint_dir + "/comparison.csv", hint);
+  const std::string stale = batch::staleness(endpoint_dir, state);
+  if (!stale.empty()) {
+    throw Error(ExitCode::kInput,
+                "export: the endpoint results are stale: " + stale +
+                    ". Run 'lungvol endpoint " + outdir + "' again, so that the workbook's "
+                    "changes and comparison belong to the visits it shows");
+  }
+  std::vector<Sheet> sheets;
+  sheets.push_back(sheet_from_csv("visits", batch::visits_wide_table(store)));
+  const report::CsvTable changes = report::read_csv(endpoint_dir + "/changes.csv");
+  Sheet ch = sheet_from_csv("changes", changes);
+  for (std::string& h : ch.header)
+    if (h == "rel_change") h = "rel_change (%)";
+  add_unit_column(ch, changes, [&](const std::vector<std::string>& row) {
+    return unit_for_column(endpoint_base_column(row[changes.column("endpoint")]));
+  });
+  sheets.push_back(std::move(ch));
+  const report::CsvTable comparison = report::read_csv(endpoint_dir + "/comparison.csv");
+  Sheet cmp = sheet_from_csv("comparison", comparison);
+  add_unit_column(cmp, comparison,
+                  [&](const std::vector<std::string>& row) { return comparison_unit(comparison, row); });
+  sheets.push_back(std::move(cmp));
+  sheets.push_back(runs_sheet(sqlite_path));
+  sheets.push_back(source_sheet(state, *batch::read_provenance(endpoint_dir)));
+  if (provenance_source) *provenance_source = sqlite_path;
+  return sheets;
+}
+
+}  // namespace
+
 std::vector<Sheet> outdir_sheets(const std::string& outdir, std::string* provenance_source) {
   std::error_code ec;
   if (!fs::is_directory(outdir, ec)) {
     throw Error(ExitCode::kInput, "output folder '" + outdir + "' not found");
   }
   const std::string dir = (fs::path(outdir) / "").string();
+  const std::string sqlite_path = dir + "results.sqlite";
+  if (fs::is_regular_file(sqlite_path, ec) && is_lungvol_store(sqlite_path)) {
+    return store_sheets(outdir, sqlite_path, provenance_source);
+  }
+  // A folder of tables without a results store (copied or hand-made): the CSV files as they are.
   std::vector<Sheet> sheets;
   sheets.push_back(sheet_from_csv(
       "visits", read_required(dir + "visits_wide.csv", "written by 'lungvol batch'")));
@@ -168,7 +261,6 @@ std::vector<Sheet> outdir_sheets(const std::string& outdir, std::string* provena
                   [&](const std::vector<std::string>& row) { return comparison_unit(comparison, row); });
   sheets.push_back(std::move(cmp));
 
-  const std::string sqlite_path = dir + "results.sqlite";
   const std::string measurements_path = dir + "measurements.csv";
   if (fs::is_regular_file(sqlite_path, ec) && has_runs_table(sqlite_path)) {
     sheets.push_back(runs_sheet(sqlite_path));

@@ -13,7 +13,15 @@ struct ExportSummary {
   std::string provenance_source;    // results.sqlite or measurements.csv
 };
 
-// Sheets, in order:
+// For a batch folder (OUTDIR/results.sqlite written by `lungvol batch`, opened read-only):
+//  visits      the visits_wide table built from the store's current state (never a CSV that
+//              may be older than it)
+//  changes, comparison  OUTDIR/endpoint/*.csv as below; refused (Error(kInput)) unless
+//              OUTDIR/endpoint/provenance.json records the store's current results state
+//  provenance  the `runs` table
+//  source      results store, results state, protocol name / version / sha256, software
+//              versions, schedule, when the endpoint was computed
+// For a folder of tables without a results store, in order:
 //  visits      OUTDIR/visits_wide.csv
 //  changes     OUTDIR/endpoint/changes.csv, with a `unit` column after `endpoint` (unit of
 //              baseline, value, abs_change and change; rel_change is % of baseline)

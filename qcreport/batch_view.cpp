@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 #include <set>
 
+#include "batch/derived.hpp"
 #include "core/error.hpp"
 #include "core/fs.hpp"
 #include "core/log.hpp"
@@ -100,9 +101,58 @@ std::optional<double> parse_number(const std::string& s) {
   return std::nullopt;
 }
 
+void add_change(BatchView& view, Change c, const std::string& source_visit) {
+  if (c.flags.find("imputed_locf") != std::string::npos) {
+    for (auto& s : view.subjects) {
+      if (s.id != c.subject) continue;
+      for (auto& v : s.visits) {
+        if (v.visit == c.visit && v.imputed_from.empty()) {
+          v.imputed_from = source_visit.empty() ? std::string("?") : source_visit;
+        }
+      }
+    }
+  }
+  view.changes.push_back(std::move(c));
+}
+
+// endpoint/changes.csv of another state of the store: recomputed in memory (same options).
+void recompute_changes(BatchView& view, const std::string& why) {
+  const fs::path dir = fs::path(view.outdir) / "endpoint";
+  const auto provenance = batch::read_provenance(dir.string());
+  batch::BatchEndpointOptions o =
+      provenance ? batch::endpoint_options_from_provenance(*provenance, view.outdir)
+                 : batch::BatchEndpointOptions{};
+  o.outdir = view.outdir;
+  try {
+    const batch::BatchEndpointRun run = batch::compute_batch_endpoint(o);
+    view.has_changes = true;
+    for (const auto& c : run.result.changes) {
+      std::string flags;
+      for (const auto& f : c.flags) flags += (flags.empty() ? "" : ";") + f;
+      add_change(view, Change{c.subject_id, c.arm, c.endpoint, c.visit, c.population, flags, c.rel_change},
+                 c.source_visit);
+    }
+    view.changes_note = why + "; the changes shown here were recomputed from the current results "
+                        "(run `lungvol endpoint` to update endpoint/)";
+  } catch (const Error& e) {
+    view.changes_note = why + "; its changes are not shown, and recomputing them failed (" +
+                        e.what() + ")";
+  }
+  log::warn("report: {}", view.changes_note);
+}
+
 void read_changes(BatchView& view) {
   const fs::path file = fs::path(view.outdir) / "endpoint" / "changes.csv";
   if (!fs::exists(file)) return;
+  const auto provenance = batch::read_provenance(file.parent_path().string());
+  const std::string recorded = provenance ? provenance->value("results_state", "") : "";
+  if (recorded != view.results_state) {
+    recompute_changes(view, provenance ? "endpoint/ was computed from results state " +
+                                             recorded.substr(0, 16) + ", not the current " +
+                                             view.results_state.substr(0, 16)
+                                       : "endpoint/ records no results state (an older lungvol?)");
+    return;
+  }
   const report::CsvTable t = report::read_csv(file.string());
   const auto col = [&](const char* name) { return t.find_column(name); };
   const auto subject = col("subject_id"), arm = col("arm"), endpoint = col("endpoint"),
@@ -114,20 +164,10 @@ void read_changes(BatchView& view) {
   }
   view.has_changes = true;
   for (const auto& r : t.rows) {
-    Change c{r[*subject],    r[*arm],   r[*endpoint],         r[*visit],
-             r[*population], r[*flags], parse_number(r[*rel])};
-    if (c.flags.find("imputed_locf") != std::string::npos) {
-      for (auto& s : view.subjects) {
-        if (s.id != c.subject) continue;
-        for (auto& v : s.visits) {
-          if (v.visit == c.visit && v.imputed_from.empty()) {
-            v.imputed_from = source ? r[*source] : std::string("?");
-            if (v.imputed_from.empty()) v.imputed_from = "?";
-          }
-        }
-      }
-    }
-    view.changes.push_back(std::move(c));
+    add_change(view,
+               Change{r[*subject], r[*arm], r[*endpoint], r[*visit], r[*population], r[*flags],
+                      parse_number(r[*rel])},
+               source ? r[*source] : std::string());
   }
 }
 
@@ -143,7 +183,8 @@ BatchView load_batch_view(const std::string& outdir) {
                                       "folder (run `lungvol batch MANIFEST -o " +
                                       outdir + "` first)");
   }
-  batch::Store store(db.string());
+  batch::Store store(db.string(), batch::Store::Mode::kReadOnly);
+  view.results_state = store.results_state();
   view.run = store.latest_run();
   view.n_failures_logged = store.count("failures");
   const auto manifest = store.manifest();
@@ -189,9 +230,12 @@ BatchView load_batch_view(const std::string& outdir) {
         // The batch's own layout first, so a moved or copied batch folder still finds its
         // scans; the stored path (as given when the batch ran) otherwise.
         const fs::path own = fs::path(view.outdir) / "scans" / id / name;
-        if (fs::is_directory(own)) {
+        // error_code forms: a name the file system cannot hold (e.g. longer than 255 bytes,
+        // from a store written by an older lungvol) is a missing folder, not a failed report.
+        std::error_code ec;
+        if (fs::is_directory(own, ec)) {
           v.scan_dir = own.string();
-        } else if (!it->outdir.empty() && fs::is_directory(it->outdir)) {
+        } else if (!it->outdir.empty() && fs::is_directory(it->outdir, ec)) {
           v.scan_dir = fs::absolute(it->outdir).lexically_normal().string();
         }
         if (it->status == "ok") {

@@ -58,11 +58,18 @@ struct BatchView {
   std::vector<Subject> subjects;         // manifest order of first appearance
   std::vector<Change> changes;           // empty when endpoint/changes.csv is absent
   bool has_changes = false;
+  // The state of results.sqlite the report shows (batch/derived.hpp), and what was done about
+  // endpoint/ when it belongs to another state ("" when it is current or absent).
+  std::string results_state;
+  std::string changes_note;
   std::size_t n_failures_logged = 0;  // rows in the store's `failures` history
 };
 
-// Reads OUTDIR/results.sqlite (Error(kInput) naming the path when absent), the per-scan
-// metrics.json files and OUTDIR/endpoint/changes.csv when present.
+// Reads OUTDIR/results.sqlite read-only (Error(kInput) naming the path when absent; works on
+// read-only storage), the per-scan metrics.json files and OUTDIR/endpoint/changes.csv when
+// present. A changes.csv computed from another state of results.sqlite (endpoint/provenance.json)
+// is not shown: the changes are recomputed in memory with the options it recorded, and the
+// page says so.
 BatchView load_batch_view(const std::string& outdir);
 
 }  // namespace lungvol::qcreport

@@ -8,8 +8,12 @@
 #include <map>
 #include <set>
 
+#include <nlohmann/json.hpp>
+
 #include "core/error.hpp"
 #include "core/fs.hpp"
+#include "core/provenance.hpp"
+#include "core/version.hpp"
 #include "qcreport/charts.hpp"
 #include "report/html.hpp"
 
@@ -84,9 +88,10 @@ std::map<std::pair<std::string, std::string>, std::string> page_stems(const Batc
   for (const auto& s : view.subjects) {
     for (const auto& v : s.visits) {
       if (!v.scan) continue;
-      std::string stem = slug(s.id) + "-" + slug(v.visit);
-      for (int n = 2; used.count(stem); ++n)
-        stem = slug(s.id) + "-" + slug(v.visit) + "-" + std::to_string(n);
+      // Each part at most 80 bytes: a file name must stay below 255 bytes whatever the ids.
+      const std::string base = slug(s.id).substr(0, 80) + "-" + slug(v.visit).substr(0, 80);
+      std::string stem = base;
+      for (int n = 2; used.count(stem); ++n) stem = base + "-" + std::to_string(n);
       used.insert(stem);
       stems[{s.id, v.visit}] = stem;
     }
@@ -192,6 +197,8 @@ std::string index_page(const BatchView& view, const QcReportOptions& options,
     if (!v.empty()) h += "<dt>" + html_escape(k) + "</dt><dd>" + html_escape(v) + "</dd>\n";
   };
   meta("batch folder", view.outdir);
+  meta("results state", view.results_state.substr(0, 16) + " (of results.sqlite when this report was written)");
+  if (!view.changes_note.empty()) meta("endpoint changes", view.changes_note);
   if (view.run) {
     meta("latest run", view.run->started_at);
     meta("software", view.run->software_version);
@@ -473,6 +480,16 @@ QcReportSummary write_qc_report(const BatchView& view, const std::string& report
     ++summary.scan_pages;
   }
   write_text_atomic(summary.files.front(), index_page(view, options, stems));
+  // Which state of results.sqlite the report shows (batch/derived.hpp).
+  const nlohmann::json provenance = {{"format", "lungvol.provenance/1"},
+                                     {"what", "lungvol report"},
+                                     {"created_at", utc_timestamp()},
+                                     {"software", {{"name", kSoftwareName}, {"version", kSoftwareVersion}}},
+                                     {"results_store", view.outdir + "/results.sqlite"},
+                                     {"results_state", view.results_state},
+                                     {"endpoint_changes", view.changes_note.empty() ? "as in endpoint/" : view.changes_note}};
+  write_text_atomic((root / "provenance.json").string(), provenance.dump(2) + "\n");
+  summary.files.push_back((root / "provenance.json").string());
   return summary;
 }
 
