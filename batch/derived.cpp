@@ -48,7 +48,8 @@ std::string results_store_path(const std::string& outdir) {
   if (!fs::is_regular_file(db, ec)) {
     throw Error(ExitCode::kInput, "no results store '" + db +
                                       "': not a `lungvol batch` output folder (run `lungvol "
-                                      "batch MANIFEST -o " + outdir + "` first)");
+                                      "batch MANIFEST -o " + outdir + "` first; for a visit "
+                                      "table alone: `lungvol endpoint --table FILE -o DIR`)");
   }
   return db;
 }

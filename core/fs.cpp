@@ -114,6 +114,12 @@ StagedDirectory::StagedDirectory(const std::string& final_dir,
   static std::atomic<unsigned> counter{0};
   fs::path final_path = fs::absolute(final_dir).lexically_normal();
   if (!final_path.has_filename()) final_path = final_path.parent_path();  // trailing '/'
+  std::error_code link_ec;
+  if (fs::is_symlink(final_path, link_ec)) {
+    // A link to the output folder: the folder it points to is replaced, the link stays.
+    const fs::path target = fs::canonical(final_path, link_ec);
+    if (!link_ec) final_path = target;
+  }
   final_ = final_path.string();
   const std::string name = final_path.filename().string();
   if (name.empty() || name == "." || name == "..") {

@@ -3,7 +3,7 @@
 # Debian's slurm-wlm and munge when missing, starts munged, slurmctld and slurmd with a minimal
 # configuration in a temporary folder, runs a phantom cohort (2 subjects x 2 visits) through
 # the Slurm executor and through a local batch, and checks that the two results.sqlite hold the
-# same scans, measurements, histograms and failures, that --status reports the finished run,
+# same scans, measurements, histograms, failures, identity flags and protocol texts, that --status reports the finished run,
 # and that submitting again recomputes nothing. The daemons it started are stopped by PID.
 # Usage: scripts/slurm_test.sh. Env: LUNGVOL_BUILD_DIR (default build), LUNGVOL_BINARY,
 # LUNGVOL_SKIP_SLURM=1 (skip), LUNGVOL_SLURM_TIMEOUT (seconds to wait for the jobs; 300).
@@ -153,12 +153,15 @@ import sqlite3, sys
 queries = {
     "scans": "SELECT subject_id, arm, visit, status, series_uid, input_sha256, study_date,"
              " protocol_sha256, software_version, days_from_baseline, in_window, voxel_ml,"
-             " warnings, error FROM scans",
+             " warnings, error, patient_id, study_instance_uid, image_sha256, input_patients"
+             " FROM scans",
     "measurements": "SELECT s.subject_id, s.visit, m.region, m.metric, m.value, m.unit"
                     " FROM measurements m JOIN scans s USING(scan_id)",
     "histograms": "SELECT s.subject_id, s.visit, h.region, h.kind, h.hu_min, h.n_bins, h.total,"
                   " h.counts FROM histograms h JOIN scans s USING(scan_id)",
     "failures": "SELECT subject_id, visit, error, exit_code FROM failures",
+    "identity_flags": "SELECT subject_id, visit, flag, detail FROM identity_flags",
+    "protocols": "SELECT sha256, name, version, toml FROM protocols",
 }
 local, slurm = (sqlite3.connect(p) for p in sys.argv[1:3])
 for name, q in queries.items():

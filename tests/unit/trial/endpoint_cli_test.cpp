@@ -21,7 +21,16 @@ TEST(EndpointCli, BatchFolderWritesOutputs) {
   const std::string dir = test::temp_dir("endpoint_cli");
   write_text_atomic(dir + "/visits_wide.csv", kTable);
   const std::string log = dir + "/log.txt";
-  ASSERT_EQ(test::run_command(lungvol() + " endpoint '" + dir + "'", log), 0) << read_text_file(log);
+  // A folder is read as a batch only with its results store (what the batch stored, never a
+  // CSV that may be older than it); a table alone is read with --table.
+  ASSERT_EQ(test::run_command(lungvol() + " endpoint '" + dir + "'", log), 3) << read_text_file(log);
+  EXPECT_NE(read_text_file(log).find("results.sqlite"), std::string::npos) << read_text_file(log);
+  EXPECT_NE(read_text_file(log).find("--table"), std::string::npos) << read_text_file(log);
+  ASSERT_EQ(test::run_command(lungvol() + " endpoint --table '" + dir + "/visits_wide.csv' -o '" +
+                                  dir + "'",
+                              log),
+            0)
+      << read_text_file(log);
   for (const char* f : {"changes.csv", "comparison.csv", "table2.md"}) {
     EXPECT_TRUE(std::filesystem::is_regular_file(dir + "/endpoint/" + f)) << f;
   }
