@@ -950,10 +950,11 @@ std::string Store::results_state() {
   add_query("histograms",
             "SELECT s.subject_id, s.visit, h.region, h.kind, h.hu_min, h.n_bins, h.total, h.counts "
             "FROM histograms h JOIN scans s USING (scan_id) ORDER BY 1, 2, 3, 4");
-  if (has_table("identity_flags")) {
-    add_query("identity_flags",
-              "SELECT subject_id, visit, flag, detail FROM identity_flags ORDER BY 1, 2, 3");
-  }
+  // A version-1 store has no identity flags: the same (empty) section as a store without any.
+  add_query("identity_flags",
+            has_table("identity_flags")
+                ? "SELECT subject_id, visit, flag, detail FROM identity_flags ORDER BY 1, 2, 3"
+                : "SELECT 1 WHERE 0");
   add_query("run",
             "SELECT protocol_sha256, lesion_low_hu, lesion_split_hu, lesion_high_hu, schedule_toml "
             "FROM runs ORDER BY run_id DESC LIMIT 1");

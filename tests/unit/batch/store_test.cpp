@@ -105,5 +105,73 @@ TEST(Store, RefusesOtherSchemaVersion) {
   EXPECT_THROW(Store(dir + "/r.sqlite"), Error);
 }
 
+// A store written by the previous lungvol (schema 1): read as it is when opened read-only,
+// upgraded in place when a batch opens it.
+TEST(Store, ReadsAndUpgradesSchemaVersion1) {
+  const std::string path = test::temp_dir("store_v1") + "/r.sqlite";
+  {
+    Store s(path);
+    ScanRecord rec;
+    rec.run_id = s.begin_run(RunInfo{});
+    rec.subject_id = "S1";
+    rec.arm = "A";
+    rec.visit = "baseline";
+    rec.path = "/data/s1";
+    rec.status = "ok";
+    s.save_scan(rec, {lungs_region(1, 2)});
+    for (const char* c : {"patient_id", "study_instance_uid", "image_sha256", "input_patients"}) {
+      s.exec(std::string("ALTER TABLE scans DROP COLUMN ") + c);
+    }
+    s.exec("DROP TABLE protocols");
+    s.exec("DROP TABLE identity_flags");
+    s.exec("UPDATE meta SET value = '1' WHERE key = 'schema_version'");
+  }
+  std::string state_v1;
+  {
+    Store ro(path, Store::Mode::kReadOnly);
+    EXPECT_EQ(ro.schema_version(), 1);
+    ASSERT_EQ(ro.scans().size(), 1u);
+    EXPECT_EQ(ro.scans()[0].patient_id, "");
+    EXPECT_TRUE(ro.identity_flags().empty());
+    EXPECT_FALSE(ro.protocol_toml("x"));
+    state_v1 = ro.results_state();
+    EXPECT_EQ(state_v1.size(), 64u);
+  }
+  {
+    Store rw(path);
+    EXPECT_EQ(rw.schema_version(), 2);
+    EXPECT_EQ(rw.count("identity_flags"), 0u);
+    EXPECT_EQ(rw.scans()[0].subject_id, "S1");
+    EXPECT_EQ(rw.results_state(), state_v1) << "the same results, the same state";
+  }
+  Store again(path, Store::Mode::kReadOnly);
+  EXPECT_EQ(again.schema_version(), 2);
+}
+
+TEST(Store, ResultsStateFollowsEveryChange) {
+  const std::string path = test::temp_dir("store_state") + "/r.sqlite";
+  Store s(path);
+  ScanRecord rec;
+  rec.run_id = s.begin_run(RunInfo{});
+  rec.subject_id = "S1";
+  rec.arm = "A";
+  rec.visit = "baseline";
+  rec.path = "/data/s1";
+  rec.status = "ok";
+  s.save_scan(rec, {lungs_region(1, 2)});
+  const std::string a = s.results_state();
+  EXPECT_EQ(s.results_state(), a) << "deterministic";
+  s.record_results_state();
+  EXPECT_EQ(s.recorded_results_state(), a);
+  EXPECT_EQ(s.results_generation(), 1);
+  s.exec("UPDATE measurements SET value = value + 1e-12 WHERE metric = 'lesion_pct' AND region = 'lungs'");
+  const std::string b = s.results_state();
+  EXPECT_NE(b, a);
+  s.save_scan(rec, {lungs_region(1, 3)});
+  EXPECT_NE(s.results_state(), b);
+  s.record_results_state();
+  EXPECT_EQ(s.results_generation(), 2);
+}
+
 }  // namespace
 }  // namespace lungvol::batch
