@@ -16,10 +16,11 @@ const std::vector<std::string>& region_names() {
 
 namespace {
 enum Region { kLungs, kRight, kLeft, kRightUpper, kLeftUpper = 6, kUpper = 9, kCount = 12 };
+}  // namespace
 
 // For each slice k: zone 0 (upper), 1 (middle) or 2 (lower) of a lung spanning slices whose
 // superior positions are known. Zones are thirds of the physical craniocaudal extent.
-std::vector<int> slice_zones(const LabelImage& lungs, std::uint8_t label) {
+std::vector<int> lung_slice_zones(const LabelImage& lungs, std::uint8_t label) {
   const Geometry& g = lungs.geom;
   const std::size_t sxy = g.slice_voxels();
   std::vector<int> zone(g.size[2], -1);
@@ -41,15 +42,14 @@ std::vector<int> slice_zones(const LabelImage& lungs, std::uint8_t label) {
   }
   return zone;
 }
-}  // namespace
 
 std::vector<RegionHistograms> build_region_histograms(const CtImage& ct, const LabelImage& lungs,
                                                       const MaskImage& suppressed,
                                                       const LabelImage* given_lesions) {
   const Geometry& g = ct.geom;
   const std::size_t sxy = g.slice_voxels();
-  const auto right_zone = slice_zones(lungs, labels::kRightLung);
-  const auto left_zone = slice_zones(lungs, labels::kLeftLung);
+  const auto right_zone = lung_slice_zones(lungs, labels::kRightLung);
+  const auto left_zone = lung_slice_zones(lungs, labels::kLeftLung);
 
   std::vector<RegionHistograms> result(kCount);
   for (int r = 0; r < kCount; ++r) {

@@ -23,6 +23,10 @@ struct RegionHistograms {
 // Region names in output order.
 const std::vector<std::string>& region_names();
 
+// The zone of each slice k for the lung `label` (right or left): 0 upper, 1 middle, 2 lower
+// third of that lung's physical craniocaudal extent; -1 for every slice when the lung is absent.
+std::vector<int> lung_slice_zones(const LabelImage& lungs, std::uint8_t label);
+
 // Thirds of each lung's craniocaudal extent (by slice position) define the zones; upper/middle/
 // lower combine the two lungs' zones.
 // `given_lesions` (may be null): a labelled lesion map whose classes are counted as given.

@@ -1,0 +1,192 @@
+// The ITK part of the registration (the only file that instantiates ITK's registration
+// templates: one pixel type, float, one dimension, 3): the affine step with the v4 framework and
+// the multi-resolution diffeomorphic demons.
+#include <algorithm>
+#include <cmath>
+
+#include <itkAffineTransform.h>
+#include <itkDiffeomorphicDemonsRegistrationFilter.h>
+#include <itkImage.h>
+#include <itkImageRegistrationMethodv4.h>
+#include <itkMeanSquaresImageToImageMetricv4.h>
+#include <itkMultiResolutionPDEDeformableRegistration.h>
+#include <itkRegistrationParameterScalesFromPhysicalShift.h>
+#include <itkRegularStepGradientDescentOptimizerv4.h>
+#include <itkVector.h>
+
+#include "core/error.hpp"
+#include "core/log.hpp"
+#include "registration/register.hpp"
+
+namespace lungvol::registration {
+namespace {
+
+using ItkImage = itk::Image<float, 3>;
+using ItkVector = itk::Vector<float, 3>;
+using ItkField = itk::Image<ItkVector, 3>;
+
+template <class ItkImg>
+void set_geometry(ItkImg* out, const Geometry& g) {
+  typename ItkImg::RegionType region;
+  typename ItkImg::SpacingType spacing;
+  typename ItkImg::PointType origin;
+  typename ItkImg::DirectionType direction;
+  for (unsigned a = 0; a < 3; ++a) {
+    region.SetSize(a, g.size[a]);
+    spacing[a] = g.spacing[a];
+    origin[a] = g.origin[a];
+    for (unsigned c = 0; c < 3; ++c) direction[a][c] = g.direction[3 * a + c];
+  }
+  out->SetRegions(region);
+  out->SetSpacing(spacing);
+  out->SetOrigin(origin);
+  out->SetDirection(direction);
+}
+
+// Wraps our buffer (no copy; ITK does not free it).
+ItkImage::Pointer wrap(const FloatImage& img) {
+  auto out = ItkImage::New();
+  set_geometry(out.GetPointer(), img.geom);
+  out->GetPixelContainer()->SetImportPointer(const_cast<float*>(img.data.data()), img.data.size(),
+                                             false);
+  return out;
+}
+
+}  // namespace
+
+Affine itk_affine(const FloatImage& fixed, const FloatImage& moving, const Affine& initial,
+                  const RegistrationParams& p) {
+  using AffineType = itk::AffineTransform<double, 3>;
+  using Metric = itk::MeanSquaresImageToImageMetricv4<ItkImage, ItkImage>;
+  using Optimizer = itk::RegularStepGradientDescentOptimizerv4<double>;
+  using Method = itk::ImageRegistrationMethodv4<ItkImage, ItkImage, AffineType>;
+  using Scales = itk::RegistrationParameterScalesFromPhysicalShift<Metric>;
+
+  auto f = wrap(fixed);
+  auto m = wrap(moving);
+  // The affine acts about the centre of the fixed grid (better-conditioned parameters).
+  auto tx = AffineType::New();
+  AffineType::InputPointType centre;
+  for (unsigned a = 0; a < 3; ++a) {
+    centre[a] = fixed.geom.origin[a] + 0.5 * fixed.geom.spacing[a] * double(fixed.geom.size[a] - 1);
+  }
+  tx->SetCenter(centre);
+  AffineType::MatrixType mat;
+  for (unsigned r = 0; r < 3; ++r) {
+    for (unsigned c = 0; c < 3; ++c) mat[r][c] = initial.m[3 * r + c];
+  }
+  tx->SetMatrix(mat);
+  // y = M (x - c) + c + T  <=>  y = M x + t  with  T = t - c + M c.
+  AffineType::OutputVectorType trans;
+  for (unsigned r = 0; r < 3; ++r) {
+    double mc = 0;
+    for (unsigned c = 0; c < 3; ++c) mc += initial.m[3 * r + c] * centre[c];
+    trans[r] = initial.t[r] - centre[r] + mc;
+  }
+  tx->SetTranslation(trans);
+
+  auto metric = Metric::New();
+  auto optimizer = Optimizer::New();
+  auto scales = Scales::New();
+  scales->SetMetric(metric);
+  optimizer->SetScalesEstimator(scales);
+  optimizer->SetLearningRate(4.0);  // first step, mm (physical shift of the voxels)
+  optimizer->SetMinimumStepLength(0.01);
+  optimizer->SetRelaxationFactor(0.6);
+  optimizer->SetNumberOfIterations(static_cast<itk::SizeValueType>(p.affine_iterations));
+  optimizer->SetGradientMagnitudeTolerance(1e-8);
+  optimizer->SetDoEstimateLearningRateOnce(false);
+  optimizer->SetDoEstimateLearningRateAtEachIteration(false);
+  optimizer->SetReturnBestParametersAndValue(true);
+
+  auto method = Method::New();
+  method->SetFixedImage(f);
+  method->SetMovingImage(m);
+  method->SetMetric(metric);
+  method->SetOptimizer(optimizer);
+  method->SetInitialTransform(tx);
+  method->InPlaceOn();
+  // Two levels: twice the affine grid, then the affine grid.
+  const double shrink =
+      std::max(1.0, std::ceil(p.affine_grid_mm / std::max(1e-6, fixed.geom.spacing[0]) - 1e-6));
+  Method::ShrinkFactorsArrayType shrinks(2);
+  shrinks[0] = static_cast<itk::SizeValueType>(2 * shrink);
+  shrinks[1] = static_cast<itk::SizeValueType>(shrink);
+  Method::SmoothingSigmasArrayType sigmas(2);
+  sigmas[0] = shrink * fixed.geom.spacing[0];  // mm: half the level's voxel size
+  sigmas[1] = 0.5 * shrink * fixed.geom.spacing[0];
+  method->SetNumberOfLevels(2);
+  method->SetShrinkFactorsPerLevel(shrinks);
+  method->SetSmoothingSigmasPerLevel(sigmas);
+  method->SetSmoothingSigmasAreSpecifiedInPhysicalUnits(true);
+  method->SetMetricSamplingStrategy(Method::MetricSamplingStrategyType::NONE);
+  try {
+    method->Update();
+  } catch (const itk::ExceptionObject& e) {
+    throw Error(ExitCode::kProcessing, std::string("affine registration failed: ") + e.GetDescription());
+  }
+  log::debug("registration: affine stopped after {} iterations at metric {:.1f} ({})",
+             optimizer->GetCurrentIteration(), optimizer->GetValue(),
+             optimizer->GetStopConditionDescription());
+  Affine out;
+  const auto& M = tx->GetMatrix();
+  const auto& off = tx->GetOffset();  // y = M x + offset
+  for (unsigned r = 0; r < 3; ++r) {
+    for (unsigned c = 0; c < 3; ++c) out.m[3 * r + c] = M[r][c];
+    out.t[r] = off[r];
+  }
+  return out;
+}
+
+DisplacementField itk_demons(const FloatImage& fixed, const FloatImage& moving,
+                             const RegistrationParams& p) {
+  using Demons = itk::DiffeomorphicDemonsRegistrationFilter<ItkImage, ItkImage, ItkField>;
+  using MultiRes = itk::MultiResolutionPDEDeformableRegistration<ItkImage, ItkImage, ItkField, float>;
+  if (!fixed.geom.same_grid(moving.geom)) {
+    throw Error(ExitCode::kProcessing, "demons: fixed and moving images must share a grid");
+  }
+  auto demons = Demons::New();
+  demons->SetUseGradientType(Demons::GradientType::Symmetric);
+  demons->SetMaximumUpdateStepLength(p.max_step_vox);
+  demons->SetUseFirstOrderExp(p.first_order_exp);
+  demons->SetSmoothDisplacementField(p.field_sigma_vox > 0);
+  demons->SetStandardDeviations(std::max(p.field_sigma_vox, 1e-3));
+  demons->SetSmoothUpdateField(p.update_sigma_vox > 0);
+  demons->SetUpdateFieldStandardDeviations(std::max(p.update_sigma_vox, 1e-3));
+  demons->SetIntensityDifferenceThreshold(0.5);  // HU
+  demons->SetMaximumRMSError(0.0);               // run the iterations asked for
+
+  auto multires = MultiRes::New();
+  multires->SetRegistrationFilter(demons);
+  multires->SetNumberOfLevels(static_cast<unsigned>(p.iterations.size()));
+  std::vector<unsigned> its(p.iterations.begin(), p.iterations.end());
+  multires->SetNumberOfIterations(its.data());
+  auto f = wrap(fixed);
+  auto m = wrap(moving);
+  multires->SetFixedImage(f);
+  multires->SetMovingImage(m);
+  try {
+    multires->Update();
+  } catch (const itk::ExceptionObject& e) {
+    throw Error(ExitCode::kProcessing, std::string("deformable registration failed: ") + e.GetDescription());
+  }
+  ItkField* out = multires->GetOutput();
+  DisplacementField d(fixed.geom);
+  const auto region = out->GetLargestPossibleRegion();
+  for (unsigned a = 0; a < 3; ++a) {
+    if (region.GetSize()[a] != fixed.geom.size[a]) {
+      throw Error(ExitCode::kProcessing, "demons: unexpected output size");
+    }
+  }
+  const ItkVector* src = out->GetBufferPointer();
+  float* dst = d.data();
+  const std::size_t n = fixed.geom.voxel_count();
+  for (std::size_t q = 0; q < n; ++q) {
+    dst[3 * q] = src[q][0];
+    dst[3 * q + 1] = src[q][1];
+    dst[3 * q + 2] = src[q][2];
+  }
+  return d;
+}
+
+}  // namespace lungvol::registration
