@@ -67,6 +67,9 @@ Action add_batch_command(CLI::App& app, const GlobalOptions& global) {
                 "do not write lungs.nii.gz / lesions.nii.gz per scan");
   cmd->add_flag("--no-qc", [o](std::int64_t) { o->write_qc_images = false; },
                 "do not write QC PNG images per scan");
+  cmd->add_flag("--no-registration", [o](std::int64_t) { o->register_followups = false; },
+                "do not register the follow-ups to their baseline (no change maps, inspiration "
+                "or cross-visit mask checks; see docs/batch.md, \"Registration\")");
   cmd->add_flag("--meshes", o->write_meshes,
                 "also write surface meshes and the 3D QC render per scan (see analyze --meshes; "
                 "the render needs an X display or xvfb-run)");
@@ -115,9 +118,19 @@ Action add_batch_command(CLI::App& app, const GlobalOptions& global) {
         "results in {}/results.sqlite, measurements.csv, visits_wide.csv\n",
         s.counts.total, s.counts.analyzed, s.counts.skipped, s.counts.failed, s.seconds,
         o->outdir);
+    if (s.registered + s.registrations_skipped + s.registrations_failed > 0) {
+      std::cerr << fmt::format(
+          "lungvol batch: follow-ups registered to their baseline: {} now, {} already done, {} "
+          "failed; change maps in {}/registrations/\n",
+          s.registered, s.registrations_skipped, s.registrations_failed, o->outdir);
+    }
     if (s.counts.failed > 0) {
       std::cerr << "lungvol batch: " << s.counts.failed
                 << " scan(s) failed; see the failures table of results.sqlite\n";
+    }
+    if (s.registrations_failed > 0) {
+      std::cerr << "lungvol batch: " << s.registrations_failed
+                << " registration(s) failed; see the registrations table of results.sqlite\n";
     }
     return s.exit_status();
   };

@@ -24,5 +24,7 @@ Action add_endpoint_command(CLI::App& app, const GlobalOptions& global);
 Action add_sweep_command(CLI::App& app, const GlobalOptions& global);
 Action add_export_command(CLI::App& app, const GlobalOptions& global);
 Action add_report_command(CLI::App& app, const GlobalOptions& global);
+Action add_register_command(CLI::App& app, const GlobalOptions& global);
+Action add_deform_command(CLI::App& app, const GlobalOptions& global);
 
 }  // namespace lungvol::app

@@ -38,6 +38,8 @@ int main(int argc, char** argv) {
   add(app::add_endpoint_command);
   add(app::add_export_command);
   add(app::add_report_command);
+  add(app::add_register_command);
+  add(app::add_deform_command);
 
   try {
     app.parse(argc, argv);

@@ -17,7 +17,11 @@ void write_cohort_measurements_csv(Store& store, const std::string& path);
 // One row per manifest subject x visit: subject_id, arm, visit, visit_day (days from baseline),
 // in_window (1/0/empty), status (ok/failed/empty = not analyzed), lung_ml, lesion_pct, ggo_pct,
 // solid_pct, mean_hu, p15_hu, laa950_pct, haa_pct, mass_g (the `lungs` region), calibration
-// (ok/flagged), identity_flags (the scan's identity flags, ';'-separated). The same table is
+// (ok/flagged), identity_flags (the scan's identity flags, ';'-separated), then the registration
+// to the baseline: resolved_fraction, new_lesion_fraction, progressed_fraction,
+// regressed_fraction (0 at the baseline), p15_adj_hu, mean_adj_hu (volume-adjusted; raw at the
+// baseline), inspiration (ok/flagged), registration (ok/failed/baseline/empty), mask_consistency
+// (ok/flagged). The same table is
 // what `lungvol endpoint OUTDIR` and `lungvol export` read (from the store, never the file).
 report::CsvTable visits_wide_table(Store& store);
 void write_visits_wide_csv(Store& store, const std::string& path);
@@ -31,5 +35,8 @@ void refresh_batch_tables(Store& store, const trial::VisitSchedule& schedule,
 
 // The `lungs`-region metrics that become visits_wide columns: (column, metric) pairs.
 const std::vector<std::pair<std::string, std::string>>& visits_wide_metrics();
+// The change-map fractions that become visits_wide columns (0 at the baseline): (column,
+// registration metric of the `lungs` region).
+const std::vector<std::pair<std::string, std::string>>& visits_wide_change_metrics();
 
 }  // namespace lungvol::batch

@@ -19,6 +19,7 @@
 #include <fmt/format.h>
 
 #include "batch/exports.hpp"
+#include "batch/registrations.hpp"
 #include "core/cancel.hpp"
 #include "core/error.hpp"
 #include "core/fs.hpp"
@@ -35,7 +36,8 @@ namespace fs = std::filesystem;
 namespace lungvol::batch {
 
 int BatchSummary::exit_status() const {
-  return counts.failed > 0 ? static_cast<int>(ExitCode::kBatchFailures) : 0;
+  return counts.failed > 0 || registrations_failed > 0 ? static_cast<int>(ExitCode::kBatchFailures)
+                                                       : 0;
 }
 
 DirectoryLock::DirectoryLock(const std::string& lock_path, double wait_seconds) {
@@ -456,9 +458,28 @@ BatchSummary run_batch(const BatchOptions& options) {
                             job.failed.load(), store.path()));
   }
 
+  // Every follow-up registered to its subject's baseline, once the subject's scans are stored.
+  BatchSummary summary;
+  {
+    InterruptHandler on_interrupt(
+        "\nlungvol batch: interrupted; stopping the registrations (finished ones are kept)\n");
+    try {
+      const RegistrationCounts rc =
+          run_registrations(store, inputs, options, jobs, per_job, run_id);
+      summary.registered = rc.registered;
+      summary.registrations_skipped = rc.skipped;
+      summary.registrations_failed = rc.failed;
+    } catch (const Error& e) {
+      if (e.code() != ExitCode::kInterrupted) throw;
+      refresh_batch_tables(store, schedule, options.outdir);
+      throw Error(ExitCode::kInterrupted,
+                  "interrupted while registering follow-ups, re-run to resume: every scan and the "
+                  "finished registrations are kept in " + store.path());
+    }
+  }
+
   refresh_batch_tables(store, schedule, options.outdir);
 
-  BatchSummary summary;
   summary.run_id = run_id;
   summary.counts.total = manifest.entries.size();
   summary.counts.analyzed = job.analyzed;

@@ -22,6 +22,9 @@ struct BatchOptions {
   bool write_label_maps = true;
   bool write_qc_images = true;
   bool write_meshes = false;  // surface meshes + 3D QC render per scan (analyze --meshes)
+  // Register every follow-up to its subject's baseline after the scans (batch/registrations.hpp;
+  // needs the label maps). --no-registration turns it off.
+  bool register_followups = true;
   std::string command_line;
   // Progress: a single updating line on a terminal, log lines otherwise; -1 = decide by isatty.
   int progress_tty = -1;
@@ -30,8 +33,11 @@ struct BatchOptions {
 struct BatchSummary {
   std::int64_t run_id = 0;
   RunCounts counts;
+  // Follow-ups registered to their baseline in this run (batch/registrations.hpp).
+  std::size_t registered = 0, registrations_skipped = 0, registrations_failed = 0;
   double seconds = 0;
-  // Process exit status: 0, or kBatchFailures (8) when any scan of this run failed.
+  // Process exit status: 0, or kBatchFailures (8) when any scan or registration of this run
+  // failed.
   int exit_status() const;
 };
 

@@ -66,6 +66,29 @@ CREATE TABLE IF NOT EXISTS protocols(
 CREATE TABLE IF NOT EXISTS identity_flags(
   subject_id TEXT NOT NULL, visit TEXT NOT NULL, flag TEXT NOT NULL, detail TEXT,
   PRIMARY KEY(subject_id, visit, flag));
+)sql"
+// Registration of follow-ups to their baseline (docs/batch.md, "Registration"). Added to schema
+// version 2 in place: older stores gain the tables when a batch opens them, and read-only
+// readers treat absent tables as empty.
+R"sql(
+CREATE TABLE IF NOT EXISTS registrations(
+  subject_id TEXT NOT NULL, visit TEXT NOT NULL, baseline_visit TEXT NOT NULL,
+  registration_key TEXT, status TEXT NOT NULL CHECK(status IN ('ok', 'failed')),
+  baseline_input_sha256 TEXT, followup_input_sha256 TEXT, parameters_sha256 TEXT,
+  software_version TEXT, registered_at TEXT, timing_s REAL, outdir TEXT, run_id INTEGER,
+  inspiration_flagged INTEGER, consistency_flagged INTEGER, error TEXT, record TEXT,
+  PRIMARY KEY(subject_id, visit));
+CREATE TABLE IF NOT EXISTS registration_measurements(
+  subject_id TEXT NOT NULL, visit TEXT NOT NULL, region TEXT NOT NULL, metric TEXT NOT NULL,
+  value REAL, unit TEXT, PRIMARY KEY(subject_id, visit, region, metric));
+CREATE TABLE IF NOT EXISTS registration_subjects(
+  subject_id TEXT PRIMARY KEY, subject_key TEXT, baseline_visit TEXT, best_aerated_visit TEXT,
+  status TEXT, error TEXT, updated_at TEXT, run_id INTEGER);
+CREATE TABLE IF NOT EXISTS lung_mask_consistency(
+  subject_id TEXT NOT NULL, target_visit TEXT NOT NULL, source_visit TEXT NOT NULL,
+  source_role TEXT NOT NULL, dice REAL, carried_ml REAL, own_ml REAL, disagreement_ml REAL,
+  missed_dense_ml REAL, flagged INTEGER, reason TEXT,
+  PRIMARY KEY(subject_id, target_visit, source_role));
 )sql";
 
 // Columns added to `scans` by schema version 2 (ALTER TABLE on a version-1 store).
@@ -958,6 +981,35 @@ std::string Store::results_state() {
   add_query("run",
             "SELECT protocol_sha256, lesion_low_hu, lesion_split_hu, lesion_high_hu, schedule_toml "
             "FROM runs ORDER BY run_id DESC LIMIT 1");
+  // Registrations: sections only when there are any, so a store without them hashes as before.
+  const auto non_empty = [&](const char* table) {
+    if (!has_table(table)) return false;
+    Stmt c(db_, std::string("SELECT 1 FROM ") + table + " LIMIT 1", path_);
+    return c.step();
+  };
+  if (non_empty("registrations")) {
+    add_query("registrations",
+              "SELECT subject_id, visit, baseline_visit, registration_key, status, "
+              "baseline_input_sha256, followup_input_sha256, parameters_sha256, software_version, "
+              "registered_at, outdir, inspiration_flagged, consistency_flagged, error, record "
+              "FROM registrations ORDER BY subject_id, visit");
+  }
+  if (non_empty("registration_measurements")) {
+    add_query("registration_measurements",
+              "SELECT subject_id, visit, region, metric, value, unit FROM registration_measurements "
+              "ORDER BY 1, 2, 3, 4");
+  }
+  if (non_empty("registration_subjects")) {
+    add_query("registration_subjects",
+              "SELECT subject_id, subject_key, baseline_visit, best_aerated_visit, status, error "
+              "FROM registration_subjects ORDER BY subject_id");
+  }
+  if (non_empty("lung_mask_consistency")) {
+    add_query("lung_mask_consistency",
+              "SELECT subject_id, target_visit, source_visit, source_role, dice, carried_ml, own_ml, "
+              "disagreement_ml, missed_dense_ml, flagged, reason FROM lung_mask_consistency "
+              "ORDER BY 1, 2, 4");
+  }
   return h.hex_digest();
 }
 
@@ -983,6 +1035,220 @@ std::int64_t Store::results_generation() {
   std::lock_guard<std::recursive_mutex> lock(mutex_);
   Stmt s(db_, "SELECT CAST(value AS INTEGER) FROM meta WHERE key = 'results_generation'", path_);
   return s.step() ? s.i64(0) : 0;
+}
+
+// --- registrations ---------------------------------------------------------------------------
+
+namespace {
+const char* kRegistrationColumns =
+    "subject_id, visit, baseline_visit, registration_key, status, baseline_input_sha256, "
+    "followup_input_sha256, parameters_sha256, software_version, registered_at, timing_s, outdir, "
+    "run_id, inspiration_flagged, consistency_flagged, error, record";
+
+RegistrationRecord read_registration(const Stmt& s) {
+  RegistrationRecord r;
+  r.subject_id = s.text(0);
+  r.visit = s.text(1);
+  r.baseline_visit = s.text(2);
+  r.key = s.text(3);
+  r.status = s.text(4);
+  r.baseline_input_sha256 = s.text(5);
+  r.followup_input_sha256 = s.text(6);
+  r.parameters_sha256 = s.text(7);
+  r.software_version = s.text(8);
+  r.registered_at = s.text(9);
+  r.timing_s = s.real(10);
+  r.outdir = s.text(11);
+  r.run_id = s.i64(12);
+  r.inspiration_flagged = s.i64(13) != 0;
+  r.consistency_flagged = s.i64(14) != 0;
+  r.error = s.text(15);
+  r.record_json = s.text(16);
+  return r;
+}
+}  // namespace
+
+std::optional<RegistrationRecord> Store::find_registration(const std::string& subject_id,
+                                                           const std::string& visit) {
+  std::lock_guard<std::recursive_mutex> lock(mutex_);
+  if (!has_table("registrations")) return std::nullopt;
+  Stmt s(db_, std::string("SELECT ") + kRegistrationColumns +
+                  " FROM registrations WHERE subject_id = ? AND visit = ?",
+         path_);
+  s.bind(1, subject_id).bind(2, visit);
+  if (!s.step()) return std::nullopt;
+  return read_registration(s);
+}
+
+std::vector<RegistrationRecord> Store::registrations() {
+  std::lock_guard<std::recursive_mutex> lock(mutex_);
+  std::vector<RegistrationRecord> out;
+  if (!has_table("registrations")) return out;
+  Stmt s(db_, std::string("SELECT ") + kRegistrationColumns +
+                  " FROM registrations ORDER BY subject_id, visit",
+         path_);
+  while (s.step()) out.push_back(read_registration(s));
+  return out;
+}
+
+void Store::save_registration(const RegistrationRecord& r,
+                              const std::vector<RegistrationMeasurementRow>& rows) {
+  std::lock_guard<std::recursive_mutex> lock(mutex_);
+  Transaction t(db_, path_);
+  {
+    Stmt d(db_, "DELETE FROM registration_measurements WHERE subject_id = ? AND visit = ?", path_);
+    d.bind(1, r.subject_id).bind(2, r.visit).run();
+    Stmt d2(db_, "DELETE FROM registrations WHERE subject_id = ? AND visit = ?", path_);
+    d2.bind(1, r.subject_id).bind(2, r.visit).run();
+  }
+  Stmt ins(db_, std::string("INSERT INTO registrations(") + kRegistrationColumns +
+                    ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+           path_);
+  ins.bind(1, r.subject_id).bind(2, r.visit).bind(3, r.baseline_visit).bind(4, r.key)
+      .bind(5, r.status).bind(6, r.baseline_input_sha256).bind(7, r.followup_input_sha256)
+      .bind(8, r.parameters_sha256).bind(9, r.software_version).bind(10, r.registered_at)
+      .bind(11, r.timing_s).bind(12, r.outdir).bind(13, r.run_id)
+      .bind(14, static_cast<std::int64_t>(r.inspiration_flagged ? 1 : 0))
+      .bind(15, static_cast<std::int64_t>(r.consistency_flagged ? 1 : 0)).bind(16, r.error)
+      .bind(17, r.record_json);
+  ins.run();
+  Stmt m(db_, "INSERT INTO registration_measurements(subject_id, visit, region, metric, value, "
+              "unit) VALUES (?, ?, ?, ?, ?, ?)",
+         path_);
+  for (const auto& row : rows) {
+    m.bind(1, r.subject_id).bind(2, r.visit).bind(3, row.region).bind(4, row.metric)
+        .bind(5, row.value).bind(6, row.unit);
+    m.run();
+  }
+  t.commit();
+}
+
+void Store::delete_registration(const std::string& subject_id, const std::string& visit) {
+  std::lock_guard<std::recursive_mutex> lock(mutex_);
+  Transaction t(db_, path_);
+  Stmt d(db_, "DELETE FROM registration_measurements WHERE subject_id = ? AND visit = ?", path_);
+  d.bind(1, subject_id).bind(2, visit).run();
+  Stmt d2(db_, "DELETE FROM registrations WHERE subject_id = ? AND visit = ?", path_);
+  d2.bind(1, subject_id).bind(2, visit).run();
+  t.commit();
+}
+
+std::vector<RegistrationMeasurementRow> Store::registration_measurements() {
+  std::lock_guard<std::recursive_mutex> lock(mutex_);
+  std::vector<RegistrationMeasurementRow> out;
+  if (!has_table("registration_measurements")) return out;
+  Stmt s(db_, "SELECT subject_id, visit, region, metric, value, unit FROM registration_measurements "
+              "ORDER BY subject_id, visit, rowid",
+         path_);
+  while (s.step()) {
+    out.push_back({s.text(0), s.text(1), s.text(2), s.text(3), s.opt_real(4), s.text(5)});
+  }
+  return out;
+}
+
+std::vector<RegistrationMeasurementRow> Store::registration_measurements(const std::string& subject_id,
+                                                                         const std::string& visit) {
+  std::lock_guard<std::recursive_mutex> lock(mutex_);
+  std::vector<RegistrationMeasurementRow> out;
+  if (!has_table("registration_measurements")) return out;
+  Stmt s(db_, "SELECT subject_id, visit, region, metric, value, unit FROM registration_measurements "
+              "WHERE subject_id = ? AND visit = ? ORDER BY rowid",
+         path_);
+  s.bind(1, subject_id).bind(2, visit);
+  while (s.step()) {
+    out.push_back({s.text(0), s.text(1), s.text(2), s.text(3), s.opt_real(4), s.text(5)});
+  }
+  return out;
+}
+
+std::optional<RegistrationSubjectRecord> Store::find_registration_subject(const std::string& subject_id) {
+  std::lock_guard<std::recursive_mutex> lock(mutex_);
+  if (!has_table("registration_subjects")) return std::nullopt;
+  Stmt s(db_, "SELECT subject_id, subject_key, baseline_visit, best_aerated_visit, status, error, "
+              "updated_at, run_id FROM registration_subjects WHERE subject_id = ?",
+         path_);
+  s.bind(1, subject_id);
+  if (!s.step()) return std::nullopt;
+  return RegistrationSubjectRecord{s.text(0), s.text(1), s.text(2), s.text(3),
+                                   s.text(4), s.text(5), s.text(6), s.i64(7)};
+}
+
+std::vector<RegistrationSubjectRecord> Store::registration_subjects() {
+  std::lock_guard<std::recursive_mutex> lock(mutex_);
+  std::vector<RegistrationSubjectRecord> out;
+  if (!has_table("registration_subjects")) return out;
+  Stmt s(db_, "SELECT subject_id, subject_key, baseline_visit, best_aerated_visit, status, error, "
+              "updated_at, run_id FROM registration_subjects ORDER BY subject_id",
+         path_);
+  while (s.step()) {
+    out.push_back({s.text(0), s.text(1), s.text(2), s.text(3), s.text(4), s.text(5), s.text(6), s.i64(7)});
+  }
+  return out;
+}
+
+void Store::save_registration_subject(const RegistrationSubjectRecord& r,
+                                      const std::vector<ConsistencyRecord>& rows) {
+  std::lock_guard<std::recursive_mutex> lock(mutex_);
+  Transaction t(db_, path_);
+  Stmt d(db_, "DELETE FROM lung_mask_consistency WHERE subject_id = ?", path_);
+  d.bind(1, r.subject_id).run();
+  Stmt d2(db_, "DELETE FROM registration_subjects WHERE subject_id = ?", path_);
+  d2.bind(1, r.subject_id).run();
+  Stmt ins(db_, "INSERT INTO registration_subjects(subject_id, subject_key, baseline_visit, "
+                "best_aerated_visit, status, error, updated_at, run_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+           path_);
+  ins.bind(1, r.subject_id).bind(2, r.subject_key).bind(3, r.baseline_visit)
+      .bind(4, r.best_aerated_visit).bind(5, r.status).bind(6, r.error).bind(7, r.updated_at)
+      .bind(8, r.run_id);
+  ins.run();
+  Stmt c(db_, "INSERT INTO lung_mask_consistency(subject_id, target_visit, source_visit, source_role, "
+              "dice, carried_ml, own_ml, disagreement_ml, missed_dense_ml, flagged, reason) "
+              "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+         path_);
+  for (const auto& x : rows) {
+    c.bind(1, r.subject_id).bind(2, x.target_visit).bind(3, x.source_visit).bind(4, x.source_role)
+        .bind(5, x.dice).bind(6, x.carried_ml).bind(7, x.own_ml).bind(8, x.disagreement_ml)
+        .bind(9, x.missed_dense_ml).bind(10, static_cast<std::int64_t>(x.flagged ? 1 : 0))
+        .bind(11, x.reason);
+    c.run();
+  }
+  t.commit();
+}
+
+void Store::delete_registration_subject(const std::string& subject_id) {
+  std::lock_guard<std::recursive_mutex> lock(mutex_);
+  Transaction t(db_, path_);
+  Stmt d(db_, "DELETE FROM lung_mask_consistency WHERE subject_id = ?", path_);
+  d.bind(1, subject_id).run();
+  Stmt d2(db_, "DELETE FROM registration_subjects WHERE subject_id = ?", path_);
+  d2.bind(1, subject_id).run();
+  t.commit();
+}
+
+std::vector<ConsistencyRecord> Store::lung_mask_consistency() {
+  std::lock_guard<std::recursive_mutex> lock(mutex_);
+  std::vector<ConsistencyRecord> out;
+  if (!has_table("lung_mask_consistency")) return out;
+  Stmt s(db_, "SELECT subject_id, target_visit, source_visit, source_role, dice, carried_ml, own_ml, "
+              "disagreement_ml, missed_dense_ml, flagged, reason FROM lung_mask_consistency "
+              "ORDER BY subject_id, target_visit, source_role",
+         path_);
+  while (s.step()) {
+    ConsistencyRecord r;
+    r.subject_id = s.text(0);
+    r.target_visit = s.text(1);
+    r.source_visit = s.text(2);
+    r.source_role = s.text(3);
+    r.dice = s.real(4);
+    r.carried_ml = s.real(5);
+    r.own_ml = s.real(6);
+    r.disagreement_ml = s.real(7);
+    r.missed_dense_ml = s.real(8);
+    r.flagged = s.i64(9) != 0;
+    r.reason = s.text(10);
+    out.push_back(std::move(r));
+  }
+  return out;
 }
 
 std::string Store::quick_check() {

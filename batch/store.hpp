@@ -67,6 +67,34 @@ struct IdentityFlag {
   std::string subject_id, visit, flag, detail;
 };
 
+// Registration of a follow-up to its subject's baseline (docs/batch.md, "Registration"): one row
+// of `registrations`, its measurements (`registration_measurements`), the subject's cross-visit
+// row (`registration_subjects`) and its lung-mask comparisons (`lung_mask_consistency`).
+struct RegistrationRecord {
+  std::string subject_id, visit, baseline_visit, key, status;  // status: ok | failed
+  std::string baseline_input_sha256, followup_input_sha256, parameters_sha256;
+  std::string software_version, registered_at, outdir, error;
+  std::string record_json;  // registration.json (ok rows)
+  double timing_s = 0;
+  std::int64_t run_id = 0;
+  bool inspiration_flagged = false, consistency_flagged = false;
+};
+struct RegistrationMeasurementRow {
+  std::string subject_id, visit, region, metric;
+  std::optional<double> value;
+  std::string unit;
+};
+struct RegistrationSubjectRecord {
+  std::string subject_id, subject_key, baseline_visit, best_aerated_visit, status, error, updated_at;
+  std::int64_t run_id = 0;
+};
+struct ConsistencyRecord {
+  std::string subject_id, target_visit, source_visit, source_role;  // baseline | best_aerated
+  double dice = 0, carried_ml = 0, own_ml = 0, disagreement_ml = 0, missed_dense_ml = 0;
+  bool flagged = false;
+  std::string reason;
+};
+
 struct StoredHistogram {
   std::int64_t scan_id = 0;
   std::string region, kind;  // kind: lung | suppressed
@@ -155,6 +183,27 @@ class Store {
   void record_results_state();
   std::string recorded_results_state();
   std::int64_t results_generation();
+
+  // --- registrations (tables created with the store; absent from stores of older lungvol,
+  // which read as holding none) ---
+  std::optional<RegistrationRecord> find_registration(const std::string& subject_id,
+                                                      const std::string& visit);
+  std::vector<RegistrationRecord> registrations();
+  // Replaces the follow-up's registration and its measurements, in one transaction.
+  void save_registration(const RegistrationRecord& rec,
+                         const std::vector<RegistrationMeasurementRow>& rows);
+  void delete_registration(const std::string& subject_id, const std::string& visit);
+  // Every registration measurement, by subject, visit, then insertion order.
+  std::vector<RegistrationMeasurementRow> registration_measurements();
+  std::vector<RegistrationMeasurementRow> registration_measurements(const std::string& subject_id,
+                                                                    const std::string& visit);
+  std::optional<RegistrationSubjectRecord> find_registration_subject(const std::string& subject_id);
+  // Replaces the subject's row and its consistency rows, in one transaction.
+  void save_registration_subject(const RegistrationSubjectRecord& rec,
+                                 const std::vector<ConsistencyRecord>& rows);
+  void delete_registration_subject(const std::string& subject_id);
+  std::vector<RegistrationSubjectRecord> registration_subjects();
+  std::vector<ConsistencyRecord> lung_mask_consistency();
 
   std::size_t count(const std::string& table);
   std::string integrity_check();  // "ok" when healthy

@@ -132,7 +132,7 @@ FollowupOutcome register_one(const SubjectJob& job, const LoadedVisit& base, con
   FollowupOutcome out;
   out.visit = fv.visit;
   out.key = registration_key(job.baseline, fv, job.settings);
-  out.outdir = (fs::path(job.outdir) / fv.visit).string();
+  out.outdir = job.flat ? job.outdir : (fs::path(job.outdir) / fv.visit).string();
   const FollowupSettings& st = job.settings;
   try {
     const LoadedVisit fu = load_visit(fv);
@@ -316,6 +316,40 @@ FollowupOutcome register_one(const SubjectJob& job, const LoadedVisit& base, con
 
 }  // namespace
 
+VisitScan visit_scan_from_analysis(const std::string& dir, const std::string& visit) {
+  const std::string path = (fs::path(dir) / "metrics.json").string();
+  json m;
+  try {
+    m = json::parse(read_text_file(path));
+  } catch (const json::exception& e) {
+    throw Error(ExitCode::kInput, "'" + path + "' is not JSON: " + e.what());
+  }
+  if (m.value("schema", "") != "lungvol.metrics/1") {
+    throw Error(ExitCode::kInput, "'" + path + "' is not a lungvol analyze output (metrics.json)");
+  }
+  VisitScan v;
+  v.visit = visit;
+  try {
+    const json& in = m.at("input");
+    v.input_path = in.at("path").get<std::string>();
+    v.series_uid = in.value("series_instance_uid", "");
+    v.input_sha256 = in.value("sha256", "");
+    v.protocol_sha256 = m.at("protocol").value("sha256", "");
+    v.software_version = m.at("software").value("version", "");
+    v.scan_dir = dir;
+    const auto num = [](const json& x) { return x.is_number() ? x.get<double>() : std::nan(""); };
+    for (const char* name : {"lungs", "right", "left"}) {
+      const json& r = m.at("regions").at(name);
+      v.regions[name] = {num(r.value("volume_ml", json())), num(r.at("density").value("mean_hu", json())),
+                         num(r.at("density").value("p15_hu", json()))};
+    }
+    v.lesion_pct = num(m.at("regions").at("lungs").value("lesion_pct", json()));
+  } catch (const json::exception& e) {
+    throw Error(ExitCode::kInput, "'" + path + "': " + e.what());
+  }
+  return v;
+}
+
 bool registration_file_is_replaceable(const std::string& name) {
   static const char* const kNames[] = {kAffineFile,           kDeformationFile,        kInverseFile,
                                        kChangeMapFile,        kRecordFile,             kMeasurementsFile,
@@ -389,7 +423,7 @@ SubjectOutcome run_subject(const SubjectJob& job) {
       // Registered earlier with the same key: its transforms are read back for the cross-visit
       // part; if they cannot be, it is registered again.
       try {
-        const fs::path d = fs::path(job.outdir) / fv.visit;
+        const fs::path d = job.flat ? fs::path(job.outdir) : fs::path(job.outdir) / fv.visit;
         VisitTransforms vt;
         vt.forward.affine = read_affine((d / kAffineFile).string());
         vt.forward.field = read_field((d / kDeformationFile).string());

@@ -89,7 +89,14 @@ struct SubjectJob {
                                          // from their folders (must exist)
   std::string outdir;                    // OUTDIR/registrations/<subject>
   FollowupSettings settings;
+  // One follow-up whose files go into `outdir` itself instead of outdir/<visit>/ (lungvol
+  // register).
+  bool flat = false;
 };
+
+// The visit as `lungvol analyze` left it in `dir` (metrics.json: input, hashes, densitometry;
+// lungs.nii.gz, lesions.nii.gz). Error(kInput) when it is not an analyze output.
+VisitScan visit_scan_from_analysis(const std::string& dir, const std::string& visit);
 
 // Registers the follow-ups asked for (each into outdir/<visit>/, swapped in whole; a failure is
 // recorded in its outcome, not thrown) and recomputes the subject's consistency rows. Throws only

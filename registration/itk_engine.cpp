@@ -11,7 +11,7 @@
 #include <itkMeanSquaresImageToImageMetricv4.h>
 #include <itkMultiResolutionPDEDeformableRegistration.h>
 #include <itkRegistrationParameterScalesFromPhysicalShift.h>
-#include <itkRegularStepGradientDescentOptimizerv4.h>
+#include <itkGradientDescentOptimizerv4.h>
 #include <itkVector.h>
 
 #include "core/error.hpp"
@@ -58,7 +58,7 @@ Affine itk_affine(const FloatImage& fixed, const FloatImage& moving, const Affin
                   const RegistrationParams& p) {
   using AffineType = itk::AffineTransform<double, 3>;
   using Metric = itk::MeanSquaresImageToImageMetricv4<ItkImage, ItkImage>;
-  using Optimizer = itk::RegularStepGradientDescentOptimizerv4<double>;
+  using Optimizer = itk::GradientDescentOptimizerv4Template<double>;
   using Method = itk::ImageRegistrationMethodv4<ItkImage, ItkImage, AffineType>;
   using Scales = itk::RegistrationParameterScalesFromPhysicalShift<Metric>;
 
@@ -90,13 +90,15 @@ Affine itk_affine(const FloatImage& fixed, const FloatImage& moving, const Affin
   auto scales = Scales::New();
   scales->SetMetric(metric);
   optimizer->SetScalesEstimator(scales);
-  optimizer->SetLearningRate(4.0);  // first step, mm (physical shift of the voxels)
-  optimizer->SetMinimumStepLength(0.01);
-  optimizer->SetRelaxationFactor(0.6);
-  optimizer->SetNumberOfIterations(static_cast<itk::SizeValueType>(p.affine_iterations));
-  optimizer->SetGradientMagnitudeTolerance(1e-8);
+  // Every step moves no voxel by more than max_step mm (the learning rate is estimated at each
+  // iteration from the scales, ITK v4's physical-shift rule): the optimisation cannot jump into
+  // a degenerate or mirrored affine.
+  optimizer->SetDoEstimateLearningRateAtEachIteration(true);
   optimizer->SetDoEstimateLearningRateOnce(false);
-  optimizer->SetDoEstimateLearningRateAtEachIteration(false);
+  optimizer->SetMaximumStepSizeInPhysicalUnits(0.5 * p.affine_grid_mm);
+  optimizer->SetNumberOfIterations(static_cast<itk::SizeValueType>(p.affine_iterations));
+  optimizer->SetMinimumConvergenceValue(1e-6);
+  optimizer->SetConvergenceWindowSize(10);
   optimizer->SetReturnBestParametersAndValue(true);
 
   auto method = Method::New();
@@ -134,6 +136,15 @@ Affine itk_affine(const FloatImage& fixed, const FloatImage& moving, const Affin
   for (unsigned r = 0; r < 3; ++r) {
     for (unsigned c = 0; c < 3; ++c) out.m[3 * r + c] = M[r][c];
     out.t[r] = off[r];
+  }
+  // A chest between two visits changes volume by tens of percent at most and never mirrors: an
+  // affine outside that range is a failed optimisation, and the lungs' centroids are kept.
+  const double det = out.determinant();
+  if (!(det > 0.6 && det < 1.6)) {
+    log::warn("registration: the affine step diverged (determinant {:.3f}); continuing from the "
+              "lungs' centroids",
+              det);
+    return initial;
   }
   return out;
 }

@@ -249,7 +249,7 @@ double parenchyma_median_hu(const VisitImages& v) {
 }
 
 FloatImage prepare_image(const VisitImages& v, const Geometry& grid, const RegistrationParams& p,
-                         double replacement_hu, double density_scale) {
+                         double replacement_hu, double density_scale, FloatImage* lesion_weight) {
   const CtImage& ct = *v.ct;
   const LabelImage& lungs = *v.lungs;
   const bool have_lesions = p.mask_lesions && v.lesions && !v.lesions->empty();
@@ -300,6 +300,7 @@ FloatImage prepare_image(const VisitImages& v, const Geometry& grid, const Regis
       }
     }
   }
+  if (lesion_weight) *lesion_weight = FloatImage(grid, 0.0f);
   if (!have_lesions) return value;
   // Lesions grown by lesion_margin_mm (a box max filter of that radius) replace the value.
   int r[3];
@@ -330,6 +331,7 @@ FloatImage prepare_image(const VisitImages& v, const Geometry& grid, const Regis
         const std::size_t idx = grid.index(i, j, std::size_t(k));
         value.data[idx] = static_cast<float>(w * std::clamp(replacement_hu, lo, hi) +
                                              (1 - w) * value.data[idx]);
+        if (lesion_weight) lesion_weight->data[idx] = w;
       }
     }
   }
@@ -362,9 +364,11 @@ RegistrationResult register_to_baseline(const VisitImages& baseline, const Visit
   // The follow-up's image reaches further, so that the affine's image of the baseline grid
   // stays inside it.
   const Geometry gm = lung_grid(*followup.lungs, p.margin_mm + 30.0, p.grid_mm);
-  const FloatImage fixed = prepare_image(baseline, gf, p, r.baseline_parenchyma_hu, 1.0);
+  FloatImage fixed_lesions, moving_lesions;
+  const FloatImage fixed =
+      prepare_image(baseline, gf, p, r.baseline_parenchyma_hu, 1.0, &fixed_lesions);
   const FloatImage moving =
-      prepare_image(followup, gm, p, r.baseline_parenchyma_hu, r.density_scale);
+      prepare_image(followup, gm, p, r.baseline_parenchyma_hu, r.density_scale, &moving_lesions);
   const FloatImage weight = lung_weight(*baseline.lungs, gf);
   r.timing.prepare_s = lap.lap();
 
@@ -382,7 +386,44 @@ RegistrationResult register_to_baseline(const VisitImages& baseline, const Visit
   r.mad_affine_hu = mean_abs_difference(fixed, moved, weight);
   r.timing.affine_s = lap.lap();
 
-  r.forward.field = itk_demons(fixed, moved, p);
+  // Each scan's lesions, brought into the other's image by the affine and grown by one voxel (its
+  // error), are replaced in both: where either visit has a lesion, both images are the same flat
+  // parenchyma, no force acts, and the field there is interpolated by the regularisation from the
+  // lung around it.
+  FloatImage demons_fixed = fixed, demons_moving = moved;
+  if (p.mask_lesions) {
+    const FloatImage moved_lesions = resample(moving_lesions, ta, gf, 0.0);
+    const auto& g = gf.size;
+    FloatImage both(gf, 0.0f);
+    for (std::size_t q = 0; q < both.size(); ++q) {
+      both.data[q] = std::max(fixed_lesions.data[q], moved_lesions.data[q]);
+    }
+    const float rep = static_cast<float>(std::clamp(r.baseline_parenchyma_hu, p.clip_low_hu, p.clip_high_hu));
+    const long nz = static_cast<long>(g[2]);
+#pragma omp parallel for schedule(static)
+    for (long k = 0; k < nz; ++k) {
+      for (std::size_t j = 0; j < g[1]; ++j) {
+        for (std::size_t i = 0; i < g[0]; ++i) {
+          float w = 0;
+          for (long dk = -1; dk <= 1; ++dk) {
+            for (long dj = -1; dj <= 1; ++dj) {
+              for (long di = -1; di <= 1; ++di) {
+                const long ii = long(i) + di, jj = long(j) + dj, kk = k + dk;
+                if (ii < 0 || jj < 0 || kk < 0 || ii >= long(g[0]) || jj >= long(g[1]) || kk >= long(g[2])) continue;
+                const float b = both.data[gf.index(std::size_t(ii), std::size_t(jj), std::size_t(kk))];
+                w = std::max(w, (di == 0 && dj == 0 && dk == 0) ? b : (b >= 0.5f ? 1.0f : 0.0f));
+              }
+            }
+          }
+          const std::size_t q = gf.index(i, j, std::size_t(k));
+          demons_fixed.data[q] = w * rep + (1 - w) * demons_fixed.data[q];
+          demons_moving.data[q] = w * rep + (1 - w) * demons_moving.data[q];
+        }
+      }
+    }
+  }
+
+  r.forward.field = itk_demons(demons_fixed, demons_moving, p);
   r.mad_final_hu = mean_abs_difference(fixed, resample(moving, r.forward, gf, p.clip_high_hu), weight);
   r.timing.deformable_s = lap.lap();
 

@@ -6,8 +6,10 @@
 //   * HU are clipped to [clip_low_hu, clip_high_hu] (air .. soft tissue: bone is as bright as
 //     muscle, so the lung boundary, vessels and airways carry the contrast);
 //   * each scan's own lesion voxels (grown by lesion_margin_mm) are replaced by the baseline's
-//     median parenchyma HU, so a lesion that resolves, appears or consolidates between the visits
-//     looks like normal lung in both images;
+//     median parenchyma HU; after the affine step, the lesions of either scan are replaced in
+//     both images (grown by one more voxel): a lesion that resolves, appears or consolidates
+//     between the visits is the same flat parenchyma in both, exerts no force, and the field
+//     inside it is interpolated by the regularisation from the lung around it;
 //   * the follow-up's aerated lung is rescaled so that its median parenchyma density matches the
 //     baseline's (HU + 1000 scaled: a deeper or shallower breath changes the density of the whole
 //     lung, which would otherwise pull the intensity-driven demons).
@@ -83,8 +85,10 @@ Geometry lung_grid(const LabelImage& lungs, double margin_mm, double spacing_mm)
 
 // The prepared image of a visit on `grid` (see the file comment). `replacement_hu`: value of
 // lesion voxels; `density_scale`: applied to (HU + 1000) of aerated lung voxels (< -300 HU).
+// `lesion_weight`, when given, receives the share of each grid voxel that was replaced.
 FloatImage prepare_image(const VisitImages& v, const Geometry& grid, const RegistrationParams& p,
-                         double replacement_hu, double density_scale);
+                         double replacement_hu, double density_scale,
+                         FloatImage* lesion_weight = nullptr);
 
 // Median HU of the lung voxels (right, left) that are not lesion.
 double parenchyma_median_hu(const VisitImages& v);
