@@ -22,6 +22,7 @@ void report(const char* name, const CalibrationCheck& c) {
 }
 
 TEST(CalibrationData, CipCopdGeneCase) {
+  LUNGVOL_REQUIRE_DATA("cip-chest-imaging-platform/ct-64.nrrd");
   setenv("LUNGVOL_PROTOCOL_DIR", (test::source_dir() + "/protocols").c_str(), 1);
   const CtImage ct = io::read_ct_image(test::shared_data("cip-chest-imaging-platform/ct-64.nrrd"));
   const seg::LungSegmentation s = seg::segment_lungs(ct, load_protocol(kDefaultProtocol).lung);

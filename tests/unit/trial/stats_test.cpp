@@ -13,8 +13,10 @@
 namespace lungvol::trial {
 namespace {
 
+constexpr const char* kReference = "reference/wilcoxon_hl_r.json";  // in ../shared
+
 nlohmann::json reference() {
-  std::ifstream in(test::shared_dir() + "/reference/wilcoxon_hl_r.json");
+  std::ifstream in(test::shared_dir() + "/" + kReference);
   EXPECT_TRUE(in.good()) << "missing R reference file";
   return nlohmann::json::parse(in);
 }
@@ -39,6 +41,7 @@ void check_against_r(const nlohmann::json& c, const nlohmann::json& r, const Wil
 }
 
 TEST(WilcoxonR, DefaultMatchesR) {
+  LUNGVOL_REQUIRE_SHARED(kReference);
   const auto ref = reference();
   ASSERT_EQ(ref["cases"].size(), 4u);
   for (const auto& c : ref["cases"]) {
@@ -50,6 +53,7 @@ TEST(WilcoxonR, DefaultMatchesR) {
 }
 
 TEST(WilcoxonR, NormalApproximationMatchesR) {
+  LUNGVOL_REQUIRE_SHARED(kReference);
   const auto ref = reference();
   WilcoxonOptions opt;
   opt.allow_exact = false;
@@ -62,6 +66,7 @@ TEST(WilcoxonR, NormalApproximationMatchesR) {
 }
 
 TEST(WilcoxonR, RootFinderFollowsUnirootIterates) {
+  LUNGVOL_REQUIRE_SHARED(kReference);
   // R's estimate / CI in the normal branch is wherever uniroot(tol = 1e-4) stops on a step
   // function; replicating its Brent iterates gives R's numbers far inside the 2e-4 budget.
   const auto ref = reference();
@@ -76,6 +81,7 @@ TEST(WilcoxonR, RootFinderFollowsUnirootIterates) {
 }
 
 TEST(WilcoxonR, ExactBranchIsTighterThanRootFinding) {
+  LUNGVOL_REQUIRE_SHARED(kReference);
   // small_exact: 8 x 5, no ties -> the exact estimate is the median of the 40 pairwise
   // differences (mean of the 20th and 21st) and the CI ends are differences themselves.
   const auto ref = reference();
@@ -90,6 +96,7 @@ TEST(WilcoxonR, ExactBranchIsTighterThanRootFinding) {
 }
 
 TEST(WilcoxonR, TiesForceNormalBranchEvenWhenSmall) {
+  LUNGVOL_REQUIRE_SHARED(kReference);
   const auto ref = reference();
   const auto& c = ref["cases"][1];
   ASSERT_EQ(c["name"], "ties");
@@ -99,6 +106,7 @@ TEST(WilcoxonR, TiesForceNormalBranchEvenWhenSmall) {
 }
 
 TEST(MedianCI, MatchesReferenceIncludingNulls) {
+  LUNGVOL_REQUIRE_SHARED(kReference);
   const auto ref = reference();
   for (const auto& c : ref["cases"]) {
     for (const char* g : {"x", "y"}) {
