@@ -46,44 +46,6 @@ std::vector<RegionResult> measure_regions(std::vector<vol::RegionHistograms> his
   return out;
 }
 
-namespace {
-bool is_lung(std::uint8_t v) { return v == labels::kRightLung || v == labels::kLeftLung; }
-
-// A given lesion mask as lungvol's lesion map. Binary masks are split by the protocol (voxels
-// outside the lesion band are not lesion); labelled ones are taken as they are. Either way
-// the lung voxels in the band outside the mask are "suppressed", so sweeps still work.
-seg::LesionSegmentation lesions_from_mask(const CtImage& ct, const LabelImage& lungs,
-                                          const GivenMask& mask, const LesionParams& p,
-                                          std::vector<std::string>& warnings) {
-  seg::LesionSegmentation out;
-  out.lesions = LabelImage(ct.geom, labels::kNoLesion);
-  out.suppressed = MaskImage(ct.geom, 0);
-  std::size_t outside = 0;
-  for (std::size_t n = 0; n < ct.size(); ++n) {
-    const std::uint8_t m = mask.labels[n];
-    if (m && !is_lung(lungs[n])) {
-      ++outside;
-      continue;
-    }
-    if (!is_lung(lungs[n])) continue;
-    const double hu = ct[n];
-    const bool in_band = hu >= p.low_hu() && hu < p.high_hu();
-    if (m && mask.labelled) {
-      out.lesions[n] = m;
-    } else if (m && in_band) {
-      out.lesions[n] = hu < p.split_hu() ? labels::kGroundGlass : labels::kSolid;
-    } else if (!m && in_band) {
-      out.suppressed[n] = 1;
-    }
-  }
-  if (outside) {
-    warnings.push_back(std::to_string(outside) + " voxels of the lesions mask '" + mask.path +
-                       "' lie outside the lungs and were ignored");
-  }
-  return out;
-}
-}  // namespace
-
 void segment_and_measure(Analysis& a) {
   CtImage& ct = a.input.image;
   Stopwatch sw;
@@ -113,8 +75,9 @@ void segment_and_measure(Analysis& a) {
   }
   const bool labelled_lesions = a.given_lesions && a.given_lesions->labelled;
   if (a.given_lesions) {
-    a.lesions = lesions_from_mask(ct, a.lungs.lungs, *a.given_lesions, a.protocol.lesion,
-                                  a.warnings);
+    a.lesions_mask_use.emplace();
+    a.lesions = lesions_from_given_mask(ct, a.lungs.lungs, *a.given_lesions, a.protocol.lesion,
+                                        *a.lesions_mask_use, a.warnings);
   } else {
     a.lesions = seg::segment_lesions(ct, a.lungs.lungs, a.protocol.lesion);
   }
@@ -122,6 +85,14 @@ void segment_and_measure(Analysis& a) {
   throw_if_interrupted();
   auto hist = vol::build_region_histograms(ct, a.lungs.lungs, a.lesions.suppressed,
                                            labelled_lesions ? &a.lesions.lesions : nullptr);
+  if (a.sides_unknown()) {
+    // A one-region lungs mask: its side is unknown, so right, left and their zones stay empty.
+    for (auto& h : hist) {
+      if (h.name.rfind("right", 0) == 0 || h.name.rfind("left", 0) == 0) {
+        h = vol::RegionHistograms{h.name, {}, {}, h.lesion_labels_given, {}, {}};
+      }
+    }
+  }
   a.regions = measure_regions(std::move(hist), a.protocol, ct.geom.voxel_volume_ml());
   a.timings.measure_s = sw.lap();
   for (const auto& w : a.lungs.warnings) a.warnings.push_back(w);
@@ -193,8 +164,15 @@ Analysis analyze_into(const AnalyzeOptions& options, StagedDirectory* out) {
   }
   if (!options.lesions_mask.empty()) {
     if (!a.given_lungs) {
-      throw Error(ExitCode::kUsage, "--lesions-mask needs --lungs-mask: lesions are measured "
-                                    "inside lungs that a reviewer has seen");
+      throw Error(
+          ExitCode::kUsage,
+          "--lesions-mask needs --lungs-mask: a given lesions mask is measured inside the lungs "
+          "it was drawn in, and the lesion proportion's denominator is that lung volume. With "
+          "lungs segmented automatically, lesion voxels the segmentation left out (dense "
+          "consolidation along the chest wall, what reviewers correct most) would be dropped "
+          "unseen. Give the lungs mask the lesions were drawn with; to keep lungvol's lungs, "
+          "give its own: run 'lungvol analyze PATH -o OUT' once, then add --lungs-mask "
+          "OUT/lungs.nii.gz (or OUT/seg.dcm)");
     }
     a.given_lesions = load_lesions_mask(options.lesions_mask, a.input.image.geom);
     for (const auto& w : a.given_lesions->warnings) a.input.warnings.push_back(w);
@@ -260,6 +238,23 @@ nlohmann::json region_json(const RegionResult& r) {
 nlohmann::json mask_json(const std::optional<GivenMask>& m) {
   if (!m) return nullptr;
   return {{"path", m->path}, {"sha256", m->sha256}, {"labelled", m->labelled}};
+}
+
+nlohmann::json lesions_mask_json(const Analysis& a) {
+  nlohmann::json j = mask_json(a.given_lesions);
+  if (!a.given_lesions || !a.lesions_mask_use) return j;
+  const LesionsMaskUse& u = *a.lesions_mask_use;
+  j["use"] = {{"painted_ml", u.painted_ml},
+              {"counted_ml", u.counted_ml},
+              {"outside_lungs_ml", u.outside_lungs_ml},
+              {"below_band_ml", u.below_band_ml},
+              {"above_band_ml", u.above_band_ml},
+              {"ggo_below_band_ml", u.ggo_below_band_ml},
+              {"ggo_solid_range_ml", u.ggo_solid_range_ml},
+              {"solid_below_band_ml", u.solid_below_band_ml},
+              {"solid_ggo_range_ml", u.solid_ggo_range_ml},
+              {"labelled_above_band_ml", u.labelled_above_band_ml}};
+  return j;
 }
 
 nlohmann::json stats_json(const dens::RegionStats& s) {
@@ -329,7 +324,8 @@ nlohmann::json metrics_json(const Analysis& a) {
        {{"lungs", a.given_lungs ? "given" : "computed"},
         {"lesions", a.given_lesions ? "given" : "computed"},
         {"lungs_mask", mask_json(a.given_lungs)},
-        {"lesions_mask", mask_json(a.given_lesions)},
+        {"lesions_mask", lesions_mask_json(a)},
+        {"lung_sides", a.sides_unknown() ? "unknown" : "right_left"},
         {"airway_ml", a.lungs.airway_ml},
         {"dense_added_ml", a.lungs.dense_added_ml},
         {"lungs_touching", a.lungs.lungs_touching}}},
@@ -352,6 +348,7 @@ namespace {
 // SEG and SR need the source instances; for other inputs they are skipped with a warning.
 void write_dicom_outputs(Analysis& a, const std::string& dir) {
   const Geometry& g = a.input.image.geom;
+  if (a.sides_unknown()) return;  // warned when the mask was read: a SEG lung is right or left
   if (!dicomout::has_dicom_source(a.input.series, g)) {
     a.warnings.push_back("DICOM SEG/SR not written: the input is not an unresampled DICOM series");
     return;

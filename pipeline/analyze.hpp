@@ -39,6 +39,9 @@ struct Analysis {
   bool calibrate_air = false;         // --calibrate air: correct HU before measuring
   std::optional<GivenMask> given_lungs;    // used instead of segmenting the lungs
   std::optional<GivenMask> given_lesions;  // used instead of segmenting the lesions
+  std::optional<LesionsMaskUse> lesions_mask_use;  // what became of the given lesions mask
+  // A one-region lungs mask: right / left unknown (measured as lungs only).
+  bool sides_unknown() const { return given_lungs && given_lungs->one_region; }
   dens::CalibrationCheck calibration;
   dens::AirCorrection air_correction;
   Timings timings;
