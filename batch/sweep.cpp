@@ -203,7 +203,7 @@ SweepOutput run_sweep(const SweepOptions& options) {
                     below.size() > 1 ? fmt::format(" (and {} more of '{}')", below.size() - 1,
                                                    options.lesion_low)
                                      : std::string(),
-                    protocol_low, run->protocol_name, run->protocol_version, protocol_low, high,
+                    protocol_low, state.protocol_name, state.protocol_version, protocol_low, high,
                     protocol_low, protocol_low));
   }
   for (double lo : lows) {
