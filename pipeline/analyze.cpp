@@ -2,6 +2,8 @@
 
 #include <cmath>
 #include <exception>
+
+#include <fmt/format.h>
 #include <filesystem>
 #include <functional>
 
@@ -46,7 +48,33 @@ std::vector<RegionResult> measure_regions(std::vector<vol::RegionHistograms> his
   return out;
 }
 
+void canonicalize_input(Analysis& a) {
+  if (a.canonical) return;
+  const Geometry& g = a.input.image.geom;
+  const Orientation o = orientation_of(g);
+  if (!o.axis_aligned) {
+    throw Error(ExitCode::kDicom,
+                "'" + a.input.source_path + "': the image grid is " + o.describe() +
+                    "; lungvol analyzes grids whose axes lie along the patient axes (within " +
+                    fmt::format("{:.3f}", std::asin(kTiltTolerance) * 180.0 / M_PI) +
+                    " degrees) and does not resample oblique ones");
+  }
+  a.original_geometry = g;
+  a.orientation = o;
+  if (!o.map.identity()) {
+    log::info("input is {}: analyzed on the canonical axial grid (axes permuted, no interpolation)",
+              o.describe());
+    a.input.image = to_canonical(a.input.image, o.map);
+    // Masks given on the original grid (analyze() loads them onto the canonical one itself).
+    for (auto* m : {&a.given_lungs, &a.given_lesions}) {
+      if (*m && (*m)->labels.geom.same_grid(g)) (*m)->labels = to_canonical((*m)->labels, o.map);
+    }
+  }
+  a.canonical = true;
+}
+
 void segment_and_measure(Analysis& a) {
+  canonicalize_input(a);
   CtImage& ct = a.input.image;
   Stopwatch sw;
   if (a.given_lungs) {
@@ -60,6 +88,12 @@ void segment_and_measure(Analysis& a) {
   }
   a.timings.lungs_s = sw.lap();
   throw_if_interrupted();
+  // Lungs cut by the volume's boundary: the numbers then describe part of the lungs only.
+  a.coverage = vol::measure_coverage(a.lungs.lungs);
+  if (const std::string w = a.coverage.warning(); !w.empty()) {
+    a.warnings.push_back(w);
+    log::warn("{}", w);
+  }
   // The air check needs the trachea; segmenting before a correction is safe because the lung
   // threshold (-500 HU) is far from air.
   const dens::CalibrationParams cal = dens::calibration_params(a.protocol.air_check);
@@ -157,9 +191,11 @@ Analysis analyze_into(const AnalyzeOptions& options, StagedDirectory* out) {
   Stopwatch sw;
   a.input = io::load_ct(options.input, options.read);
   check_uids(a);
+  canonicalize_input(a);
   a.calibrate_air = options.calibrate_air;
   if (!options.lungs_mask.empty()) {
-    a.given_lungs = load_lungs_mask(options.lungs_mask, a.input.image.geom, a.protocol.lung.min_lung_ml);
+    a.given_lungs = load_lungs_mask(options.lungs_mask, a.original_geometry,
+                                    a.protocol.lung.min_lung_ml, a.orientation.map);
     for (const auto& w : a.given_lungs->warnings) a.input.warnings.push_back(w);
   }
   if (!options.lesions_mask.empty()) {
@@ -174,7 +210,8 @@ Analysis analyze_into(const AnalyzeOptions& options, StagedDirectory* out) {
           "give its own: run 'lungvol analyze PATH -o OUT' once, then add --lungs-mask "
           "OUT/lungs.nii.gz (or OUT/seg.dcm)");
     }
-    a.given_lesions = load_lesions_mask(options.lesions_mask, a.input.image.geom);
+    a.given_lesions =
+        load_lesions_mask(options.lesions_mask, a.original_geometry, a.orientation.map);
     for (const auto& w : a.given_lesions->warnings) a.input.warnings.push_back(w);
   }
   a.timings.read_s = sw.lap();
@@ -273,6 +310,10 @@ nlohmann::json calibration_json(const Analysis& a) {
           {"trachea_range_hu", {p.trachea_lo_hu, p.trachea_hi_hu}},
           {"ranges_source", a.protocol.air_check.source},
           {"body_margin_mm", p.body_margin_mm},
+          {"outside_air_padding",
+           {{"values_hu", a.calibration.padding_values_hu},
+            {"voxels", a.calibration.padding_voxels}}},
+          {"trachea_slices", a.calibration.trachea_slices},
           {"flags", a.calibration.flags},
           {"checked", a.calibration.checked},
           {"within_tolerance", a.calibration.within_tolerance},
@@ -285,11 +326,29 @@ nlohmann::json calibration_json(const Analysis& a) {
             {"intercept_hu", c.intercept_hu},
             {"reason", c.reason}}}};
 }
+
+nlohmann::json coverage_side_json(const vol::CoverageSide& c) {
+  nlohmann::json faces = nlohmann::json::object();
+  for (std::size_t f = 0; f < 6; ++f) faces[vol::volume_face_names()[f]] = c.boundary_mm2[f];
+  return {{"cut_by", c.cut_by()},
+          {"boundary_fraction", c.boundary_fraction()},
+          {"surface_mm2", c.surface_mm2},
+          {"boundary_mm2", faces}};
+}
+
+nlohmann::json coverage_json(const vol::Coverage& c) {
+  nlohmann::json j = coverage_side_json(c.lungs);
+  j["complete"] = c.complete();
+  j["right"] = coverage_side_json(c.right);
+  j["left"] = coverage_side_json(c.left);
+  return j;
+}
 }  // namespace
 
 nlohmann::json metrics_json(const Analysis& a) {
   const auto& in = a.input;
-  const auto& g = in.image.geom;
+  // Size and spacing of the input as stored (the series' own axis order).
+  const auto& g = a.canonical ? a.original_geometry : in.image.geom;
   nlohmann::json regions = nlohmann::json::object();
   for (const auto& r : a.regions) regions[r.name] = region_json(r);
   const auto& s = in.series;
@@ -309,6 +368,8 @@ nlohmann::json metrics_json(const Analysis& a) {
         {"n_slices", g.size[2]},
         {"size", {g.size[0], g.size[1], g.size[2]}},
         {"spacing_mm", {g.spacing[0], g.spacing[1], g.spacing[2]}},
+        {"orientation", a.canonical ? a.orientation.describe() : in.series.orientation},
+        {"reoriented", a.canonical && !a.orientation.map.identity()},
         {"sha256", in.sha256},
         {"selection_reason", in.selection_reason},
         {"warnings", a.warnings}}},
@@ -330,6 +391,7 @@ nlohmann::json metrics_json(const Analysis& a) {
         {"dense_added_ml", a.lungs.dense_added_ml},
         {"lungs_touching", a.lungs.lungs_touching}}},
       {"calibration", calibration_json(a)},
+      {"coverage", coverage_json(a.coverage)},
       {"regions", regions},
       {"timing_s",
        {{"read", a.timings.read_s},
@@ -346,9 +408,13 @@ nlohmann::json metrics_json(const Analysis& a) {
 
 namespace {
 // SEG and SR need the source instances; for other inputs they are skipped with a warning.
-void write_dicom_outputs(Analysis& a, const std::string& dir) {
-  const Geometry& g = a.input.image.geom;
+// `g`, `lungs`, `lesions`: the series' own grid and the label maps on it.
+void write_dicom_outputs(Analysis& a, const Geometry& g, const LabelImage& lungs,
+                         const LabelImage& lesions, const std::string& dir) {
   if (a.sides_unknown()) return;  // warned when the mask was read: a SEG lung is right or left
+  // An image file (NIfTI, NRRD, MHA) has no instances to reference: no SEG/SR is made, and no
+  // attempt to read it as DICOM (which only produced DCMTK errors and a misleading warning).
+  if (!a.input.series.dicom) return;
   if (!dicomout::has_dicom_source(a.input.series, g)) {
     a.warnings.push_back("DICOM SEG/SR not written: the input is not an unresampled DICOM series");
     return;
@@ -360,7 +426,7 @@ void write_dicom_outputs(Analysis& a, const std::string& dir) {
     dicomout::SegOptions seg_options;
     seg_options.source_slices = &src;
     const dicomout::SegWriteResult seg = dicomout::write_dicom_seg(
-        g, a.lungs.lungs, a.lesions.lesions, a.input.series, dir + "/seg.dcm", seg_options);
+        g, lungs, lesions, a.input.series, dir + "/seg.dcm", seg_options);
     std::vector<dicomout::SrRegion> regions;
     for (const auto& r : a.regions) regions.push_back({r.name, r.volumes, r.density});
     dicomout::SrOptions so;
@@ -386,6 +452,18 @@ void write_outputs(Analysis& a, const AnalyzeOptions& options) {
   Stopwatch sw;
   const std::string& dir = options.outdir;
   ensure_directory(dir);
+  // Label maps and DICOM objects go out on the series' own grid: a reformat's label map
+  // overlays its own slices, and its SEG references them. QC images and meshes are anatomical
+  // views and physical surfaces: the same from either grid.
+  const bool reoriented = a.canonical && !a.orientation.map.identity();
+  const Geometry& out_geom = a.canonical ? a.original_geometry : a.input.image.geom;
+  LabelImage lungs_out, lesions_out;
+  if (reoriented) {
+    lungs_out = to_original(a.lungs.lungs, a.orientation.map, out_geom);
+    lesions_out = to_original(a.lesions.lesions, a.orientation.map, out_geom);
+  }
+  const LabelImage& lungs = reoriented ? lungs_out : a.lungs.lungs;
+  const LabelImage& lesions = reoriented ? lesions_out : a.lesions.lesions;
   // The writers are independent and mostly compression: run them side by side. An error in
   // one is rethrown after all have finished, so no writer is left half-way.
   std::exception_ptr failure;
@@ -410,7 +488,7 @@ void write_outputs(Analysis& a, const AnalyzeOptions& options) {
     });
 #pragma omp section
     guarded([&] {
-      if (options.write_dicom) write_dicom_outputs(a, dir);
+      if (options.write_dicom) write_dicom_outputs(a, out_geom, lungs, lesions, dir);
     });
 #pragma omp section
     guarded([&] {
@@ -420,12 +498,12 @@ void write_outputs(Analysis& a, const AnalyzeOptions& options) {
     });
 #pragma omp section
     guarded([&] {
-      if (options.write_label_maps) io::write_label_image(a.lungs.lungs, dir + "/lungs.nii.gz");
+      if (options.write_label_maps) io::write_label_image(lungs, dir + "/lungs.nii.gz");
     });
 #pragma omp section
     guarded([&] {
       if (options.write_label_maps) {
-        io::write_label_image(a.lesions.lesions, dir + "/lesions.nii.gz");
+        io::write_label_image(lesions, dir + "/lesions.nii.gz");
       }
     });
   }

@@ -35,6 +35,16 @@ LabelImage to_ct_grid(const LabelImage& mask, const Geometry& ct, const std::str
                       std::vector<std::string>& warnings) {
   const Geometry& mg = mask.geom;
   if (mg.same_grid(ct, 1e-3)) return mask;
+  // The same voxels in another axis order (e.g. a mask saved on lungvol's canonical axial grid
+  // for a coronal series): permuted onto the CT's grid, exactly.
+  const Orientation om = orientation_of(mg), oc = orientation_of(ct);
+  if (om.axis_aligned && oc.axis_aligned && !(om.map.source_axis == oc.map.source_axis &&
+                                              om.map.flipped == oc.map.flipped)) {
+    const LabelImage canonical = to_canonical(mask, om.map);
+    if (canonical.geom.same_grid(canonical_geometry(ct, oc.map), 1e-3)) {
+      return to_original(canonical, oc.map, ct);
+    }
+  }
   for (int n = 0; n < 9; ++n) {
     if (std::abs(mg.direction[n] - ct.direction[n]) > 1e-3) {
       throw Error(ExitCode::kInput, "mask '" + path +
@@ -188,32 +198,33 @@ dicomout::SegReadResult read_seg(const std::string& path, const Geometry& ct,
 
 }  // namespace
 
-GivenMask load_lungs_mask(const std::string& path, const Geometry& ct, double min_lung_ml) {
+GivenMask load_lungs_mask(const std::string& path, const Geometry& ct, double min_lung_ml,
+                          const AxisMap& to_canonical) {
   GivenMask g;
   g.path = path;
   g.sha256 = sha256_file(path);
   LabelImage raw;
+  bool binary = false;
   if (is_dicom_seg(path)) {
     dicomout::SegReadResult r = read_seg(path, ct, g.warnings);
     if (max_value(r.lungs) == labels::kBackground) {
       throw Error(ExitCode::kInput, "DICOM SEG '" + path + "' has no lung segment");
     }
-    if (r.lungs_binary) {
-      g.labels = split_binary_lungs(r.lungs, ct, path, min_lung_ml, &g.one_region, g.warnings);
-    } else {
-      g.labelled = true;
-      g.labels = std::move(r.lungs);
+    binary = r.lungs_binary;
+    raw = std::move(r.lungs);
+  } else {
+    raw = to_ct_grid(io::read_label_image(path), ct, path, g.warnings);
+    const std::uint8_t top = max_value(raw);
+    if (top > labels::kAirway) {
+      throw Error(ExitCode::kInput, "lungs mask '" + path + "' holds label " + std::to_string(top) +
+                                        "; expected 0/1 (binary) or 1 right, 2 left, 3 airway");
     }
-    return g;
+    binary = top <= 1;
   }
-  raw = to_ct_grid(io::read_label_image(path), ct, path, g.warnings);
-  const std::uint8_t top = max_value(raw);
-  if (top > labels::kAirway) {
-    throw Error(ExitCode::kInput, "lungs mask '" + path + "' holds label " + std::to_string(top) +
-                                      "; expected 0/1 (binary) or 1 right, 2 left, 3 airway");
-  }
-  if (top <= 1) {
-    g.labels = split_binary_lungs(raw, ct, path, min_lung_ml, &g.one_region, g.warnings);
+  // Read on the series' own grid; split and used on the canonical one.
+  raw = lungvol::to_canonical(raw, to_canonical);
+  if (binary) {
+    g.labels = split_binary_lungs(raw, raw.geom, path, min_lung_ml, &g.one_region, g.warnings);
   } else {
     g.labelled = true;
     g.labels = std::move(raw);
@@ -221,14 +232,15 @@ GivenMask load_lungs_mask(const std::string& path, const Geometry& ct, double mi
   return g;
 }
 
-GivenMask load_lesions_mask(const std::string& path, const Geometry& ct) {
+GivenMask load_lesions_mask(const std::string& path, const Geometry& ct,
+                            const AxisMap& to_canonical) {
   GivenMask g;
   g.path = path;
   g.sha256 = sha256_file(path);
   if (is_dicom_seg(path)) {
     dicomout::SegReadResult r = read_seg(path, ct, g.warnings);
     g.labelled = !r.lesions_binary;
-    g.labels = std::move(r.lesions);
+    g.labels = lungvol::to_canonical(r.lesions, to_canonical);
     return g;
   }
   g.labels = to_ct_grid(io::read_label_image(path), ct, path, g.warnings);
@@ -239,6 +251,7 @@ GivenMask load_lesions_mask(const std::string& path, const Geometry& ct) {
                                       "; expected 0/1 (binary) or 1 ground-glass, 2 solid");
   }
   g.labelled = top == labels::kSolid;
+  g.labels = lungvol::to_canonical(g.labels, to_canonical);
   return g;
 }
 

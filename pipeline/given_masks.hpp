@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "core/image.hpp"
+#include "core/orientation.hpp"
 #include "core/protocol.hpp"
 #include "segmentation/lesions.hpp"
 
@@ -13,7 +14,7 @@ namespace lungvol::pipeline {
 struct GivenMask {
   std::string path;
   std::string sha256;
-  LabelImage labels;  // on the CT grid, lungvol's label values
+  LabelImage labels;  // on the CT's canonical grid (see `to_canonical`), lungvol's label values
   bool labelled = false;  // the file carried classes (left/right, ground-glass/solid)
   // Lungs: a binary mask that is one region (one lung, a region of interest) and cannot be
   // told apart into right and left. Its voxels carry label 1 (so the file written back is the
@@ -55,13 +56,18 @@ seg::LesionSegmentation lesions_from_given_mask(const CtImage& ct, const LabelIm
 LabelImage to_ct_grid(const LabelImage& mask, const Geometry& ct, const std::string& path,
                       std::vector<std::string>& warnings);
 
+// `ct` is the CT's own grid as read (a mask drawn on the series, or a SEG referencing it, lies
+// on it); `to_canonical` is orientation_of(ct).map: the mask is read on `ct`, then permuted to
+// the canonical grid the pipeline works on (GivenMask::labels).
 // Lungs: binary (0/1, split into right and left here; a single region that cannot be split,
 // such as one lung or a region of interest, is accepted as `one_region` with a warning) or
 // labelled with lungvol's values (1 right, 2 left, 3 airway). NIfTI / NRRD / MHA, or a DICOM SEG (lungvol's or another tool's:
 // segments are matched by code and label, see dicomout::segment_meaning).
-GivenMask load_lungs_mask(const std::string& path, const Geometry& ct, double min_lung_ml);
+GivenMask load_lungs_mask(const std::string& path, const Geometry& ct, double min_lung_ml,
+                          const AxisMap& to_canonical = {});
 // Lesions: binary (0/1, split into ground-glass and solid by the protocol) or labelled
 // (1 ground-glass, 2 solid, taken as they are).
-GivenMask load_lesions_mask(const std::string& path, const Geometry& ct);
+GivenMask load_lesions_mask(const std::string& path, const Geometry& ct,
+                            const AxisMap& to_canonical = {});
 
 }  // namespace lungvol::pipeline
