@@ -53,6 +53,7 @@ TEST(CalibrationData, CipCopdGeneCase) {
 // that padding was sampled as outside air (mean -1013.7, median -1024, 1.7 M voxels), the scan
 // was flagged on every run and --calibrate air scaled by 0.9865: air was made denser, not less.
 TEST(CalibrationData, PopiPaddingIsNotOutsideAir) {
+  LUNGVOL_REQUIRE_DATA("popi-4dct-phase00-itkelastix/dicom");
   setenv("LUNGVOL_PROTOCOL_DIR", (test::source_dir() + "/protocols").c_str(), 1);
   io::LoadedCt in = io::load_ct(test::shared_data("popi-4dct-phase00-itkelastix/dicom"));
   const seg::LungSegmentation s = seg::segment_lungs(in.image, load_protocol(kDefaultProtocol).lung);
