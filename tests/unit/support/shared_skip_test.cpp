@@ -43,7 +43,7 @@ const DataProgram kPrograms[] = {
     {IO_DICOM_DATA_TEST, "*", 38},
     {IO_CLI_TEST, "IoCli.InspectEveryDataFolderWithoutCrash:IoCli.ConvertCipDicomMatchesNrrd", 2},
     {IO_IMAGE_TEST, "ImageIoData.*", 1},
-    {CALIBRATION_DATA_TEST, "*", 1},
+    {CALIBRATION_DATA_TEST, "*", 2},
     {LIDC_DATA_TEST, "*", 1},
     {PIPELINE_DATA_TEST, "*", 2},
     {ANALYZE_CLI_TEST,
