@@ -105,6 +105,8 @@ const std::vector<KeySpec>& schema() {
     number("lung", "chest_wall_mm", kRequired, 0, 100, "mm", "closing adds tissue only this close to bone", [](Protocol& p) -> double& { return p.lung.chest_wall_mm; }),
     number("lung", "bone_min_hu", kRequired, 100, 3000, "HU", "bone, for the chest-wall test", [](Protocol& p) -> double& { return p.lung.bone_min_hu; }),
     number("lung", "min_lung_ml", kRequired, 1, 2000, "mL", "smaller air regions are not lungs", [](Protocol& p) -> double& { return p.lung.min_lung_ml; }),
+    band("lung", "fat_hu", kOptional, kHuLo, kHuHi, "fat: never admitted as dense lung [lo, hi)", [](Protocol& p) -> HuBand& { return p.lung.fat_hu; }),
+    number("lung", "left_out_flag_pct", kOptional, 0, 100, "%", "flag dense tissue left out of the lungs above this share of the lung volume", [](Protocol& p) -> double& { return p.lung.left_out_flag_pct; }),
     // [lesion] (the classes it names are checked below).
     texts("lesion", "ground_glass", kRequired, "classes whose union is ground-glass", [](Protocol& p) -> std::vector<std::string>& { return p.lesion.ground_glass_classes; }),
     texts("lesion", "solid", kRequired, "classes whose union is solid", [](Protocol& p) -> std::vector<std::string>& { return p.lesion.solid_classes; }),

@@ -25,6 +25,8 @@ struct LungParams {
   double chest_wall_mm = 15;       // closing adds tissue only this close to bone (the chest wall)
   double bone_min_hu = 250;        // bone, for the chest-wall test
   double min_lung_ml = 100;        // below this a component is not a lung (bowel gas, noise)
+  HuBand fat_hu{-200, -40};        // fat: never lung parenchyma, so never admitted as dense lung
+  double left_out_flag_pct = 2.0;  // flag a scan whose dense tissue left out exceeds this % of the lungs
 };
 
 struct LesionParams {

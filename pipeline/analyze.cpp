@@ -48,6 +48,70 @@ std::vector<RegionResult> measure_regions(std::vector<vol::RegionHistograms> his
   return out;
 }
 
+namespace {
+
+// Dense tissue next to the lungs that was left out of them, and tissue admitted away from the
+// chest wall as lesion-shaped blobs (segmentation/lungs.hpp), each as % of the lungs, with the
+// protocol's flag on either: both are where the lung mask may be wrong in a way that moves the
+// lesion proportion, and a reviewer sorts by them.
+struct DenseReview {
+  double left_out_ml = 0, left_out_pct = 0, blobs_pct = 0;
+  bool left_out_flag = false, blobs_flag = false;
+};
+
+DenseReview dense_review(const Analysis& a) {
+  DenseReview r;
+  const double lungs_ml = a.regions.empty() ? 0.0 : a.region("lungs").volumes.volume_ml;
+  r.left_out_ml = a.lungs.costal_left_out_ml + a.lungs.bays_left_out_ml;
+  if (lungs_ml > 0) {
+    r.left_out_pct = 100.0 * r.left_out_ml / lungs_ml;
+    r.blobs_pct = 100.0 * a.lungs.blobs_added_ml / lungs_ml;
+  }
+  r.left_out_flag = r.left_out_pct > a.protocol.lung.left_out_flag_pct;
+  r.blobs_flag = r.blobs_pct > a.protocol.lung.left_out_flag_pct;
+  return r;
+}
+
+std::vector<std::string> dense_warnings(const Analysis& a) {
+  if (a.given_lungs) return {};
+  const DenseReview r = dense_review(a);
+  std::vector<std::string> out;
+  if (r.left_out_flag) {
+    out.push_back(fmt::format(
+        "dense tissue left out of the lungs: {:.1f} mL ({:.2f} % of the lung volume, flag above "
+        "{:.2f} %): consolidation on the diaphragm or in a whole lobe may be missing; review the "
+        "coronal QC image",
+        r.left_out_ml, r.left_out_pct, a.protocol.lung.left_out_flag_pct));
+  }
+  if (r.blobs_flag) {
+    out.push_back(fmt::format(
+        "dense tissue admitted away from the chest wall: {:.1f} mL ({:.2f} % of the lung volume, "
+        "flag above {:.2f} %): a paracardiac or basal consolidation, or the heart's border in a "
+        "small chest; review the axial QC images",
+        a.lungs.blobs_added_ml, r.blobs_pct, a.protocol.lung.left_out_flag_pct));
+  }
+  return out;
+}
+
+nlohmann::json dense_json(const Analysis& a) {
+  if (a.given_lungs) return nullptr;
+  const DenseReview r = dense_review(a);
+  return {{"added_ml", a.lungs.dense_added_ml},
+          {"costal_added_ml", a.lungs.costal_added_ml},
+          {"blobs_added_ml", a.lungs.blobs_added_ml},
+          {"blobs_added_pct", r.blobs_pct},
+          {"left_out_ml", r.left_out_ml},
+          {"left_out_pct", r.left_out_pct},
+          {"costal_left_out_ml", a.lungs.costal_left_out_ml},
+          {"bays_left_out_ml", a.lungs.bays_left_out_ml},
+          {"flag_threshold_pct", a.protocol.lung.left_out_flag_pct},
+          {"left_out_flagged", r.left_out_flag},
+          {"blobs_flagged", r.blobs_flag},
+          {"flagged", r.left_out_flag || r.blobs_flag}};
+}
+
+}  // namespace
+
 void canonicalize_input(Analysis& a) {
   if (a.canonical) return;
   const Geometry& g = a.input.image.geom;
@@ -130,6 +194,7 @@ void segment_and_measure(Analysis& a) {
   a.regions = measure_regions(std::move(hist), a.protocol, ct.geom.voxel_volume_ml());
   a.timings.measure_s = sw.lap();
   for (const auto& w : a.lungs.warnings) a.warnings.push_back(w);
+  for (const auto& w : dense_warnings(a)) a.warnings.push_back(w);
 }
 
 bool output_file_is_replaceable(const std::string& name) {
@@ -300,6 +365,7 @@ nlohmann::json stats_json(const dens::RegionStats& s) {
           {"median_hu", or_null(s.median_hu)}, {"n", s.n}, {"found", s.found}};
 }
 
+
 nlohmann::json calibration_json(const Analysis& a) {
   const dens::CalibrationParams p = dens::calibration_params(a.protocol.air_check);
   const auto& c = a.air_correction;
@@ -389,6 +455,7 @@ nlohmann::json metrics_json(const Analysis& a) {
         {"lung_sides", a.sides_unknown() ? "unknown" : "right_left"},
         {"airway_ml", a.lungs.airway_ml},
         {"dense_added_ml", a.lungs.dense_added_ml},
+        {"dense", dense_json(a)},
         {"lungs_touching", a.lungs.lungs_touching}}},
       {"calibration", calibration_json(a)},
       {"coverage", coverage_json(a.coverage)},

@@ -53,7 +53,10 @@ const Cohort& cohort() {
         if (s == 2 && std::string(v.name) == "day10") continue;  // the corrupt one
         phantom::PhantomOptions o;
         o.seed = static_cast<std::uint64_t>(s);
+        // An adult's chest on a coarse grid: the phantom's anatomy scales with the field of
+        // view, and a 17 cm chest is a small child's (PhantomAccuracy.SmallChestHeartBorderIsFlagged).
         o.size = {96, 96, 40};
+        o.spacing = {3.6, 3.6, 8.0};
         o.lesion_scale = s == 1 ? v.scale_s01 : v.scale_s02;
         const phantom::Phantom p = phantom::make_phantom(o);
         io::CtSeriesMeta meta;

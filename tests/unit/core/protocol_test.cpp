@@ -156,12 +156,17 @@ TEST(ProtocolSchema, OptionalCalibrationTakesItsDocumentedDefaults) {
   const Protocol p = parse_protocol(kMinimal, "inline");
   EXPECT_EQ(p.air_check.outside_air.lo_hu, -1005);
   EXPECT_EQ(p.air_check.outside_air.hi_hu, -970);
-  EXPECT_EQ(p.defaulted, (std::vector<std::string>{"description", "references",
+  EXPECT_EQ(p.defaulted, (std::vector<std::string>{"description", "references", "lung.fat_hu",
+                                                    "lung.left_out_flag_pct",
                                                     "calibration.outside_air_hu",
                                                     "calibration.trachea_air_hu",
                                                     "calibration.source"}));
   EXPECT_DOUBLE_EQ(p.lesion.vessel_radius_mm, 4.0);
   EXPECT_DOUBLE_EQ(p.lesion.min_lesion_mm3, 20.0);
+  // The dense-pathology settings of protocols older than them (docs/protocols.md).
+  EXPECT_EQ(p.lung.fat_hu.lo_hu, -200);
+  EXPECT_EQ(p.lung.fat_hu.hi_hu, -40);
+  EXPECT_DOUBLE_EQ(p.lung.left_out_flag_pct, 2.0);
 }
 
 TEST(ProtocolSchema, ShowPrintsEverySettingAndReadsBackIdentically) {
