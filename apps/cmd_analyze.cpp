@@ -35,10 +35,16 @@ Action add_analyze_command(CLI::App& app, const GlobalOptions&) {
       ->check(CLI::IsMember({"air"}));
   cmd->add_option("--lungs-mask", opt->lungs_mask,
                   "use this lung mask instead of segmenting (NIfTI/NRRD/MHA: 0/1 or 1 right, "
-                  "2 left, 3 airway; or a DICOM SEG written by lungvol)")
+                  "2 left, 3 airway; or a DICOM SEG written by lungvol). A 0/1 mask of one "
+                  "region (one lung, a region of interest) is measured as 'lungs' with "
+                  "right/left empty and a warning")
       ->check(CLI::ExistingFile);
   cmd->add_option("--lesions-mask", opt->lesions_mask,
-                  "use this lesion mask (0/1: split by the protocol; or 1 ground-glass, 2 solid)")
+                  "use this lesion mask; needs --lungs-mask (the lungs it was drawn in; lungvol's "
+                  "own lungs.nii.gz will do). 0/1: only lung voxels in the protocol's lesion band "
+                  "count, split by the protocol; 1 ground-glass, 2 solid: counted as labelled. "
+                  "What was dropped or contradicts its label is reported in mL in metrics.json "
+                  "(segmentation.lesions_mask.use) and as warnings")
       ->check(CLI::ExistingFile);
   cmd->add_flag("--no-dicom", [opt](std::int64_t) { opt->write_dicom = false; },
                 "do not write the DICOM SEG and SR objects");

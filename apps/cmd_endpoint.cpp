@@ -38,10 +38,11 @@ Action add_endpoint_command(CLI::App& app, const GlobalOptions&) {
   auto* cmd = app.add_subcommand(
       "endpoint",
       "trial endpoints: change from baseline (mITT with LOCF, per protocol), arm comparison "
-      "by Wilcoxon rank-sum and Hodges-Lehmann; writes <dir>/endpoint/{changes.csv, "
-      "comparison.csv, table2.md}");
+      "by Wilcoxon rank-sum and Hodges-Lehmann, computed as R 4.2.2's wilcox.test(x, y, "
+      "conf.int = TRUE, digits.rank = 10) (see --digits-rank); writes <dir>/endpoint/"
+      "{changes.csv, comparison.csv, table2.md}");
   struct Options {
-    std::string outdir, table, output, arms, schedule, endpoints;
+    std::string outdir, table, output, arms, schedule, endpoints, digits_rank = "10";
     bool normal = false;
   };
   auto o = std::make_shared<Options>();
@@ -63,6 +64,12 @@ Action add_endpoint_command(CLI::App& app, const GlobalOptions&) {
                   "every other numeric column)");
   cmd->add_flag("--normal", o->normal,
                 "normal approximation with continuity correction throughout (R exact = FALSE)");
+  cmd->add_option("--digits-rank", o->digits_rank,
+                  "ties: rank the changes after rounding to N significant digits, as R's "
+                  "wilcox.test(x, y, conf.int = TRUE, digits.rank = N); default 10 (values equal "
+                  "but for floating-point noise tie); 'inf' = no rounding, R's default "
+                  "wilcox.test(x, y, conf.int = TRUE)")
+      ->capture_default_str();
   return [o]() {
     using trial::EndpointOptions;
     if (o->outdir.empty() == o->table.empty()) {
@@ -117,6 +124,7 @@ Action add_endpoint_command(CLI::App& app, const GlobalOptions&) {
     }
     if (!o->endpoints.empty()) options.endpoints = trial::endpoints_for(table, split_list(o->endpoints));
     if (o->normal) options.wilcoxon.allow_exact = false;
+    options.wilcoxon.digits_rank = trial::parse_digits_rank(o->digits_rank);
     check_visits_in_schedule_or_refuse(table, schedule, o->schedule);
 
     const trial::EndpointResult result = trial::run_endpoints(table, schedule, options);

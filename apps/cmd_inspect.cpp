@@ -33,6 +33,7 @@ nlohmann::json to_json(const io::Discovery& d, const std::string& chosen, const 
                            {"spacing_mm", s.spacing_mm},
                            {"slice_thickness_mm", s.slice_thickness_mm},
                            {"axial", s.axial},
+                           {"orientation", s.orientation},
                            {"original", s.original},
                            {"usable", s.usable()},
                            {"chosen", s.series_instance_uid == chosen},
@@ -53,7 +54,7 @@ void print_table(const io::Discovery& d, const std::string& chosen, const std::s
         "{:g} mm  {}{}  {}\n",
         s.series_instance_uid == chosen ? "*" : " ", s.series_instance_uid, s.description,
         s.modality, s.kernel, s.n_slices, s.n_files, s.spacing_mm[0], s.spacing_mm[1],
-        s.spacing_mm[2], s.slice_thickness_mm, s.axial ? "axial" : "not axial",
+        s.spacing_mm[2], s.slice_thickness_mm, s.orientation.empty() ? "orientation unknown" : s.orientation,
         s.original ? ", ORIGINAL" : "", s.transfer_syntax);
     for (const auto& p : s.problems) std::cout << "    PROBLEM: " << p << "\n";
     for (const auto& w : s.warnings) std::cout << "    warning: " << w << "\n";

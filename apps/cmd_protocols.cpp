@@ -8,7 +8,8 @@ namespace lungvol::app {
 Action add_protocols_command(CLI::App& app, const GlobalOptions&) {
   auto* cmd = app.add_subcommand("protocols", "list the built-in measurement protocols");
   auto show = std::make_shared<std::string>();
-  cmd->add_option("--show", *show, "print the thresholds of one protocol (name or file)");
+  cmd->add_option("--show", *show,
+                  "print every setting in effect of one protocol (name or file), as TOML");
   return [show]() {
     auto print = [](const Protocol& p) {
       std::cout << p.name << " " << p.version << "  (" << p.source_path << ")\n  "
@@ -21,7 +22,7 @@ Action add_protocols_command(CLI::App& app, const GlobalOptions&) {
       std::cout << "  sha256 " << p.sha256 << "\n";
     };
     if (!show->empty()) {
-      print(load_protocol(*show));
+      std::cout << describe_protocol(load_protocol(*show));
       return 0;
     }
     for (const auto& p : list_builtin_protocols()) print(p);

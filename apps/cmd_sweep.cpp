@@ -12,7 +12,8 @@ Action add_sweep_command(CLI::App& app, const GlobalOptions&) {
   auto* cmd = app.add_subcommand(
       "sweep",
       "endpoint sensitivity to the lesion thresholds: recompute every scan's proportions from "
-      "the stored histograms for each (low, split) and rerun the arm comparison; writes "
+      "the stored histograms for each (low, split) within the protocol's lesion band (vessel "
+      "suppression held as the batch computed it) and rerun the arm comparison; writes "
       "OUTDIR/sweep/{sweep.csv, sweep.svg}");
   auto o = std::make_shared<batch::SweepOptions>();
   cmd->add_option("OUTDIR", o->outdir, "batch output folder (holds results.sqlite)")->required();
@@ -23,12 +24,19 @@ Action add_sweep_command(CLI::App& app, const GlobalOptions&) {
                   "ground-glass / solid split, FROM:TO:STEP or one value in HU (default: the "
                   "protocol's)");
   cmd->add_option("--lesion-low", o->lesion_low,
-                  "lower lesion threshold, FROM:TO:STEP or one value in HU (default: the "
-                  "protocol's)");
+                  "lower lesion threshold, FROM:TO:STEP or one value in HU, from the protocol's "
+                  "own (default) up to below the split: below it the stored histograms hold "
+                  "voxels that never went through vessel and speck suppression, so such values "
+                  "are refused (re-analyse with another protocol instead)");
   cmd->add_option("--arms", o->arms, "A,B: report A minus B (default: the two arms, sorted)");
   cmd->add_option("--schedule", o->schedule,
                   "visit schedule TOML (default: the one the batch ran with)");
-  cmd->add_option("--plot-visit", o->plot_visit, "visit shown in sweep.svg")->capture_default_str();
+  cmd->add_option("--plot-visit", o->plot_visit,
+                  "follow-up visit of the schedule shown in sweep.svg (default: the schedule's "
+                  "last; a visit not in the schedule is an error)");
+  cmd->add_option("--digits-rank", o->digits_rank,
+                  "ties convention of the comparisons, as for 'lungvol endpoint': N significant "
+                  "digits (default 10, R's digits.rank = 10) or 'inf' (R's default)");
   return [o]() {
     const batch::SweepOutput out = batch::run_sweep(*o);
     std::cerr << fmt::format(

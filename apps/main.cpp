@@ -8,9 +8,11 @@
 #include "core/provenance.hpp"
 #include "core/version.hpp"
 #include "io/image_io.hpp"
+#include "io/series.hpp"
 
 int main(int argc, char** argv) {
   using namespace lungvol;
+  io::init_dcmtk();  // before anything parses DICOM: DCMTK's own log lines never reach stderr
   CLI::App app{"lungvol: chest CT lung and lesion volumetry for clinical trials"};
   app.require_subcommand(1);
   app.set_version_flag("--version", std::string(kSoftwareName) + " " + kSoftwareVersion);

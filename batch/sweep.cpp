@@ -1,5 +1,6 @@
 #include "batch/sweep.hpp"
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <filesystem>
@@ -179,6 +180,32 @@ SweepOutput run_sweep(const SweepOptions& options) {
   const std::vector<double> splits = options.split.empty()
                                          ? std::vector<double>{run->lesion_split_hu}
                                          : parse_range(options.split, "--split");
+  // What the stored histograms can answer: segmentation suppressed vessels and specks among
+  // the voxels of the protocol's lesion band [low, high) only. Below the protocol's low, no
+  // voxel went through that step, so the histograms would count every lung voxel there,
+  // vessels and normal parenchyma included: a number no analysis at that threshold gives.
+  const double protocol_low = run->lesion_low_hu;
+  std::vector<double> below;
+  for (double lo : lows) {
+    if (lo < protocol_low) below.push_back(lo);
+  }
+  if (!below.empty()) {
+    throw Error(
+        ExitCode::kUsage,
+        fmt::format("sweep: --lesion-low {} HU{} is below the protocol's lower lesion threshold "
+                    "({:g} HU, protocol {} {}). Vessel and speck suppression was computed only "
+                    "for voxels in [{:g}, {:g}) HU, so the stored histograms cannot tell which "
+                    "voxels below {:g} HU an analysis would count (all of them would be counted, "
+                    "vessels and normal lung included). Sweep --lesion-low from {:g} upwards, or "
+                    "re-analyse with a protocol whose lesion band starts lower (lungvol batch "
+                    "--protocol FILE)",
+                    below.front(),
+                    below.size() > 1 ? fmt::format(" (and {} more of '{}')", below.size() - 1,
+                                                   options.lesion_low)
+                                     : std::string(),
+                    protocol_low, state.protocol_name, state.protocol_version, protocol_low, high,
+                    protocol_low, protocol_low));
+  }
   for (double lo : lows) {
     for (double sp : splits) {
       if (!(lo < sp && sp < high)) {
@@ -190,6 +217,22 @@ SweepOutput run_sweep(const SweepOptions& options) {
     }
   }
   const trial::VisitSchedule& schedule = state.schedule;
+  // The plotted visit must be a follow-up visit of that schedule (default: its last one).
+  SweepOptions plot = options;
+  std::vector<std::string> follow_ups;
+  for (const auto& v : schedule.visits) {
+    if (!v.baseline) follow_ups.push_back(v.name);
+  }
+  if (follow_ups.empty()) throw Error(ExitCode::kUsage, "sweep: the visit schedule has no follow-up visit");
+  if (plot.plot_visit.empty()) plot.plot_visit = follow_ups.back();
+  if (std::find(follow_ups.begin(), follow_ups.end(), plot.plot_visit) == follow_ups.end()) {
+    std::string list;
+    for (const auto& v : follow_ups) list += (list.empty() ? "" : ", ") + v;
+    throw Error(ExitCode::kUsage,
+                fmt::format("sweep: --plot-visit '{}' is not a follow-up visit of {} (follow-up "
+                            "visits: {})",
+                            plot.plot_visit, state.schedule_source, list));
+  }
   SweepOutput out;
   out.results_state = state.results_state;
   const std::vector<SweepScan> scans = load_sweep_scans(store);
@@ -205,6 +248,7 @@ SweepOutput run_sweep(const SweepOptions& options) {
     check_visits_in_schedule(visits, schedule, state.schedule_source);
   }
   trial::EndpointOptions eo;
+  if (!options.digits_rank.empty()) eo.wilcoxon.digits_rank = trial::parse_digits_rank(options.digits_rank);
   {
     const trial::VisitTable probe = sweep_visit_table(scans, lows[0], splits[0], high);
     if (!options.arms.empty()) {
@@ -242,13 +286,14 @@ SweepOutput run_sweep(const SweepOptions& options) {
   out.out_dir = dir;
   write_text_atomic(dir + "/sweep.csv",
                     append_csv_columns(sweep_csv(out.settings), provenance_columns(state)));
-  write_text_atomic(dir + "/sweep.svg", sweep_svg(out.settings, options));
+  write_text_atomic(dir + "/sweep.svg", sweep_svg(out.settings, plot));
   nlohmann::json p = provenance_json(state, "lungvol sweep");
   p["options"] = {{"split", options.split},
                   {"lesion_low", options.lesion_low},
                   {"arms", options.arms},
                   {"schedule", options.schedule},
-                  {"plot_visit", options.plot_visit}};
+                  {"plot_visit", plot.plot_visit},
+                  {"digits_rank", trial::digits_rank_text(eo.wilcoxon.digits_rank)}};
   write_text_atomic(dir + "/provenance.json", p.dump(2) + "\n");
   return out;
 }

@@ -7,7 +7,9 @@
 // A voxel is a lesion candidate when it is a lung voxel that segmentation did not suppress
 // (vessels, specks); suppression is kept as the batch found it, so a sweep moves the HU bands
 // only. At the protocol's own thresholds the proportions equal the batch's numbers exactly
-// (same integer counts, same arithmetic as vol::measure_volumes).
+// (same integer counts, same arithmetic as vol::measure_volumes). Suppression was computed
+// for the voxels of the protocol's lesion band only, so the stored data cannot answer a lower
+// threshold below the protocol's: run_sweep refuses it (and any low >= split, split >= high).
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -55,8 +57,9 @@ struct SweepOptions {
   std::string lesion_low;  // range; "" = the protocol's low
   std::string arms;        // "A,B"; "" = the two arms, sorted
   std::string schedule;    // TOML; "" = the schedule of the latest batch run
+  std::string digits_rank;  // ties convention, as `endpoint --digits-rank`; "" = 10
   std::string plot_endpoint = "lesion_pct_change";
-  std::string plot_visit = "day28";
+  std::string plot_visit;  // a follow-up visit of the schedule; "" = its last one
   std::string plot_population = trial::kPopulationMITT;
 };
 
@@ -70,6 +73,9 @@ struct SweepOutput {
 // Runs the sweep and writes sweep.csv (with provenance columns), sweep.svg and provenance.json
 // into OUTDIR/sweep (or options.out_dir). The store is opened read-only; the thresholds are those
 // of the protocol the scans were measured with, the schedule the batch's (batch/derived.hpp).
+// Error(kUsage), before anything is computed or written, for a --lesion-low below the
+// protocol's, thresholds out of order, or a --plot-visit that is not a follow-up visit of the
+// schedule.
 SweepOutput run_sweep(const SweepOptions& options);
 
 // Columns: low_hu, split_hu, high_hu, endpoint, visit, population, arm_a, arm_b, n_a, median_a,

@@ -11,6 +11,17 @@ find_package(fmt REQUIRED)
 find_package(SQLite3 REQUIRED)
 find_package(Boost 1.74 REQUIRED)
 find_package(ZLIB REQUIRED)
+# R 4.2.2's standalone math library (Debian r-mathlib): qnorm, pwilcox, qwilcox, signif as R
+# computes them, for statistics identical to R's wilcox.test (trial/rmath.cpp).
+find_path(RMATH_INCLUDE_DIR Rmath.h PATHS /usr/include NO_DEFAULT_PATH)
+find_path(RMATH_INCLUDE_DIR Rmath.h)
+find_library(RMATH_LIBRARY Rmath)
+if(NOT RMATH_INCLUDE_DIR OR NOT RMATH_LIBRARY)
+  message(FATAL_ERROR "libRmath not found: install the Debian package r-mathlib (scripts/setup.sh)")
+endif()
+add_library(Rmath::Rmath UNKNOWN IMPORTED)
+set_target_properties(Rmath::Rmath PROPERTIES IMPORTED_LOCATION "${RMATH_LIBRARY}"
+  INTERFACE_INCLUDE_DIRECTORIES "${RMATH_INCLUDE_DIR}")
 if(LUNGVOL_BUILD_TESTS)
   find_package(GTest REQUIRED)
 endif()

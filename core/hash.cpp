@@ -69,8 +69,7 @@ std::string sha256_file(const std::string& path) {
 
 std::string sha256_files(std::vector<std::string> paths) {
   // The files are hashed in parallel; the series hash is the SHA-256 of their hex digests
-  // in sorted path order, so it does not depend on the thread count.
-  std::sort(paths.begin(), paths.end());
+  // in the order given, so it does not depend on the thread count (nor on file names).
   std::vector<std::string> digests(paths.size());
   std::string error;
 #pragma omp parallel for schedule(dynamic, 4)

@@ -25,8 +25,10 @@ class Sha256 {
 
 std::string sha256_hex(const std::string& bytes);
 std::string sha256_file(const std::string& path);  // throws Error(kInput) when unreadable
-// Hash over a set of files, e.g. a DICOM series: SHA-256 of the files' hex digests in sorted
-// path order (files hashed in parallel).
+// Hash over a list of files, e.g. a DICOM series: SHA-256 of the files' hex digests in the
+// order given (files hashed in parallel). Names and folders do not enter the hash; io passes a
+// series' files in slice order (by position along the slice normal), so renaming or moving
+// files leaves a series' hash unchanged.
 std::string sha256_files(std::vector<std::string> paths);
 
 }  // namespace lungvol

@@ -25,6 +25,8 @@ struct LungParams {
   double chest_wall_mm = 15;       // closing adds tissue only this close to bone (the chest wall)
   double bone_min_hu = 250;        // bone, for the chest-wall test
   double min_lung_ml = 100;        // below this a component is not a lung (bowel gas, noise)
+  HuBand fat_hu{-200, -40};        // fat: never lung parenchyma, so never admitted as dense lung
+  double left_out_flag_pct = 2.0;  // flag a scan whose dense tissue left out exceeds this % of the lungs
 };
 
 struct LesionParams {
@@ -61,6 +63,7 @@ struct Protocol {
   std::vector<std::string> references;
   std::string source_path;
   std::string sha256;  // of the file's bytes
+  std::vector<std::string> defaulted;  // optional keys the file does not set ("calibration.source")
 
   LungParams lung;
   LesionParams lesion;
@@ -72,8 +75,14 @@ struct Protocol {
   Protocol with_lesion_thresholds(double low_hu, double split_hu) const;
 };
 
-// Parses and validates TOML text; `origin` names the file in error messages.
+// Parses and validates TOML text; `origin` names the file in error messages. The schema (one
+// table in core/protocol.cpp) lists every key with its type, range and whether it is required;
+// unknown keys and sections, missing required keys, and values that are not finite or out of
+// range are refused (Error kProtocol naming the file, the line and the key). Optional keys keep
+// the defaults of the structs above, listed in docs/protocols.md.
 Protocol parse_protocol(const std::string& toml_text, const std::string& origin);
+// Every setting in effect, as TOML with comments (defaults marked): `lungvol protocols --show`.
+std::string describe_protocol(const Protocol& p);
 // A path to a .toml file, or the name of a built-in protocol (file in the protocol directory).
 Protocol load_protocol(const std::string& name_or_path);
 // Directory of the built-in protocols: $LUNGVOL_PROTOCOL_DIR, the installed share dir or the

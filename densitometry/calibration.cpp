@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <limits>
 #include <optional>
+#include <set>
 
 #include "core/histogram.hpp"
 #include "core/labels.hpp"
@@ -59,52 +60,238 @@ HuHistogram histogram_where(const CtImage& ct, In in) {
   return h;
 }
 
-// The airway label eroded `iterations` times (6-neighbourhood), within the airway's bounding
-// box: outside the box there is no airway, so nothing there could survive. Empty when there is
-// no airway label at all.
-std::optional<HuHistogram> eroded_airway_histogram(const CtImage& ct, const LabelImage& lungs,
-                                                   int iterations) {
-  const seg::Box box = seg::bounding_box(lungs, labels::kAirway, 0.0);
-  if (box.empty()) return std::nullopt;
-  const CtImage sub_ct = seg::crop(ct, box);
-  const LabelImage sub = seg::crop(lungs, box);
-  MaskImage m(sub.geom, 0);
-  seg::for_each_voxel(m.size(), [&](std::size_t v) { m[v] = sub[v] == labels::kAirway; });
-  const auto& sz = m.geom.size;
-  // Outside the image counts as wall: a lumen cut by the volume's edge is not trusted. Within
-  // the image, the box's own border holds no surviving voxel either (its outer neighbours are
-  // not airway), so the box behaves like the whole image.
-  const std::size_t lo[3] = {box.lo[0], box.lo[1], box.lo[2]};
-  const std::size_t full[3] = {lungs.geom.size[0], lungs.geom.size[1], lungs.geom.size[2]};
-  auto interior = [&](std::size_t x, int a) {
-    return x > 0 && x + 1 < sz[a] && lo[a] + x > 0 && lo[a] + x + 1 < full[a];
-  };
-  for (int it = 0; it < iterations; ++it) {
-    MaskImage next(m.geom, 0);
-#pragma omp parallel for schedule(static)
-    for (std::ptrdiff_t k = 0; k < std::ptrdiff_t(sz[2]); ++k) {
-      const std::size_t kk = std::size_t(k);
-      for (std::size_t j = 0; j < sz[1]; ++j) {
-        for (std::size_t i = 0; i < sz[0]; ++i) {
-          if (!m.at(i, j, kk)) continue;
-          const bool inner = interior(i, 0) && interior(j, 1) && interior(kk, 2) &&
-                             m.at(i - 1, j, kk) && m.at(i + 1, j, kk) && m.at(i, j - 1, kk) &&
-                             m.at(i, j + 1, kk) && m.at(i, j, kk - 1) && m.at(i, j, kk + 1);
-          next.at(i, j, kk) = inner;
+// In-body air components of one axial slice: label[q] = component id (1..) of pixels below
+// `air_max` that the slice border cannot reach through such pixels; 0 elsewhere.
+struct SliceComponents {
+  std::vector<std::uint32_t> label;
+  std::vector<std::size_t> area;      // by id (index 0 unused)
+  std::vector<double> sum_i;          // centroid sums by id
+  std::vector<bool> touches_lung;     // holds a lung label (1 or 2)
+};
+
+void slice_air_components(const CtImage& ct, const LabelImage& lungs, std::size_t k,
+                          double air_max, SliceComponents& out, std::vector<std::uint8_t>& reach,
+                          std::vector<std::size_t>& stack) {
+  const std::size_t nx = ct.geom.size[0], ny = ct.geom.size[1], sxy = nx * ny;
+  const std::int16_t* c = ct.data.data() + k * sxy;
+  const std::uint8_t* lab = lungs.data.data() + k * sxy;
+  seg::flood_from_border_2d(nx, ny, [&](std::size_t q) { return c[q] < air_max; }, reach, stack);
+  out.label.assign(sxy, 0);
+  out.area.assign(1, 0);
+  out.sum_i.assign(1, 0);
+  out.touches_lung.assign(1, false);
+  for (std::size_t q0 = 0; q0 < sxy; ++q0) {
+    if (out.label[q0] || reach[q0] || !(c[q0] < air_max)) continue;
+    const auto id = static_cast<std::uint32_t>(out.area.size());
+    out.area.push_back(0);
+    out.sum_i.push_back(0);
+    out.touches_lung.push_back(false);
+    stack.clear();
+    stack.push_back(q0);
+    out.label[q0] = id;
+    while (!stack.empty()) {
+      const std::size_t q = stack.back();
+      stack.pop_back();
+      ++out.area[id];
+      out.sum_i[id] += double(q % nx);
+      if (lab[q] == labels::kRightLung || lab[q] == labels::kLeftLung) out.touches_lung[id] = true;
+      const std::size_t i = q % nx, j = q / nx;
+      const std::size_t nb[4] = {i > 0 ? q - 1 : q, i + 1 < nx ? q + 1 : q, j > 0 ? q - nx : q,
+                                 j + 1 < ny ? q + nx : q};
+      for (std::size_t n : nb) {
+        if (!out.label[n] && !reach[n] && c[n] < air_max) {
+          out.label[n] = id;
+          stack.push_back(n);
         }
       }
     }
-    m = std::move(next);
   }
-  return histogram_where(sub_ct, [&](std::size_t v) { return m[v] != 0; });
+}
+
+// Tracheal air, found in the image: the tube-sized in-body air cross-section nearest the body
+// midline in the highest slice that has one, followed down slice by slice through overlapping
+// cross-sections until it widens (carina), vanishes or meets a lung. Each cross-section is
+// sampled at least trachea_wall_margin_mm (and one voxel) inside its wall.
+HuHistogram trachea_histogram(const CtImage& ct, const LabelImage& lungs,
+                              const CalibrationParams& p, std::size_t& slices) {
+  HuHistogram h;
+  slices = 0;
+  const Geometry& g = ct.geom;
+  const std::size_t nx = g.size[0], ny = g.size[1], nz = g.size[2], sxy = nx * ny;
+  if (ct.empty() || nz == 0) return h;
+  const double px_mm2 = g.spacing[0] * g.spacing[1];
+  const auto min_px = static_cast<std::size_t>(std::ceil(p.trachea_min_area_mm2 / px_mm2));
+  const auto max_px = static_cast<std::size_t>(std::floor(p.trachea_max_area_mm2 / px_mm2));
+  // Superior is +k on the canonical grid; walk from the top slice down.
+  const bool up = g.direction[8] >= 0;
+  auto slice_at = [&](std::size_t step) { return up ? nz - 1 - step : step; };
+  std::vector<std::uint8_t> reach;
+  std::vector<std::size_t> stack;
+  SliceComponents comp;
+  std::vector<std::uint8_t> current(sxy, 0), next(sxy, 0);
+  std::size_t current_area = 0;
+  std::vector<std::vector<std::uint8_t>> masks;
+  std::vector<std::size_t> mask_slice;
+  bool tracking = false;
+  for (std::size_t step = 0; step < nz; ++step) {
+    const std::size_t k = slice_at(step);
+    slice_air_components(ct, lungs, k, p.trachea_air_max_hu, comp, reach, stack);
+    const std::size_t n = comp.area.size();
+    std::uint32_t chosen = 0;
+    if (!tracking) {
+      // Body midline of this slice: the mean column of the pixels the border does not reach.
+      double sum = 0, cnt = 0;
+      for (std::size_t q = 0; q < sxy; ++q) {
+        if (!reach[q]) {
+          sum += double(q % nx);
+          cnt += 1;
+        }
+      }
+      if (cnt == 0) continue;
+      const double mid_i = sum / cnt;
+      std::size_t best_area = 0;
+      for (std::uint32_t id = 1; id < n; ++id) {
+        if (comp.touches_lung[id] || comp.area[id] < min_px || comp.area[id] > max_px) continue;
+        const double off_mm = std::abs(comp.sum_i[id] / double(comp.area[id]) - mid_i) * g.spacing[0];
+        if (off_mm > p.trachea_midline_mm) continue;
+        if (comp.area[id] > best_area) {
+          best_area = comp.area[id];
+          chosen = id;
+        }
+      }
+      if (!chosen) continue;
+      tracking = true;
+    } else {
+      // The cross-section overlapping the previous one most.
+      std::vector<std::size_t> overlap(n, 0);
+      for (std::size_t q = 0; q < sxy; ++q) {
+        if (current[q] && comp.label[q]) ++overlap[comp.label[q]];
+      }
+      std::size_t best = 0;
+      for (std::uint32_t id = 1; id < n; ++id) {
+        if (overlap[id] > best) {
+          best = overlap[id];
+          chosen = id;
+        }
+      }
+      if (!chosen || comp.touches_lung[chosen] || comp.area[chosen] < min_px ||
+          comp.area[chosen] > max_px || comp.area[chosen] > 2 * current_area) {
+        break;  // the carina, a lung, or the end of the tube
+      }
+    }
+    for (std::size_t q = 0; q < sxy; ++q) next[q] = comp.label[q] == chosen;
+    std::swap(current, next);
+    current_area = comp.area[chosen];
+    masks.push_back(current);
+    mask_slice.push_back(k);
+  }
+  if (masks.size() < p.min_trachea_slices) return h;
+  slices = masks.size();
+  // In-plane erosion by the wall margin (in mm, at least one voxel in each direction).
+  const int ri = std::max(1, int(std::ceil(p.trachea_wall_margin_mm / g.spacing[0] - 1e-9)));
+  const int rj = std::max(1, int(std::ceil(p.trachea_wall_margin_mm / g.spacing[1] - 1e-9)));
+  for (std::size_t m = 0; m < masks.size(); ++m) {
+    const std::uint8_t* mask = masks[m].data();
+    const std::int16_t* c = ct.data.data() + mask_slice[m] * sxy;
+    for (std::size_t q = 0; q < sxy; ++q) {
+      if (!mask[q]) continue;
+      const long i = long(q % nx), j = long(q / nx);
+      bool inside = true;
+      for (int dj = -rj; inside && dj <= rj; ++dj) {
+        for (int di = -ri; inside && di <= ri; ++di) {
+          // Within the ellipse of the margin (mm), the neighbour must be tracheal air too.
+          const double x = di / double(ri), y = dj / double(rj);
+          if (x * x + y * y > 1.0 + 1e-9) continue;
+          const long a = i + di, b = j + dj;
+          inside = a >= 0 && b >= 0 && a < long(nx) && b < long(ny) &&
+                   mask[std::size_t(b) * nx + std::size_t(a)];
+        }
+      }
+      if (inside) h.add(c[q]);
+    }
+  }
+  return h;
 }
 
 }  // namespace
 
 namespace {
 
-// Calls on(k, air) for each sampled axial slice k that has outside air, air being that slice's
-// nx*ny outside-air pixels (0/1), from several threads at once.
+// Constant padding of one slice: pad[q] = 1 where the slice holds, connected to its border,
+// one exact value v (a corner's) over whole 5 x 5 blocks, and the pixels reading v connected
+// to those blocks. Noise makes real air vary between neighbours; the region outside the
+// reconstruction circle does not. Returns the values found.
+std::vector<int> mark_constant_padding(const std::int16_t* c, std::size_t nx, std::size_t ny,
+                                       double air_max_hu, std::vector<std::uint8_t>& pad,
+                                       std::vector<std::uint8_t>& run,
+                                       std::vector<std::uint8_t>& reach,
+                                       std::vector<std::size_t>& stack) {
+  constexpr long kR = 2;  // 5 x 5 blocks
+  const std::size_t sxy = nx * ny;
+  pad.assign(sxy, 0);
+  std::vector<int> found;
+  if (nx < 5 || ny < 5) return found;
+  const std::int16_t corners[4] = {c[0], c[nx - 1], c[(ny - 1) * nx], c[sxy - 1]};
+  for (std::int16_t v : corners) {
+    if (!(v < air_max_hu) || std::find(found.begin(), found.end(), int(v)) != found.end()) continue;
+    // run[q]: pixels i-2..i+2 of the row (inside the image) all read v.
+    run.assign(sxy, 0);
+    for (std::size_t j = 0; j < ny; ++j) {
+      const std::int16_t* row = c + j * nx;
+      for (std::size_t i = 0; i < nx; ++i) {
+        bool all = true;
+        for (long d = -kR; all && d <= kR; ++d) {
+          const long a = long(i) + d;
+          if (a >= 0 && a < long(nx)) all = row[a] == v;
+        }
+        run[j * nx + i] = all;
+      }
+    }
+    // Core: whole blocks (rows j-2..j+2 too), connected to the border.
+    seg::flood_from_border_2d(
+        nx, ny,
+        [&](std::size_t q) {
+          const long j = long(q / nx), i = long(q % nx);
+          for (long d = -kR; d <= kR; ++d) {
+            const long b = j + d;
+            if (b >= 0 && b < long(ny) && !run[std::size_t(b) * nx + std::size_t(i)]) return false;
+          }
+          return true;
+        },
+        reach, stack);
+    std::size_t core = 0;
+    for (std::size_t q = 0; q < sxy; ++q) core += reach[q];
+    if (core == 0) continue;
+    found.push_back(v);
+    // From the blocks into every pixel reading v that touches them (the circle's ragged edge,
+    // slivers where it meets the image border). Clipped noisy air joins only where its -1024
+    // pixels happen to touch the region: small clusters, inside the margin anyway.
+    stack.clear();
+    for (std::size_t q = 0; q < sxy; ++q) {
+      if (reach[q] && !pad[q]) {
+        pad[q] = 1;
+        stack.push_back(q);
+      }
+    }
+    while (!stack.empty()) {
+      const std::size_t q = stack.back();
+      stack.pop_back();
+      const std::size_t i = q % nx, j = q / nx;
+      const std::size_t nb[4] = {i > 0 ? q - 1 : q, i + 1 < nx ? q + 1 : q, j > 0 ? q - nx : q,
+                                 j + 1 < ny ? q + nx : q};
+      for (std::size_t n : nb) {
+        if (!pad[n] && c[n] == v) {
+          pad[n] = 1;
+          stack.push_back(n);
+        }
+      }
+    }
+  }
+  return found;
+}
+
+// Calls on(k, air, pad) for each sampled axial slice k that has outside air, air being that
+// slice's nx*ny outside-air pixels (0/1) and pad its constant padding, from several threads.
 template <class OnSlice>
 void for_each_outside_air_slice(const CtImage& ct, const CalibrationParams& p, OnSlice on) {
   const Geometry& g = ct.geom;
@@ -121,7 +308,7 @@ void for_each_outside_air_slice(const CtImage& ct, const CalibrationParams& p, O
   {
     std::vector<std::size_t> stack;
     MaskImage not_air(sg, 0);
-    std::vector<std::uint8_t> reach(sxy), air(sxy);
+    std::vector<std::uint8_t> reach(sxy), air(sxy), pad(sxy), run, reach2;
 #pragma omp for schedule(dynamic, 1)
     for (std::ptrdiff_t kk = 0; kk < std::ptrdiff_t(nz); ++kk) {
       const std::size_t k = std::size_t(kk);
@@ -129,20 +316,24 @@ void for_each_outside_air_slice(const CtImage& ct, const CalibrationParams& p, O
       // kMaxSlices evenly spaced slices (the distance transform per slice is the cost).
       if (k % slice_step != 0) continue;
       const std::int16_t* c = ct.data.data() + k * sxy;
+      const std::vector<int> values =
+          mark_constant_padding(c, nx, ny, p.air_max_hu, pad, run, reach2, stack);
       seg::flood_from_border_2d(
           nx, ny, [&](std::size_t q) { return c[q] < p.air_max_hu; }, reach, stack);
       bool any = false;
       for (std::size_t q = 0; q < sxy; ++q) {
         // Body, table, air enclosed by them (lungs, bowel), and the FOV edge (padding).
-        not_air[q] = reach[q] != 1 || c[q] < p.padding_max_hu;
-        any |= reach[q] == 1;
+        const bool padding = c[q] < p.padding_max_hu || pad[q];
+        not_air[q] = reach[q] != 1 || padding;
+        any |= reach[q] == 1 && !padding;
       }
       if (!any) continue;
       const VoxelVector<float> d2 = seg::squared_distance_to(not_air);
       for (std::size_t q = 0; q < sxy; ++q) {
-        air[q] = reach[q] == 1 && c[q] >= p.padding_max_hu && double(d2[q]) > margin2;
+        air[q] = reach[q] == 1 && c[q] >= p.padding_max_hu && !pad[q] && double(d2[q]) > margin2;
       }
-      on(k, static_cast<const std::uint8_t*>(air.data()));
+      on(k, static_cast<const std::uint8_t*>(air.data()), static_cast<const std::uint8_t*>(pad.data()),
+         values);
     }
   }
 }
@@ -152,9 +343,10 @@ void for_each_outside_air_slice(const CtImage& ct, const CalibrationParams& p, O
 MaskImage outside_air_mask(const CtImage& ct, const CalibrationParams& p) {
   MaskImage out(ct.geom, 0);
   const std::size_t sxy = ct.geom.slice_voxels();
-  for_each_outside_air_slice(ct, p, [&](std::size_t k, const std::uint8_t* air) {
-    std::copy(air, air + sxy, out.data.data() + k * sxy);
-  });
+  for_each_outside_air_slice(
+      ct, p, [&](std::size_t k, const std::uint8_t* air, const std::uint8_t*, const std::vector<int>&) {
+        std::copy(air, air + sxy, out.data.data() + k * sxy);
+      });
   return out;
 }
 
@@ -174,22 +366,30 @@ CalibrationCheck check_calibration(const CtImage& ct, const LabelImage& lungs,
   // write and a read of every voxel.
   HuHistogram air;
   const std::size_t sxy = ct.geom.slice_voxels();
-  for_each_outside_air_slice(ct, p, [&](std::size_t k, const std::uint8_t* in_air) {
+  std::set<int> padding_values;
+  for_each_outside_air_slice(ct, p, [&](std::size_t k, const std::uint8_t* in_air,
+                                        const std::uint8_t* pad, const std::vector<int>& values) {
     HuHistogram mine;
+    std::size_t padded = 0;
     const std::int16_t* c = ct.data.data() + k * sxy;
     for (std::size_t q = 0; q < sxy; ++q) {
       if (in_air[q]) mine.add(c[q]);
+      padded += pad[q];
     }
 #pragma omp critical(lungvol_calibration_histogram)
-    air.merge(mine);
+    {
+      air.merge(mine);
+      r.padding_voxels += padded;
+      padding_values.insert(values.begin(), values.end());
+    }
   });
   r.outside_air = stats_of(air, p.min_air_voxels);
+  r.padding_values_hu.assign(padding_values.begin(), padding_values.end());
 
   bool have_airway = false;
   if (!lungs.empty() && lungs.geom.same_grid(ct.geom)) {
-    const auto ht = eroded_airway_histogram(ct, lungs, p.trachea_erosion_voxels);
-    have_airway = ht.has_value();
-    r.trachea = stats_of(ht.value_or(HuHistogram{}), p.min_trachea_voxels);
+    have_airway = true;
+    r.trachea = stats_of(trachea_histogram(ct, lungs, p, r.trachea_slices), p.min_trachea_voxels);
   }
 
   bool ok = true;

@@ -29,7 +29,14 @@ struct CalibrationParams {
   // mattress foam, blankets, their blur, and the FOV edge. 20 mm, not 10: on the CIP COPDGene
   // case (4 mm voxels) air within 10 mm read -984 HU, at 20 mm -994, at 30 mm -999.
   double body_margin_mm = 20;
-  int trachea_erosion_voxels = 1;  // airway label eroded (6-neighbour) to leave the wall out
+  // Tracheal air: in-body air (below trachea_air_max_hu) in each axial slice, followed down from
+  // the top of the scan as one tube-sized cross-section near the body midline, never a region
+  // holding lung labels; sampled this far (in-plane) inside its wall.
+  double trachea_air_max_hu = -500;
+  double trachea_min_area_mm2 = 30, trachea_max_area_mm2 = 1200;  // an adult trachea: 150-500
+  double trachea_midline_mm = 25;  // its centre lies this close to the body's midline
+  double trachea_wall_margin_mm = 1.0;  // and at least one voxel (partial volume of the wall)
+  std::size_t min_trachea_slices = 3;
   std::size_t min_air_voxels = 1000;   // fewer: outside air "not found"
   std::size_t min_trachea_voxels = 100;
   // The mean HU each reference must read, inclusive. The protocol's [calibration] section sets
@@ -54,6 +61,11 @@ struct RegionStats {
 struct CalibrationCheck {
   RegionStats outside_air;
   RegionStats trachea;
+  // Constant padding found outside the reconstruction circle (one exact value over a region
+  // reaching the slice border, whatever PixelPaddingValue says) and left out of outside air.
+  std::vector<int> padding_values_hu;
+  std::size_t padding_voxels = 0;  // on the sampled slices
+  std::size_t trachea_slices = 0;  // axial slices of the tracked trachea
   // outside_air_not_found, outside_air_out_of_tolerance, trachea_not_found,
   // trachea_out_of_tolerance, no_airway_label
   std::vector<std::string> flags;
@@ -62,9 +74,15 @@ struct CalibrationCheck {
 };
 
 // Outside air: per axial slice, voxels with HU < air_max_hu connected (4-neighbour, in-plane)
-// to the slice border, FOV padding (< padding_max_hu) excluded from the statistics but not from
-// the connectivity, and only voxels farther than body_margin_mm from every non-air voxel.
-// Trachea: `lungs` voxels labelled labels::kAirway, eroded; pass an empty image to skip.
+// to the slice border, FOV padding excluded from the statistics but not from the connectivity,
+// and only voxels farther than body_margin_mm from every non-air voxel. Padding is anything
+// below padding_max_hu (-2000, -3024 style markers) and the constant region outside the
+// reconstruction circle: one exact value, over 5 x 5 pixel blocks, connected to the slice
+// border (POPI stores -1024 there without a PixelPaddingValue; a declared padding value reaches
+// here as -1024 too). Real air is never constant over 25 pixels: it has noise.
+// Trachea: followed slice by slice from the top of the scan (see CalibrationParams), never a
+// region holding lung labels (1, 2) of `lungs`; independent of the airway label, which thin
+// slices can get wrong. Pass an empty `lungs` image to skip it.
 CalibrationCheck check_calibration(const CtImage& ct, const LabelImage& lungs,
                                    const CalibrationParams& params = {});
 

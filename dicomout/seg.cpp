@@ -117,13 +117,14 @@ const std::vector<SegmentDefinition>& segment_definitions() {
 }
 
 bool has_dicom_source(const io::SeriesInfo& source, const Geometry& g) {
-  return !source.files.empty() &&
+  return source.dicom && !source.files.empty() &&
          (source.files.size() == g.size[2] || source.files.size() == 1);
 }
 
 SegWriteResult write_dicom_seg(const Geometry& g, const LabelImage& lungs,
                                const LabelImage& lesions, const io::SeriesInfo& source,
                                const std::string& path, const SegOptions& options) {
+  io::init_dcmtk();  // DCMTK's own log lines stay off stderr
   if (!has_dicom_source(source, g)) {
     throw Error(ExitCode::kInput,
                 "cannot write DICOM SEG '" + path +
@@ -280,7 +281,9 @@ SegWriteResult write_dicom_seg(const Geometry& g, const LabelImage& lungs,
       summary.voxels += voxels;
       ++summary.frames;
 
-      const auto pos = g.to_physical(0, 0, static_cast<double>(k));
+      // The source slice's own position: with a tilt within the reader's tolerance it differs
+      // slightly from the regular grid's, and the frame must lie on the slice it was drawn on.
+      const auto& pos = src.slices[k].ipp;
       std::unique_ptr<FGPlanePosPatient> position(FGPlanePosPatient::createMinimal(
           ds(pos[0]).c_str(), ds(pos[1]).c_str(), ds(pos[2]).c_str()));
       FGFrameContent frame_content;
@@ -289,11 +292,22 @@ SegWriteResult write_dicom_seg(const Geometry& g, const LabelImage& lungs,
             "dimension values");
       const SourceSlice& ref = src.slices[k];
       ImageSOPInstanceReferenceMacro* ref_macro = nullptr;
-      OFVector<Uint16> frames;
-      if (ref.frame_number > 0) frames.push_back(static_cast<Uint16>(ref.frame_number));
       check(ImageSOPInstanceReferenceMacro::create(ref.sop_class_uid.c_str(),
-                                                   ref.sop_instance_uid.c_str(), frames, ref_macro),
+                                                   ref.sop_instance_uid.c_str(), ref_macro),
             path, "source image reference");
+      if (ref.frame_number > 0) {
+        // The frame of a multi-frame source (Enhanced CT). DCMTK 3.6.7's create() with frame
+        // numbers fails ("Illegal call, perhaps wrong parameters") for every source frame;
+        // adding the number afterwards does not.
+        const OFCondition framed =
+            ref_macro->addReferencedFrameNumber(static_cast<Uint16>(ref.frame_number));
+        if (framed.bad()) {
+          delete ref_macro;
+          fail(path, "ReferencedFrameNumber " + std::to_string(ref.frame_number) +
+                         " of the Enhanced CT source '" + ref.sop_instance_uid + "'",
+               framed);
+        }
+      }
       OFVector<ImageSOPInstanceReferenceMacro> refs;
       refs.push_back(*ref_macro);
       delete ref_macro;

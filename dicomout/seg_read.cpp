@@ -128,6 +128,7 @@ SegmentMeaning segment_meaning(const std::string& label, const Code& type,
 }
 
 SegReadResult read_dicom_seg(const std::string& path, const Geometry& g) {
+  io::init_dcmtk();  // DCMTK's own log lines stay off stderr
   DcmFileFormat file;
   if (OFCondition c = file.loadFile(path.c_str()); c.bad()) bad(path, c.text());
   DcmDataset& ds = *file.getDataset();

@@ -15,6 +15,7 @@
 #include <dcmtk/dcmdata/dcvrlo.h>
 
 #include "core/error.hpp"
+#include "core/orientation.hpp"
 
 namespace lungvol::dicomout {
 namespace {
@@ -64,6 +65,7 @@ bool get_ipp(DcmItem& item, std::array<double, 3>& out) {
 }  // namespace
 
 SourceSlices read_source_slices(const io::SeriesInfo& source, const Geometry& g) {
+  io::init_dcmtk();
   const std::size_t nf = source.files.size();
   std::vector<std::shared_ptr<DcmFileFormat>> files(nf);
   std::string first_error;
@@ -73,7 +75,10 @@ SourceSlices read_source_slices(const io::SeriesInfo& source, const Geometry& g)
   for (std::ptrdiff_t s = 0; s < nfs; ++s) {
     auto ff = std::make_shared<DcmFileFormat>();
     const std::string& path = source.files[static_cast<std::size_t>(s)];
-    const OFCondition c = ff->loadFile(path.c_str(), EXS_Unknown, EGL_noChange, 4096);
+    const OFCondition c = [&] {
+      io::StopParsingAfterPixelData stop;  // a zero tail behind the pixels is not read again
+      return ff->loadFile(path.c_str(), EXS_Unknown, EGL_noChange, 4096);
+    }();
     if (c.bad()) {
 #pragma omp critical(lungvol_dicomout_source_error)
       if (first_error.empty()) first_error = "cannot read source DICOM '" + path + "': " + c.text();
@@ -120,27 +125,32 @@ SourceSlices read_source_slices(const io::SeriesInfo& source, const Geometry& g)
     }
   }
 
-  // Match each slice k to the candidate at its position (tolerance: 1% of the spacing).
+  // Match each slice k to the candidate at its position: along the slice normal within 1 % of
+  // the voxel size; in-plane within the tilt the reader accepted (a series whose positions
+  // drift by up to kTiltTolerance x distance is read as a regular volume, so its slices lie
+  // that far from the grid's own positions).
   const double tol = std::max(0.01, 0.01 * std::min({g.spacing[0], g.spacing[1], g.spacing[2]}));
+  const std::array<double, 3> normal{g.direction[2], g.direction[5], g.direction[8]};
+  const auto matches = [&](const Candidate& c, const std::array<double, 3>& p, double k_mm) {
+    const double d[3] = {c.ipp[0] - p[0], c.ipp[1] - p[1], c.ipp[2] - p[2]};
+    const double along = d[0] * normal[0] + d[1] * normal[1] + d[2] * normal[2];
+    const double perp2 = d[0] * d[0] + d[1] * d[1] + d[2] * d[2] - along * along;
+    const double in_plane = std::sqrt(std::max(0.0, perp2));
+    return std::abs(along) < tol && in_plane < tol + tilt_allowance_mm(k_mm);
+  };
   out.slices.resize(g.size[2]);
   std::vector<bool> used_file(nf, false);
   for (std::size_t k = 0; k < g.size[2]; ++k) {
     const auto p = g.to_physical(0, 0, static_cast<double>(k));
+    const double k_mm = static_cast<double>(k) * g.spacing[2];
     const Candidate* best = nullptr;
     // Fast path: file k in slice order (single-frame series).
-    if (nf == g.size[2] && k < candidates.size() && candidates[k].file == k) {
-      const auto& c = candidates[k];
-      if (std::abs(c.ipp[0] - p[0]) < tol && std::abs(c.ipp[1] - p[1]) < tol &&
-          std::abs(c.ipp[2] - p[2]) < tol) {
-        best = &c;
-      }
+    if (nf == g.size[2] && k < candidates.size() && candidates[k].file == k &&
+        matches(candidates[k], p, k_mm)) {
+      best = &candidates[k];
     }
     for (std::size_t i = 0; !best && i < candidates.size(); ++i) {
-      const auto& c = candidates[i];
-      if (std::abs(c.ipp[0] - p[0]) < tol && std::abs(c.ipp[1] - p[1]) < tol &&
-          std::abs(c.ipp[2] - p[2]) < tol) {
-        best = &c;
-      }
+      if (matches(candidates[i], p, k_mm)) best = &candidates[i];
     }
     if (!best) {
       throw Error(ExitCode::kOutput,
@@ -153,6 +163,7 @@ SourceSlices read_source_slices(const io::SeriesInfo& source, const Geometry& g)
     sl.sop_instance_uid = get_string(ds, DCM_SOPInstanceUID);
     sl.sop_class_uid = get_string(ds, DCM_SOPClassUID);
     sl.frame_number = best->frame;
+    sl.ipp = best->ipp;
     if (!used_file[best->file]) {
       used_file[best->file] = true;
       out.instance_uids.push_back(sl.sop_instance_uid);

@@ -101,6 +101,7 @@ std::string generate_uid() {
 SrWriteResult write_dicom_sr(const Geometry& g, const io::SeriesInfo& source,
                              const SegWriteResult& seg, const std::vector<SrRegion>& regions,
                              const std::string& path, const SrOptions& options) {
+  io::init_dcmtk();  // DCMTK's own log lines stay off stderr
   if (!has_dicom_source(source, g)) {
     throw Error(ExitCode::kInput,
                 "cannot write DICOM SR '" + path +

@@ -18,6 +18,7 @@
 #include <filesystem>
 #include <unistd.h>
 #include "io/dicom_internal.hpp"
+#include "io/series.hpp"
 
 namespace lungvol::io::detail {
 namespace {
@@ -95,7 +96,10 @@ bool gdcm_pixels(Header& h, RawPixels& raw, std::string& why) {
     }
   } remove_tmp{tmp};
   DcmFileFormat full;
-  const OFCondition loaded = full.loadFile(OFFilename(h.path.c_str()));
+  const OFCondition loaded = [&] {
+    io::StopParsingAfterPixelData stop;
+    return full.loadFile(OFFilename(h.path.c_str()));
+  }();
   if (loaded.bad()) {
     why = std::string("cannot read the dataset (") + loaded.text() + ")";
     return false;
@@ -181,6 +185,7 @@ void decode_frames(Header& h, const std::vector<std::int16_t*>& dst, DecodeStats
     throw Error(ExitCode::kDicom, "cannot read '" + h.path + "': " + h.parse_error);
   }
   if (!h.file) fail(h, "header not loaded");
+  if (!h.defect.empty()) fail(h, h.defect);
   if (h.samples_per_pixel != 1) fail(h, "not a grayscale image");
   if (h.bits_allocated != 8 && h.bits_allocated != 16) {
     fail(h, "BitsAllocated " + std::to_string(h.bits_allocated) + " is not supported");
@@ -199,9 +204,13 @@ void decode_frames(Header& h, const std::vector<std::int16_t*>& dst, DecodeStats
     fail(h, "decoded BitsAllocated " + std::to_string(raw.layout.bits_allocated) + " is not supported");
   }
   const std::size_t bytes_per = static_cast<std::size_t>(raw.layout.bits_allocated / 8);
-  if (raw.bytes < frame_px * n_frames * bytes_per) {
+  // Exactly the claimed size (plus the pad byte of an odd length): a longer buffer would be
+  // read sheared, a shorter one is truncated.
+  const std::size_t expected = frame_px * n_frames * bytes_per;
+  if (raw.bytes != expected && raw.bytes != expected + expected % 2) {
     fail(h, "pixel data holds " + std::to_string(raw.bytes) + " bytes, " +
-                std::to_string(frame_px * n_frames * bytes_per) + " expected (truncated?)");
+                std::to_string(expected) + " expected from Rows x Columns x NumberOfFrames" +
+                (raw.bytes < expected ? " (truncated?)" : ""));
   }
   if (raw.layout.pixel_representation != h.pixel_representation) {
     stats.warning = "'" + h.path + "': header PixelRepresentation " +

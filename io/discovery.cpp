@@ -7,11 +7,13 @@
 #include <map>
 #include <numeric>
 #include <sstream>
+#include <tuple>
 
 #include <dcmtk/dcmdata/dcuid.h>
 #include <fmt/format.h>
 
 #include "core/error.hpp"
+#include "core/orientation.hpp"
 #include "io/series_internal.hpp"
 
 namespace fs = std::filesystem;
@@ -118,6 +120,105 @@ GeoKey key_of(const Header& h, std::size_t frame) {
   return GeoKey{h.rows, h.columns, f.has_iop, f.iop, h.pixel_spacing};
 }
 
+// Values that must be one per series (patient, study, frame of reference): a broken anonymiser
+// or a merge can put two scans under one SeriesInstanceUID. "" when they agree.
+std::string mixed_identity(const SeriesRecord& rec, const std::vector<Header>& headers,
+                           const char* attribute, const char* plural,
+                           std::string Header::*field) {
+  std::map<std::string, std::pair<std::size_t, std::string>> seen;  // value -> (files, first)
+  std::size_t last = std::size_t(-1);
+  for (const auto& sl : rec.slices) {
+    if (sl.header == last) continue;
+    last = sl.header;
+    const Header& h = headers[sl.header];
+    auto& entry = seen[h.*field];
+    if (entry.first++ == 0) entry.second = h.path;
+  }
+  if (seen.size() < 2) return {};
+  std::string list;
+  for (const auto& [value, entry] : seen) {
+    list += fmt::format("{}{} '{}' in {} file(s), e.g. '{}'", list.empty() ? "" : "; ",
+                        attribute, value, entry.first, entry.second);
+  }
+  return fmt::format("one SeriesInstanceUID holds {} {} ({}): slices of different scans cannot be "
+                     "measured as one volume",
+                     seen.size(), plural, list);
+}
+
+// Rescale checks: every slice needs its own valid RescaleSlope / RescaleIntercept, and all
+// slices the same ones. A slice without them (or with a zero, negative or NaN slope) reads
+// every HU wrong, and a lung cut by one wrong slice loses its upper part without a word.
+void check_rescale(const SeriesRecord& rec, const std::vector<Header>& headers,
+                   std::vector<std::string>& problems, std::vector<std::string>& warnings) {
+  using Pair = std::pair<double, double>;
+  std::map<Pair, std::vector<std::size_t>> valid;  // (slope, intercept) -> slice indices
+  std::vector<std::size_t> missing;
+  bool any_unsigned = false;
+  auto where = [&](std::size_t k) {
+    const SliceRef& sl = rec.slices[k];
+    const Header& h = headers[sl.header];
+    return h.frames.size() > 1 ? fmt::format("'{}' frame {}", h.path, sl.frame + 1)
+                               : "'" + h.path + "'";
+  };
+  for (std::size_t k = 0; k < rec.slices.size(); ++k) {
+    const Header& h = headers[rec.slices[k].header];
+    const FrameInfo& f = h.frames.at(rec.slices[k].frame);
+    any_unsigned = any_unsigned || h.pixel_representation == 0;
+    if (!f.has_slope || !f.has_intercept) {
+      missing.push_back(k);
+      continue;
+    }
+    if (!std::isfinite(f.slope) || !(f.slope > 0) || !std::isfinite(f.intercept)) {
+      problems.push_back(fmt::format(
+          "{}: RescaleSlope {} / RescaleIntercept {}: the slope must be a positive finite number "
+          "and the intercept finite, so its Hounsfield units cannot be known",
+          where(k), f.slope, f.intercept));
+      continue;
+    }
+    valid[{f.slope, f.intercept}].push_back(k);
+  }
+  if (valid.empty() && !missing.empty() && missing.size() == rec.slices.size()) {
+    if (any_unsigned) {
+      problems.push_back(fmt::format(
+          "no RescaleSlope / RescaleIntercept in any slice and unsigned pixel data (e.g. {}): "
+          "Hounsfield units cannot be known",
+          where(0)));
+    } else {
+      warnings.push_back("no RescaleSlope / RescaleIntercept in any slice: the signed stored "
+                         "values are taken as Hounsfield units");
+    }
+    return;
+  }
+  if (valid.empty()) return;  // every slice already named above
+  // The rescale most slices share is the series'; every other slice is named.
+  auto common = valid.begin();
+  for (auto it = valid.begin(); it != valid.end(); ++it) {
+    if (it->second.size() > common->second.size()) common = it;
+  }
+  const std::string reference =
+      fmt::format("slope {:g}, intercept {:g} in {} of {} slices", common->first.first,
+                  common->first.second, common->second.size(), rec.slices.size());
+  auto name_some = [&](const std::vector<std::size_t>& ks) {
+    std::string out;
+    for (std::size_t q = 0; q < ks.size() && q < 3; ++q) out += (q ? ", " : "") + where(ks[q]);
+    if (ks.size() > 3) out += fmt::format(" and {} more", ks.size() - 3);
+    return out;
+  };
+  if (!missing.empty()) {
+    problems.push_back(fmt::format("{} ha{} no RescaleSlope / RescaleIntercept, unlike the rest of "
+                                   "the series ({}): its Hounsfield units would be guessed",
+                                   name_some(missing), missing.size() == 1 ? "s" : "ve",
+                                   reference));
+  }
+  for (auto it = valid.begin(); it != valid.end(); ++it) {
+    if (it == common) continue;
+    problems.push_back(fmt::format("{}: RescaleSlope {:g} / RescaleIntercept {:g} differ from the "
+                                   "rest of the series ({})",
+                                   name_some(it->second), it->first.first, it->first.second,
+                                   reference));
+  }
+}
+
 // Orders the slices of one record and checks that they form a regular volume.
 void assemble(SeriesRecord& rec, const std::vector<Header>& headers) {
   SeriesInfo& info = rec.info;
@@ -125,9 +226,22 @@ void assemble(SeriesRecord& rec, const std::vector<Header>& headers) {
   const FrameInfo& f0 = h0.frames.at(rec.slices.front().frame);
   std::vector<std::string> problems;
 
-  for (const auto& sl : rec.slices) {
-    const Header& h = headers[sl.header];
-    if (!h.parse_error.empty()) problems.push_back("'" + h.path + "': " + h.parse_error);
+  {
+    std::size_t last = std::size_t(-1);
+    for (const auto& sl : rec.slices) {
+      if (sl.header == last) continue;
+      last = sl.header;
+      const Header& h = headers[sl.header];
+      if (!h.parse_error.empty()) problems.push_back("'" + h.path + "': " + h.parse_error);
+      if (!h.defect.empty()) problems.push_back("'" + h.path + "': " + h.defect);
+    }
+  }
+  for (const auto& [attribute, plural, field] :
+       {std::tuple{"PatientID", "patients", &Header::patient_id},
+        std::tuple{"StudyInstanceUID", "studies", &Header::study_uid},
+        std::tuple{"FrameOfReferenceUID", "frames of reference", &Header::frame_of_reference_uid}}) {
+    std::string p = mixed_identity(rec, headers, attribute, plural, field);
+    if (!p.empty()) problems.push_back(std::move(p));
   }
   bool geometry_ok = true;
   if (!f0.has_iop) {
@@ -152,22 +266,47 @@ void assemble(SeriesRecord& rec, const std::vector<Header>& headers) {
     for (auto& sl : rec.slices) sl.s = dot(headers[sl.header].frames[sl.frame].ipp, rec.normal);
     std::stable_sort(rec.slices.begin(), rec.slices.end(),
                      [](const SliceRef& a, const SliceRef& b) { return a.s < b.s; });
-    // The same instance stored twice is harmless; two instances at one position are not.
+    // The same instance stored twice is harmless if it is really the same: its pixels are
+    // compared when the series is read (load_ct). Two instances at one position are not.
     std::vector<SliceRef> unique;
+    std::size_t more_duplicates = 0;
     for (const auto& sl : rec.slices) {
       if (!unique.empty() && std::abs(sl.s - unique.back().s) < kDuplicateTol) {
         const Header& a = headers[unique.back().header];
         const Header& b = headers[sl.header];
         if (!a.sop_instance.empty() && a.sop_instance == b.sop_instance && sl.frame == unique.back().frame) {
-          info.warnings.push_back("'" + b.path + "' is a copy of '" + a.path + "' (ignored)");
+          rec.duplicates.push_back({sl, unique.size() - 1});
+          info.warnings.push_back("'" + b.path + "' repeats SOPInstanceUID " + b.sop_instance +
+                                  " of '" + a.path +
+                                  "' at the same position (read only to check that its pixel "
+                                  "data are identical)");
           continue;
         }
-        problems.push_back(fmt::format("duplicate slice position {:.3f} mm ('{}' and '{}')", sl.s,
-                                       a.path, b.path));
+        if (more_duplicates++ == 0) {
+          problems.push_back(fmt::format("duplicate slice position {:.3f} mm ('{}' and '{}')",
+                                         sl.s, a.path, b.path));
+        }
       }
       unique.push_back(sl);
     }
+    if (more_duplicates > 1) {
+      problems.push_back(fmt::format("{} more duplicate slice positions", more_duplicates - 1));
+    }
     rec.slices = std::move(unique);
+    // One instance (and frame) at two positions: one of them is not what it claims to be.
+    {
+      std::map<std::pair<std::string, std::size_t>, const SliceRef*> by_uid;
+      for (const auto& sl : rec.slices) {
+        const Header& h = headers[sl.header];
+        if (h.sop_instance.empty()) continue;
+        auto [it, fresh] = by_uid.insert({{h.sop_instance, sl.frame}, &sl});
+        if (!fresh) {
+          problems.push_back(fmt::format(
+              "SOPInstanceUID {} appears at two positions, {:.3f} mm ('{}') and {:.3f} mm ('{}')",
+              h.sop_instance, it->second->s, headers[it->second->header].path, sl.s, h.path));
+        }
+      }
+    }
     const auto& first = headers[rec.slices.front().header].frames[rec.slices.front().frame];
     rec.origin = first.ipp;
 
@@ -180,7 +319,7 @@ void assemble(SeriesRecord& rec, const std::vector<Header>& headers) {
       const Vec3 perp{d[0] - along * rec.normal[0], d[1] - along * rec.normal[1],
                       d[2] - along * rec.normal[2]};
       const double drift = std::sqrt(dot(perp, perp));
-      if (drift > std::max(kShearAbsTol, kShearRelTol * std::abs(along)) && drift > worst_drift) {
+      if (drift > tilt_allowance_mm(along) && drift > worst_drift) {
         worst_drift = drift;
         worst_dist = along;
       }
@@ -191,6 +330,25 @@ void assemble(SeriesRecord& rec, const std::vector<Header>& headers) {
           "over {:.2f} mm along the normal",
           std::atan2(worst_drift, std::abs(worst_dist)) * 180.0 / M_PI, worst_drift, worst_dist));
     }
+
+    // Orientation: the pipeline permutes axis-aligned grids into its canonical axial order
+    // (core/orientation.hpp); an oblique one would need interpolation, and `analyze` refuses
+    // it. The reader itself (convert, inspect) reads it on its own grid.
+    Geometry g;
+    for (int r = 0; r < 3; ++r) {
+      g.direction[static_cast<std::size_t>(3 * r + 0)] = rec.row[static_cast<std::size_t>(r)];
+      g.direction[static_cast<std::size_t>(3 * r + 1)] = rec.col[static_cast<std::size_t>(r)];
+      g.direction[static_cast<std::size_t>(3 * r + 2)] = rec.normal[static_cast<std::size_t>(r)];
+    }
+    const Orientation o = orientation_of(g);
+    info.orientation = o.describe();
+    if (!o.axis_aligned) {
+      info.warnings.push_back(fmt::format(
+          "{}: `lungvol analyze` refuses it (it analyzes series whose rows, columns and slice "
+          "normal lie along the patient axes, within {:.3f} degrees, and does not resample)",
+          info.orientation, std::asin(kTiltTolerance) * 180.0 / M_PI));
+    }
+    info.axial = o.axis_aligned && o.name == "axial";
 
     // Spacing from positions only.
     const std::size_t n = rec.slices.size();
@@ -220,6 +378,7 @@ void assemble(SeriesRecord& rec, const std::vector<Header>& headers) {
           h0.slice_thickness > 0 ? "SliceThickness" : "nothing (no SliceThickness; 1 mm assumed)"));
     }
   }
+  check_rescale(rec, headers, problems, info.warnings);
   rec.nonuniform_only = problems.empty() && !rec.nonuniform_problem.empty();
   if (!rec.nonuniform_problem.empty()) problems.push_back(rec.nonuniform_problem);
 
@@ -237,7 +396,7 @@ void assemble(SeriesRecord& rec, const std::vector<Header>& headers) {
   info.n_slices = rec.slices.size();
   info.spacing_mm = {h0.pixel_spacing[1], h0.pixel_spacing[0], rec.step};
   info.slice_thickness_mm = h0.slice_thickness;
-  info.axial = geometry_ok && std::abs(rec.normal[2]) > 0.8;
+  info.dicom = true;
   info.original = starts_with(upper(h0.image_type), "ORIGINAL");
   std::vector<std::string> syntaxes;
   info.files.clear();

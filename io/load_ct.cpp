@@ -3,6 +3,9 @@
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
+#include <functional>
+#include <map>
+#include <numeric>
 #include <set>
 
 #include <fmt/format.h>
@@ -10,6 +13,7 @@
 #include "core/error.hpp"
 #include "core/hash.hpp"
 #include "core/log.hpp"
+#include "core/orientation.hpp"
 #include "io/image_io.hpp"
 #include "io/series_internal.hpp"
 
@@ -30,7 +34,10 @@ LoadedCt load_image_file(const std::string& path) {
   out.series.rows = static_cast<int>(out.image.geom.size[1]);
   out.series.spacing_mm = out.image.geom.spacing;
   out.series.files = {path};
-  out.series.axial = std::abs(out.image.geom.direction[8]) > 0.8;
+  const Orientation o = orientation_of(out.image.geom);
+  out.series.axial = o.axis_aligned && o.name == "axial";
+  out.series.orientation = o.describe();
+  out.series.dicom = false;
   out.selection_reason = "image file";
   out.warnings.push_back("image file: voxel values taken as HU");
   return out;
@@ -96,7 +103,15 @@ LoadedCt load_ct(const std::string& path, const ReadOptions& options) {
   if (!chosen.usable()) {
     std::string msg = "series " + chosen.series_instance_uid + " ('" + chosen.description +
                       "') in '" + path + "' cannot be assembled safely: ";
-    for (std::size_t i = 0; i < chosen.problems.size(); ++i) msg += (i ? "; " : "") + chosen.problems[i];
+    // Every problem up to a handful; a file claiming 3000 frames at one position would
+    // otherwise make a message of 3000 lines.
+    constexpr std::size_t kShown = 6;
+    for (std::size_t i = 0; i < chosen.problems.size() && i < kShown; ++i) {
+      msg += (i ? "; " : "") + chosen.problems[i];
+    }
+    if (chosen.problems.size() > kShown) {
+      msg += fmt::format("; and {} more problem(s) (see lungvol inspect)", chosen.problems.size() - kShown);
+    }
     if (rec.nonuniform_only) msg += " (--resample-nonuniform resamples it to uniform spacing)";
     throw Error(ExitCode::kDicom, msg);
   }
@@ -137,26 +152,51 @@ LoadedCt load_ct(const std::string& path, const ReadOptions& options) {
     g.direction[3 * r + 1] = rec.col[r];
     g.direction[3 * r + 2] = rec.normal[r];
   }
-  CtImage image(g);
+  // Claimed sizes were checked against each file's pixel data during discovery; what is left
+  // is a series that is really this large.
+  CtImage image = [&] {
+    try {
+      return CtImage(g, CtImage::Uninitialised{});
+    } catch (const std::bad_alloc&) {
+      throw Error(ExitCode::kProcessing,
+                  fmt::format("series {} in '{}': {} x {} x {} voxels ({:.1f} GiB) do not fit in "
+                              "memory",
+                              chosen.series_instance_uid, path, g.size[0], g.size[1], g.size[2],
+                              double(g.voxel_count()) * 2.0 / double(1u << 30)));
+    }
+  }();
   const std::size_t slice = g.slice_voxels();
 
-  // One decode job per file; a multi-frame file fills all its slices at once.
+  // One decode job per file; a multi-frame file fills all its slices at once. Repeated
+  // instances (same SOPInstanceUID at the same position) are decoded into buffers of their own
+  // and compared with the slice they repeat.
   std::vector<std::size_t> job_header;
   std::vector<std::vector<std::int16_t*>> job_dst;
+  std::map<std::size_t, std::size_t> job_of;
+  auto job_for = [&](std::size_t header) {
+    auto [it, fresh] = job_of.insert({header, job_header.size()});
+    if (fresh) {
+      job_header.push_back(header);
+      job_dst.emplace_back(full.headers[header].frames.size(), nullptr);
+    }
+    return it->second;
+  };
   for (std::size_t k = 0; k < rec.slices.size(); ++k) {
     const auto& sl = rec.slices[k];
-    if (job_header.empty() || job_header.back() != sl.header) {
-      job_header.push_back(sl.header);
-      job_dst.emplace_back(full.headers[sl.header].frames.size(), nullptr);
-    }
-    job_dst.back().at(sl.frame) = image.data.data() + k * slice;
+    job_dst[job_for(sl.header)].at(sl.frame) = image.data.data() + k * slice;
   }
-  std::vector<std::int16_t> scratch;  // frames not in the volume (duplicates) land here
-  for (auto& dst : job_dst) {
-    for (auto*& p : dst) {
+  std::vector<std::vector<std::int16_t>> copies(rec.duplicates.size(),
+                                                std::vector<std::int16_t>(slice));
+  for (std::size_t d = 0; d < rec.duplicates.size(); ++d) {
+    const auto& copy = rec.duplicates[d].copy;
+    job_dst[job_for(copy.header)].at(copy.frame) = copies[d].data();
+  }
+  std::vector<std::vector<std::int16_t>> scratch(job_dst.size());  // frames used nowhere
+  for (std::size_t j = 0; j < job_dst.size(); ++j) {
+    for (auto*& p : job_dst[j]) {
       if (!p) {
-        scratch.resize(slice);
-        p = scratch.data();
+        scratch[j].resize(slice);
+        p = scratch[j].data();
       }
     }
   }
@@ -173,6 +213,29 @@ LoadedCt load_ct(const std::string& path, const ReadOptions& options) {
   }
   for (const auto& e : errors) {
     if (!e.empty()) throw Error(ExitCode::kDicom, e);
+  }
+  for (std::size_t d = 0; d < rec.duplicates.size(); ++d) {
+    const auto& dup = rec.duplicates[d];
+    const std::int16_t* kept = image.data.data() + dup.kept * slice;
+    const std::size_t differ = static_cast<std::size_t>(std::inner_product(
+        kept, kept + slice, copies[d].data(), std::size_t{0}, std::plus<>(),
+        [](std::int16_t a, std::int16_t b) { return std::size_t(a != b); }));
+    const std::string& kept_path = full.headers[rec.slices[dup.kept].header].path;
+    const std::string& copy_path = full.headers[dup.copy.header].path;
+    if (differ > 0) {
+      throw Error(ExitCode::kDicom,
+                  fmt::format("'{}' and '{}' hold the same SOPInstanceUID {} at position {:.3f} mm "
+                              "but different pixel data ({} of {} voxels differ): which one is "
+                              "genuine cannot be told; remove the wrong file",
+                              kept_path, copy_path, full.headers[dup.copy.header].sop_instance,
+                              dup.copy.s, differ, slice));
+    }
+    const std::string prefix = "'" + copy_path + "' repeats SOPInstanceUID";
+    out.warnings.erase(std::remove_if(out.warnings.begin(), out.warnings.end(),
+                                      [&](const std::string& w) { return w.rfind(prefix, 0) == 0; }),
+                       out.warnings.end());
+    out.warnings.push_back("'" + copy_path + "' is an identical copy of '" + kept_path +
+                           "' (same SOPInstanceUID, position and pixel data); not used");
   }
   std::size_t clamped = 0, padded = 0;
   std::set<std::string> notes;

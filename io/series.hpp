@@ -27,6 +27,8 @@ struct SeriesInfo {
   double slice_thickness_mm = 0;              // header value, informational only
   bool axial = false;
   bool original = false;  // ImageType ORIGINAL
+  bool dicom = false;     // read from DICOM (false for NIfTI / NRRD / MHA inputs)
+  std::string orientation;  // e.g. "axial (index axes L, P, S)", "coronal (...)", "oblique (...)"
   std::vector<std::string> problems;  // why it cannot be assembled safely (refused)
   std::vector<std::string> warnings;  // assembled, but something the reader should know
   std::vector<std::string> files;     // in geometric order
@@ -41,6 +43,20 @@ struct SkippedFile {
 struct Discovery {
   std::vector<SeriesInfo> series;  // CT volume candidates (possibly with problems)
   std::vector<SkippedFile> skipped;
+};
+
+// DCMTK's process-wide settings, once: its own log output off (lungvol's messages carry the
+// conditions), VR UN restored from the dictionary. Every entry point that parses DICOM calls
+// it; main() calls it first.
+void init_dcmtk();
+
+// While one exists, DCMTK stops parsing a file after its pixel data: whatever follows (a 200 MB
+// zero tail, trailing garbage) is never read. Hold one around loadFile calls of CT files.
+struct StopParsingAfterPixelData {
+  StopParsingAfterPixelData();
+  ~StopParsingAfterPixelData();
+  StopParsingAfterPixelData(const StopParsingAfterPixelData&) = delete;
+  StopParsingAfterPixelData& operator=(const StopParsingAfterPixelData&) = delete;
 };
 
 // Recursively finds DICOM files under `path` (a folder or one file), reading headers only.

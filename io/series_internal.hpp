@@ -16,8 +16,8 @@ constexpr double kPixelSpacingTol = 1e-3;  // mm
 constexpr double kDuplicateTol = 1e-3;     // mm along the normal: same position
 constexpr double kSpacingRelTol = 0.01;    // step deviation allowed, fraction of the step...
 constexpr double kSpacingAbsTol = 0.01;    // ...but at least this many mm
-constexpr double kShearRelTol = 1e-3;      // in-plane drift per mm along the normal (0.06 deg)
-constexpr double kShearAbsTol = 0.02;      // mm
+// Gantry tilt / shear and oblique orientations: core/orientation.hpp (kTiltTolerance), shared
+// with the SEG/SR writer.
 
 struct SliceRef {
   std::size_t header = 0;  // index into FullDiscovery::headers
@@ -33,6 +33,13 @@ struct SeriesRecord {
   double step = 1.0;  // slice spacing (median step when non-uniform)
   bool nonuniform_only = false;  // the only problem is uneven spacing: resampling can fix it
   std::string nonuniform_problem;
+  // The same instance (SOPInstanceUID and frame) stored again at the same position: decoded
+  // too, and the series is refused unless its pixels equal those of slices[kept].
+  struct Duplicate {
+    SliceRef copy;
+    std::size_t kept = 0;
+  };
+  std::vector<Duplicate> duplicates;
 };
 
 struct FullDiscovery {

@@ -228,16 +228,31 @@ Anatomy build_anatomy(const Geometry& geom, const PhantomOptions& o) {
   return a;
 }
 
+double cage_scale(const Anatomy& a, double z) {
+  double f = kMinCageScale;
+  for (const LungShape* l : {&a.right_lung, &a.left_lung}) {
+    const double t = std::clamp((z - l->shape.c.z) / l->shape.r.z, 0.0, 1.0);
+    f = std::max(f, std::pow(1.0 - t * t * t * t, 0.25));
+  }
+  return f;
+}
+
+Ellipse2 scaled(const Ellipse2& e, double f) { return {e.cx, e.cy, e.a * f, e.b * f}; }
+
 const LungShape& lung(const Anatomy& a, LungSide side) {
   return side == LungSide::kRight ? a.right_lung : a.left_lung;
 }
 
 std::uint8_t lung_side_at(const Anatomy& a, Vec3 p) {
-  if (!a.cavity.contains(p.x, p.y)) return 0;
+  if (!scaled(a.cavity, cage_scale(a, p.z)).contains(p.x, p.y)) return 0;
   const bool right = p.x < 0;
   const LungShape& l = right ? a.right_lung : a.left_lung;
   bool inside = false;
-  if (std::abs(p.x) >= a.mediastinum_half_width && l.contains(p)) inside = true;
+  // Behind the vertebral body's centre the lung fills the paravertebral gutter beside the
+  // vertebra, as far as the rib heads, instead of stopping at the mediastinal band.
+  const double medial = p.y > a.spine_y ? std::min(a.mediastinum_half_width, a.vertebra_r)
+                                        : a.mediastinum_half_width;
+  if (std::abs(p.x) >= medial && l.contains(p)) inside = true;
   if (!inside && a.touching && a.junction.contains(p)) inside = true;
   if (!inside) return 0;
   // Mediastinal organs and the spine (with a margin of pleura/adventitia) are never lung.
@@ -291,8 +306,9 @@ std::vector<PlacedLesion> place_lesions(const Anatomy& a, const PhantomOptions& 
     c.y = a.cavity.cy + v * a.cavity.b;
     c.z = l.shape.c.z + w * l.shape.r.z;
     if (spec.pleural) {
-      const double t = (c.y - a.cavity.cy) / a.cavity.b;
-      const double wall = a.cavity.a * std::sqrt(std::max(0.0, 1.0 - t * t));
+      const Ellipse2 cav = scaled(a.cavity, cage_scale(a, c.z));
+      const double t = std::clamp((c.y - cav.cy) / cav.b, -1.0, 1.0);
+      const double wall = cav.a * std::sqrt(std::max(0.0, 1.0 - t * t));
       c.x = l.side * (wall - u * r0.x);  // u: depth of the centre inside the wall
     } else {
       const double mid = 0.5 * (a.lung_box_medial + a.lung_box_lateral);

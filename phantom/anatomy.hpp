@@ -10,7 +10,12 @@
 
 namespace lungvol::phantom {
 
-// One lung: a half-ellipsoid above a domed diaphragm, clipped by the thoracic cavity.
+// One lung: a half-superellipsoid (x^4 + y^4 + z^4 <= 1 in its semi-axes) above a domed
+// diaphragm, clipped by the thoracic cavity. Its cross-section is squarish and keeps nearly its
+// full size up to the upper third before it rounds off into the apex, so that, as in a real
+// chest, the lung fills the cavity, its corners and the paravertebral gutter, and meets the
+// chest wall all round at every level below the apex. (An ellipsoid floated free of the
+// anterior and posterior wall above mid-height and left the gutters empty.)
 struct LungShape {
   Ellipsoid shape;  // centre z = base (deepest diaphragm point)
   double dome = 0;  // diaphragm dome height above the base at the shape's axis
@@ -20,7 +25,8 @@ struct LungShape {
     const double dx = (p.x - shape.c.x) / shape.r.x, dy = (p.y - shape.c.y) / shape.r.y;
     const double dz = (p.z - shape.c.z) / shape.r.z;
     const double r2 = dx * dx + dy * dy;
-    if (r2 + dz * dz > 1.0) return false;
+    const double dx2 = dx * dx, dy2 = dy * dy, dz2 = dz * dz;
+    if (dx2 * dx2 + dy2 * dy2 + dz2 * dz2 > 1.0) return false;
     return p.z >= shape.c.z + dome * std::max(0.0, 1.0 - r2);
   }
 };
@@ -58,6 +64,14 @@ struct Anatomy {
 };
 
 Anatomy build_anatomy(const Geometry& geom, const PhantomOptions& options);
+
+// The rib cage narrows towards the apices with the lungs, as the upper ribs do: at height z the
+// cavity and the rib ellipses are scaled about their centre by the larger of the two lungs'
+// cross-section scale there (never below kMinCageScale), so the lungs meet the chest wall all
+// the way up.
+inline constexpr double kMinCageScale = 0.45;
+double cage_scale(const Anatomy& a, double z);
+Ellipse2 scaled(const Ellipse2& e, double f);
 
 // Lung membership of a point ignoring airways: labels::kRightLung, kLeftLung or 0.
 std::uint8_t lung_side_at(const Anatomy& a, Vec3 p);

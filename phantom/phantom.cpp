@@ -55,11 +55,12 @@ void paint_skeleton(const Anatomy& a, CtImage& ct) {
   // Ribs: one horizontal arc pair per level; open at the front (cartilage near the sternum
   // and a gap at the midline) and at the back where the spine is.
   for (double zr = a.rib_z_lo + 0.5 * a.rib_period; zr <= a.rib_z_hi; zr += a.rib_period) {
-    const Ellipse2& ro = a.rib_outer;
+    const double f = cage_scale(a, zr);
+    const Ellipse2 ro = scaled(a.rib_outer, f), ri = scaled(a.rib_inner, f);
     const Box box{{-ro.a, ro.cy - ro.b, zr - 0.5 * a.rib_height},
                   {ro.a, ro.cy + ro.b, zr + 0.5 * a.rib_height}};
     for_each_voxel(g, box, [&](std::size_t n, Vec3 p) {
-      if (!ro.contains(p.x, p.y) || a.rib_inner.contains(p.x, p.y)) return;
+      if (!ro.contains(p.x, p.y) || ri.contains(p.x, p.y)) return;
       const bool anterior = p.y < ro.cy;
       if (anterior && std::abs(p.x) < 20 * s) return;
       if (!anterior && std::abs(p.x) < 10 * s) return;
@@ -342,8 +343,9 @@ json lesion_truth(const Anatomy& a, const PlacedLesion& l, const Geometry& g,
   const std::size_t wall = count_voxels(g, e.box(), [&](std::size_t n, Vec3 p) {
     if (!is_lung(lungs[n]) || !e.contains(p)) return false;
     const double dx = g.spacing[0], dy = g.spacing[1];
-    return !a.cavity.contains(p.x + dx, p.y) || !a.cavity.contains(p.x - dx, p.y) ||
-           !a.cavity.contains(p.x, p.y + dy) || !a.cavity.contains(p.x, p.y - dy);
+    const Ellipse2 cav = scaled(a.cavity, cage_scale(a, p.z));
+    return !cav.contains(p.x + dx, p.y) || !cav.contains(p.x - dx, p.y) ||
+           !cav.contains(p.x, p.y + dy) || !cav.contains(p.x, p.y - dy);
   });
   const LesionVolume ref = lesion_reference_volume(a, l);
   json j;

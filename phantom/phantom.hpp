@@ -14,7 +14,7 @@
 
 namespace lungvol::phantom {
 
-inline constexpr const char* kGeneratorVersion = "1";
+inline constexpr const char* kGeneratorVersion = "2";
 
 // Tissue values before noise (HU).
 namespace hu {

@@ -2,6 +2,8 @@
 
 #include <cmath>
 #include <exception>
+
+#include <fmt/format.h>
 #include <filesystem>
 #include <functional>
 
@@ -47,44 +49,96 @@ std::vector<RegionResult> measure_regions(std::vector<vol::RegionHistograms> his
 }
 
 namespace {
-bool is_lung(std::uint8_t v) { return v == labels::kRightLung || v == labels::kLeftLung; }
 
-// A given lesion mask as lungvol's lesion map. Binary masks are split by the protocol (voxels
-// outside the lesion band are not lesion); labelled ones are taken as they are. Either way
-// the lung voxels in the band outside the mask are "suppressed", so sweeps still work.
-seg::LesionSegmentation lesions_from_mask(const CtImage& ct, const LabelImage& lungs,
-                                          const GivenMask& mask, const LesionParams& p,
-                                          std::vector<std::string>& warnings) {
-  seg::LesionSegmentation out;
-  out.lesions = LabelImage(ct.geom, labels::kNoLesion);
-  out.suppressed = MaskImage(ct.geom, 0);
-  std::size_t outside = 0;
-  for (std::size_t n = 0; n < ct.size(); ++n) {
-    const std::uint8_t m = mask.labels[n];
-    if (m && !is_lung(lungs[n])) {
-      ++outside;
-      continue;
-    }
-    if (!is_lung(lungs[n])) continue;
-    const double hu = ct[n];
-    const bool in_band = hu >= p.low_hu() && hu < p.high_hu();
-    if (m && mask.labelled) {
-      out.lesions[n] = m;
-    } else if (m && in_band) {
-      out.lesions[n] = hu < p.split_hu() ? labels::kGroundGlass : labels::kSolid;
-    } else if (!m && in_band) {
-      out.suppressed[n] = 1;
-    }
+// Dense tissue next to the lungs that was left out of them, and tissue admitted away from the
+// chest wall as lesion-shaped blobs (segmentation/lungs.hpp), each as % of the lungs, with the
+// protocol's flag on either: both are where the lung mask may be wrong in a way that moves the
+// lesion proportion, and a reviewer sorts by them.
+struct DenseReview {
+  double left_out_ml = 0, left_out_pct = 0, blobs_pct = 0;
+  bool left_out_flag = false, blobs_flag = false;
+};
+
+DenseReview dense_review(const Analysis& a) {
+  DenseReview r;
+  const double lungs_ml = a.regions.empty() ? 0.0 : a.region("lungs").volumes.volume_ml;
+  r.left_out_ml = a.lungs.costal_left_out_ml + a.lungs.bays_left_out_ml;
+  if (lungs_ml > 0) {
+    r.left_out_pct = 100.0 * r.left_out_ml / lungs_ml;
+    r.blobs_pct = 100.0 * a.lungs.blobs_added_ml / lungs_ml;
   }
-  if (outside) {
-    warnings.push_back(std::to_string(outside) + " voxels of the lesions mask '" + mask.path +
-                       "' lie outside the lungs and were ignored");
+  r.left_out_flag = r.left_out_pct > a.protocol.lung.left_out_flag_pct;
+  r.blobs_flag = r.blobs_pct > a.protocol.lung.left_out_flag_pct;
+  return r;
+}
+
+std::vector<std::string> dense_warnings(const Analysis& a) {
+  if (a.given_lungs) return {};
+  const DenseReview r = dense_review(a);
+  std::vector<std::string> out;
+  if (r.left_out_flag) {
+    out.push_back(fmt::format(
+        "dense tissue left out of the lungs: {:.1f} mL ({:.2f} % of the lung volume, flag above "
+        "{:.2f} %): consolidation on the diaphragm or in a whole lobe may be missing; review the "
+        "coronal QC image",
+        r.left_out_ml, r.left_out_pct, a.protocol.lung.left_out_flag_pct));
+  }
+  if (r.blobs_flag) {
+    out.push_back(fmt::format(
+        "dense tissue admitted away from the chest wall: {:.1f} mL ({:.2f} % of the lung volume, "
+        "flag above {:.2f} %): a paracardiac or basal consolidation, or the heart's border in a "
+        "small chest; review the axial QC images",
+        a.lungs.blobs_added_ml, r.blobs_pct, a.protocol.lung.left_out_flag_pct));
   }
   return out;
 }
+
+nlohmann::json dense_json(const Analysis& a) {
+  if (a.given_lungs) return nullptr;
+  const DenseReview r = dense_review(a);
+  return {{"added_ml", a.lungs.dense_added_ml},
+          {"costal_added_ml", a.lungs.costal_added_ml},
+          {"blobs_added_ml", a.lungs.blobs_added_ml},
+          {"blobs_added_pct", r.blobs_pct},
+          {"left_out_ml", r.left_out_ml},
+          {"left_out_pct", r.left_out_pct},
+          {"costal_left_out_ml", a.lungs.costal_left_out_ml},
+          {"bays_left_out_ml", a.lungs.bays_left_out_ml},
+          {"flag_threshold_pct", a.protocol.lung.left_out_flag_pct},
+          {"left_out_flagged", r.left_out_flag},
+          {"blobs_flagged", r.blobs_flag},
+          {"flagged", r.left_out_flag || r.blobs_flag}};
+}
+
 }  // namespace
 
+void canonicalize_input(Analysis& a) {
+  if (a.canonical) return;
+  const Geometry& g = a.input.image.geom;
+  const Orientation o = orientation_of(g);
+  if (!o.axis_aligned) {
+    throw Error(ExitCode::kDicom,
+                "'" + a.input.source_path + "': the image grid is " + o.describe() +
+                    "; lungvol analyzes grids whose axes lie along the patient axes (within " +
+                    fmt::format("{:.3f}", std::asin(kTiltTolerance) * 180.0 / M_PI) +
+                    " degrees) and does not resample oblique ones");
+  }
+  a.original_geometry = g;
+  a.orientation = o;
+  if (!o.map.identity()) {
+    log::info("input is {}: analyzed on the canonical axial grid (axes permuted, no interpolation)",
+              o.describe());
+    a.input.image = to_canonical(a.input.image, o.map);
+    // Masks given on the original grid (analyze() loads them onto the canonical one itself).
+    for (auto* m : {&a.given_lungs, &a.given_lesions}) {
+      if (*m && (*m)->labels.geom.same_grid(g)) (*m)->labels = to_canonical((*m)->labels, o.map);
+    }
+  }
+  a.canonical = true;
+}
+
 void segment_and_measure(Analysis& a) {
+  canonicalize_input(a);
   CtImage& ct = a.input.image;
   Stopwatch sw;
   if (a.given_lungs) {
@@ -98,6 +152,12 @@ void segment_and_measure(Analysis& a) {
   }
   a.timings.lungs_s = sw.lap();
   throw_if_interrupted();
+  // Lungs cut by the volume's boundary: the numbers then describe part of the lungs only.
+  a.coverage = vol::measure_coverage(a.lungs.lungs);
+  if (const std::string w = a.coverage.warning(); !w.empty()) {
+    a.warnings.push_back(w);
+    log::warn("{}", w);
+  }
   // The air check needs the trachea; segmenting before a correction is safe because the lung
   // threshold (-500 HU) is far from air.
   const dens::CalibrationParams cal = dens::calibration_params(a.protocol.air_check);
@@ -113,8 +173,9 @@ void segment_and_measure(Analysis& a) {
   }
   const bool labelled_lesions = a.given_lesions && a.given_lesions->labelled;
   if (a.given_lesions) {
-    a.lesions = lesions_from_mask(ct, a.lungs.lungs, *a.given_lesions, a.protocol.lesion,
-                                  a.warnings);
+    a.lesions_mask_use.emplace();
+    a.lesions = lesions_from_given_mask(ct, a.lungs.lungs, *a.given_lesions, a.protocol.lesion,
+                                        *a.lesions_mask_use, a.warnings);
   } else {
     a.lesions = seg::segment_lesions(ct, a.lungs.lungs, a.protocol.lesion);
   }
@@ -122,9 +183,18 @@ void segment_and_measure(Analysis& a) {
   throw_if_interrupted();
   auto hist = vol::build_region_histograms(ct, a.lungs.lungs, a.lesions.suppressed,
                                            labelled_lesions ? &a.lesions.lesions : nullptr);
+  if (a.sides_unknown()) {
+    // A one-region lungs mask: its side is unknown, so right, left and their zones stay empty.
+    for (auto& h : hist) {
+      if (h.name.rfind("right", 0) == 0 || h.name.rfind("left", 0) == 0) {
+        h = vol::RegionHistograms{h.name, {}, {}, h.lesion_labels_given, {}, {}};
+      }
+    }
+  }
   a.regions = measure_regions(std::move(hist), a.protocol, ct.geom.voxel_volume_ml());
   a.timings.measure_s = sw.lap();
   for (const auto& w : a.lungs.warnings) a.warnings.push_back(w);
+  for (const auto& w : dense_warnings(a)) a.warnings.push_back(w);
 }
 
 bool output_file_is_replaceable(const std::string& name) {
@@ -186,17 +256,27 @@ Analysis analyze_into(const AnalyzeOptions& options, StagedDirectory* out) {
   Stopwatch sw;
   a.input = io::load_ct(options.input, options.read);
   check_uids(a);
+  canonicalize_input(a);
   a.calibrate_air = options.calibrate_air;
   if (!options.lungs_mask.empty()) {
-    a.given_lungs = load_lungs_mask(options.lungs_mask, a.input.image.geom, a.protocol.lung.min_lung_ml);
+    a.given_lungs = load_lungs_mask(options.lungs_mask, a.original_geometry,
+                                    a.protocol.lung.min_lung_ml, a.orientation.map);
     for (const auto& w : a.given_lungs->warnings) a.input.warnings.push_back(w);
   }
   if (!options.lesions_mask.empty()) {
     if (!a.given_lungs) {
-      throw Error(ExitCode::kUsage, "--lesions-mask needs --lungs-mask: lesions are measured "
-                                    "inside lungs that a reviewer has seen");
+      throw Error(
+          ExitCode::kUsage,
+          "--lesions-mask needs --lungs-mask: a given lesions mask is measured inside the lungs "
+          "it was drawn in, and the lesion proportion's denominator is that lung volume. With "
+          "lungs segmented automatically, lesion voxels the segmentation left out (dense "
+          "consolidation along the chest wall, what reviewers correct most) would be dropped "
+          "unseen. Give the lungs mask the lesions were drawn with; to keep lungvol's lungs, "
+          "give its own: run 'lungvol analyze PATH -o OUT' once, then add --lungs-mask "
+          "OUT/lungs.nii.gz (or OUT/seg.dcm)");
     }
-    a.given_lesions = load_lesions_mask(options.lesions_mask, a.input.image.geom);
+    a.given_lesions =
+        load_lesions_mask(options.lesions_mask, a.original_geometry, a.orientation.map);
     for (const auto& w : a.given_lesions->warnings) a.input.warnings.push_back(w);
   }
   a.timings.read_s = sw.lap();
@@ -262,11 +342,29 @@ nlohmann::json mask_json(const std::optional<GivenMask>& m) {
   return {{"path", m->path}, {"sha256", m->sha256}, {"labelled", m->labelled}};
 }
 
+nlohmann::json lesions_mask_json(const Analysis& a) {
+  nlohmann::json j = mask_json(a.given_lesions);
+  if (!a.given_lesions || !a.lesions_mask_use) return j;
+  const LesionsMaskUse& u = *a.lesions_mask_use;
+  j["use"] = {{"painted_ml", u.painted_ml},
+              {"counted_ml", u.counted_ml},
+              {"outside_lungs_ml", u.outside_lungs_ml},
+              {"below_band_ml", u.below_band_ml},
+              {"above_band_ml", u.above_band_ml},
+              {"ggo_below_band_ml", u.ggo_below_band_ml},
+              {"ggo_solid_range_ml", u.ggo_solid_range_ml},
+              {"solid_below_band_ml", u.solid_below_band_ml},
+              {"solid_ggo_range_ml", u.solid_ggo_range_ml},
+              {"labelled_above_band_ml", u.labelled_above_band_ml}};
+  return j;
+}
+
 nlohmann::json stats_json(const dens::RegionStats& s) {
   const auto or_null = [&](double v) { return s.n ? nlohmann::json(v) : nlohmann::json(nullptr); };
   return {{"mean_hu", or_null(s.mean_hu)}, {"sd_hu", or_null(s.sd_hu)},
           {"median_hu", or_null(s.median_hu)}, {"n", s.n}, {"found", s.found}};
 }
+
 
 nlohmann::json calibration_json(const Analysis& a) {
   const dens::CalibrationParams p = dens::calibration_params(a.protocol.air_check);
@@ -278,6 +376,10 @@ nlohmann::json calibration_json(const Analysis& a) {
           {"trachea_range_hu", {p.trachea_lo_hu, p.trachea_hi_hu}},
           {"ranges_source", a.protocol.air_check.source},
           {"body_margin_mm", p.body_margin_mm},
+          {"outside_air_padding",
+           {{"values_hu", a.calibration.padding_values_hu},
+            {"voxels", a.calibration.padding_voxels}}},
+          {"trachea_slices", a.calibration.trachea_slices},
           {"flags", a.calibration.flags},
           {"checked", a.calibration.checked},
           {"within_tolerance", a.calibration.within_tolerance},
@@ -290,11 +392,29 @@ nlohmann::json calibration_json(const Analysis& a) {
             {"intercept_hu", c.intercept_hu},
             {"reason", c.reason}}}};
 }
+
+nlohmann::json coverage_side_json(const vol::CoverageSide& c) {
+  nlohmann::json faces = nlohmann::json::object();
+  for (std::size_t f = 0; f < 6; ++f) faces[vol::volume_face_names()[f]] = c.boundary_mm2[f];
+  return {{"cut_by", c.cut_by()},
+          {"boundary_fraction", c.boundary_fraction()},
+          {"surface_mm2", c.surface_mm2},
+          {"boundary_mm2", faces}};
+}
+
+nlohmann::json coverage_json(const vol::Coverage& c) {
+  nlohmann::json j = coverage_side_json(c.lungs);
+  j["complete"] = c.complete();
+  j["right"] = coverage_side_json(c.right);
+  j["left"] = coverage_side_json(c.left);
+  return j;
+}
 }  // namespace
 
 nlohmann::json metrics_json(const Analysis& a) {
   const auto& in = a.input;
-  const auto& g = in.image.geom;
+  // Size and spacing of the input as stored (the series' own axis order).
+  const auto& g = a.canonical ? a.original_geometry : in.image.geom;
   nlohmann::json regions = nlohmann::json::object();
   for (const auto& r : a.regions) regions[r.name] = region_json(r);
   const auto& s = in.series;
@@ -314,6 +434,8 @@ nlohmann::json metrics_json(const Analysis& a) {
         {"n_slices", g.size[2]},
         {"size", {g.size[0], g.size[1], g.size[2]}},
         {"spacing_mm", {g.spacing[0], g.spacing[1], g.spacing[2]}},
+        {"orientation", a.canonical ? a.orientation.describe() : in.series.orientation},
+        {"reoriented", a.canonical && !a.orientation.map.identity()},
         {"sha256", in.sha256},
         {"selection_reason", in.selection_reason},
         {"warnings", a.warnings}}},
@@ -329,11 +451,14 @@ nlohmann::json metrics_json(const Analysis& a) {
        {{"lungs", a.given_lungs ? "given" : "computed"},
         {"lesions", a.given_lesions ? "given" : "computed"},
         {"lungs_mask", mask_json(a.given_lungs)},
-        {"lesions_mask", mask_json(a.given_lesions)},
+        {"lesions_mask", lesions_mask_json(a)},
+        {"lung_sides", a.sides_unknown() ? "unknown" : "right_left"},
         {"airway_ml", a.lungs.airway_ml},
         {"dense_added_ml", a.lungs.dense_added_ml},
+        {"dense", dense_json(a)},
         {"lungs_touching", a.lungs.lungs_touching}}},
       {"calibration", calibration_json(a)},
+      {"coverage", coverage_json(a.coverage)},
       {"regions", regions},
       {"timing_s",
        {{"read", a.timings.read_s},
@@ -350,8 +475,13 @@ nlohmann::json metrics_json(const Analysis& a) {
 
 namespace {
 // SEG and SR need the source instances; for other inputs they are skipped with a warning.
-void write_dicom_outputs(Analysis& a, const std::string& dir) {
-  const Geometry& g = a.input.image.geom;
+// `g`, `lungs`, `lesions`: the series' own grid and the label maps on it.
+void write_dicom_outputs(Analysis& a, const Geometry& g, const LabelImage& lungs,
+                         const LabelImage& lesions, const std::string& dir) {
+  if (a.sides_unknown()) return;  // warned when the mask was read: a SEG lung is right or left
+  // An image file (NIfTI, NRRD, MHA) has no instances to reference: no SEG/SR is made, and no
+  // attempt to read it as DICOM (which only produced DCMTK errors and a misleading warning).
+  if (!a.input.series.dicom) return;
   if (!dicomout::has_dicom_source(a.input.series, g)) {
     a.warnings.push_back("DICOM SEG/SR not written: the input is not an unresampled DICOM series");
     return;
@@ -363,7 +493,7 @@ void write_dicom_outputs(Analysis& a, const std::string& dir) {
     dicomout::SegOptions seg_options;
     seg_options.source_slices = &src;
     const dicomout::SegWriteResult seg = dicomout::write_dicom_seg(
-        g, a.lungs.lungs, a.lesions.lesions, a.input.series, dir + "/seg.dcm", seg_options);
+        g, lungs, lesions, a.input.series, dir + "/seg.dcm", seg_options);
     std::vector<dicomout::SrRegion> regions;
     for (const auto& r : a.regions) regions.push_back({r.name, r.volumes, r.density});
     dicomout::SrOptions so;
@@ -389,6 +519,18 @@ void write_outputs(Analysis& a, const AnalyzeOptions& options) {
   Stopwatch sw;
   const std::string& dir = options.outdir;
   ensure_directory(dir);
+  // Label maps and DICOM objects go out on the series' own grid: a reformat's label map
+  // overlays its own slices, and its SEG references them. QC images and meshes are anatomical
+  // views and physical surfaces: the same from either grid.
+  const bool reoriented = a.canonical && !a.orientation.map.identity();
+  const Geometry& out_geom = a.canonical ? a.original_geometry : a.input.image.geom;
+  LabelImage lungs_out, lesions_out;
+  if (reoriented) {
+    lungs_out = to_original(a.lungs.lungs, a.orientation.map, out_geom);
+    lesions_out = to_original(a.lesions.lesions, a.orientation.map, out_geom);
+  }
+  const LabelImage& lungs = reoriented ? lungs_out : a.lungs.lungs;
+  const LabelImage& lesions = reoriented ? lesions_out : a.lesions.lesions;
   // The writers are independent and mostly compression: run them side by side. An error in
   // one is rethrown after all have finished, so no writer is left half-way.
   std::exception_ptr failure;
@@ -413,7 +555,7 @@ void write_outputs(Analysis& a, const AnalyzeOptions& options) {
     });
 #pragma omp section
     guarded([&] {
-      if (options.write_dicom) write_dicom_outputs(a, dir);
+      if (options.write_dicom) write_dicom_outputs(a, out_geom, lungs, lesions, dir);
     });
 #pragma omp section
     guarded([&] {
@@ -423,12 +565,12 @@ void write_outputs(Analysis& a, const AnalyzeOptions& options) {
     });
 #pragma omp section
     guarded([&] {
-      if (options.write_label_maps) io::write_label_image(a.lungs.lungs, dir + "/lungs.nii.gz");
+      if (options.write_label_maps) io::write_label_image(lungs, dir + "/lungs.nii.gz");
     });
 #pragma omp section
     guarded([&] {
       if (options.write_label_maps) {
-        io::write_label_image(a.lesions.lesions, dir + "/lesions.nii.gz");
+        io::write_label_image(lesions, dir + "/lesions.nii.gz");
       }
     });
   }

@@ -7,6 +7,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "core/orientation.hpp"
 #include "core/protocol.hpp"
 #include "densitometry/calibration.hpp"
 #include "densitometry/density.hpp"
@@ -15,6 +16,7 @@
 #include "pipeline/given_masks.hpp"
 #include "segmentation/lesions.hpp"
 #include "segmentation/lungs.hpp"
+#include "volumetry/coverage.hpp"
 #include "volumetry/volumes.hpp"
 
 namespace lungvol::pipeline {
@@ -31,7 +33,15 @@ struct Timings {
 };
 
 struct Analysis {
+  // The input, on the canonical axial grid once canonicalize_input() has run (analyze() and
+  // segment_and_measure() call it): index axes right->left, anterior->posterior, feet->head.
   io::LoadedCt input;
+  // The input's own grid as read (the series' slice order). Label maps, DICOM SEG/SR and the
+  // recorded size / spacing use it; the analysis runs on the canonical grid.
+  Geometry original_geometry;
+  Orientation orientation;  // of original_geometry; orientation.map leads to the canonical grid
+  bool canonical = false;   // input (and given masks) are on the canonical grid
+  vol::Coverage coverage;   // lungs cut by the volume's boundary (volumetry/coverage.hpp)
   Protocol protocol;
   seg::LungSegmentation lungs;
   seg::LesionSegmentation lesions;
@@ -39,6 +49,9 @@ struct Analysis {
   bool calibrate_air = false;         // --calibrate air: correct HU before measuring
   std::optional<GivenMask> given_lungs;    // used instead of segmenting the lungs
   std::optional<GivenMask> given_lesions;  // used instead of segmenting the lesions
+  std::optional<LesionsMaskUse> lesions_mask_use;  // what became of the given lesions mask
+  // A one-region lungs mask: right / left unknown (measured as lungs only).
+  bool sides_unknown() const { return given_lungs && given_lungs->one_region; }
   dens::CalibrationCheck calibration;
   dens::AirCorrection air_correction;
   Timings timings;
@@ -49,6 +62,10 @@ struct Analysis {
   const RegionResult& region(const std::string& name) const;
 };
 
+// Brings a.input.image (and given masks) from their own axis order to the canonical axial grid by
+// a permutation and flips of the axes (no interpolation), keeping the original geometry for
+// the outputs. An oblique grid is refused (Error kDicom naming its orientation). Idempotent.
+void canonicalize_input(Analysis& a);
 // Segments and measures an image already in memory (fills lungs, lesions, regions, timings).
 void segment_and_measure(Analysis& a);
 // Measures from histograms only (threshold sweeps, re-measurement with another protocol).

@@ -7,6 +7,7 @@ PACKAGES=(
   libinsighttoolkit5-dev libdcmtk-dev libgdcm-dev
   libcli11-dev libtomlplusplus-dev nlohmann-json3-dev libspdlog-dev libfmt-dev
   libsqlite3-dev sqlite3 libboost-math-dev zlib1g-dev libssl-dev
+  r-mathlib
   libgtest-dev libgmock-dev libbenchmark-dev
   dcm2niix dicom3tools python3
   libxlsxwriter-dev python3-openpyxl libpng-dev time

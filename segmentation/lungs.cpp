@@ -4,7 +4,9 @@
 #include <functional>
 #include <array>
 #include <cmath>
+#include <cstdlib>
 #include <deque>
+#include <limits>
 
 #include "core/error.hpp"
 #include "core/labels.hpp"
@@ -12,6 +14,7 @@
 #include "core/timer.hpp"
 #include "segmentation/airway.hpp"
 #include "segmentation/components.hpp"
+#include "segmentation/costal.hpp"
 #include "segmentation/morphology.hpp"
 
 namespace lungvol::seg {
@@ -165,57 +168,54 @@ bool split_touching_lungs(const MaskImage& mask, Image<std::uint32_t>& out_label
 
 // Axial hole filling that leaves the diaphragm dome out: near the lung base the liver or spleen
 // dome is a soft-tissue island enclosed by lung in axial slices. Holes up to kSmallHoleMm2 per
-// slice (vessels, small lesions) are always filled; a larger hole is filled only when, seen
-// from below, it rests on lung rather than on abdominal tissue.
+// slice (vessels, small lesions) are always filled; a larger hole only when it lies above the
+// lung's own base (drop_regions_below_floor).
 constexpr double kSmallHoleMm2 = 400;
 
-// Removes from `region` its 3-D components that, seen from below, rest more on non-lung tissue
-// than on lung (the diaphragm dome and the abdomen below it), keeping small ones (at most
-// `keep_area_mm2` in every slice) whatever they rest on.
-void drop_regions_on_tissue(MaskImage& region, const MaskImage& lung, const LabelImage& labels,
-                            int superior, double keep_area_mm2 = 0,
-                            const std::function<bool(std::size_t)>& is_wall = {}) {
+// Removes from `region` its 3-D components that lie mostly below the diaphragm limit `floor`
+// (per column of the grid, the lowest height - k times the superior step - the lung may have
+// there), keeping small ones (at most `keep_area_mm2` in every slice) wherever they lie. Near
+// the lung base the liver or spleen dome pokes up into the lung and is enclosed by it in axial
+// slices; in its columns the lung lies only above it. A lesion enclosed by lung has lung below
+// it in its columns.
+std::size_t drop_regions_below_floor(MaskImage& region, const std::vector<std::int32_t>& floor,
+                                     int superior, double keep_area_mm2 = 0) {
   const Geometry& g = region.geom;
   const std::size_t sxy = g.slice_voxels();
   const Components c = label_components(region);
   const std::size_t nc = c.sizes.size();
-  if (nc <= 1) return;
-  std::vector<std::uint64_t> max_area(nc, 0), area(nc, 0), on_tissue(nc, 0), on_lung(nc, 0);
+  if (nc <= 1) return 0;
+  std::vector<std::uint64_t> max_area(nc, 0), area(nc, 0), below(nc, 0);
   for (std::size_t k = 0; k < g.size[2]; ++k) {
     std::fill(area.begin(), area.end(), 0);
-    const std::ptrdiff_t below = std::ptrdiff_t(k) - superior;
+    const std::int32_t h = std::int32_t(k) * superior;
     for (std::size_t p = 0; p < sxy; ++p) {
-      const std::size_t n = k * sxy + p;
-      const auto id = c.labels[n];
+      const auto id = c.labels[k * sxy + p];
       if (!id) continue;
       ++area[id];
-      if (below < 0 || below >= std::ptrdiff_t(g.size[2])) continue;
-      const std::size_t b = std::size_t(below) * sxy + p;
-      if (c.labels[b] == id) continue;
-      if (lung[b]) {
-        ++on_lung[id];
-      } else if (labels[b] == labels::kBackground && !(is_wall && is_wall(b))) {
-        ++on_tissue[id];
-      }
+      if (h < floor[p]) ++below[id];
     }
     for (std::size_t id = 1; id < nc; ++id) max_area[id] = std::max(max_area[id], area[id]);
   }
   const double pixel_mm2 = g.spacing[0] * g.spacing[1];
   std::vector<std::uint8_t> keep(nc, 0);
   for (std::size_t id = 1; id < nc; ++id) {
-    keep[id] = double(max_area[id]) * pixel_mm2 <= keep_area_mm2 || on_lung[id] >= on_tissue[id];
+    keep[id] = double(max_area[id]) * pixel_mm2 <= keep_area_mm2 || 2 * below[id] < c.sizes[id];
   }
+  std::size_t dropped = 0;
+  for (std::size_t id = 1; id < nc; ++id) dropped += keep[id] ? 0 : c.sizes[id];
   for_each_voxel(region.size(), [&](std::size_t n) {
     if (c.labels[n] && !keep[c.labels[n]]) region[n] = 0;
   });
+  return dropped;
 }
 
-void fill_lung_holes(MaskImage& lung, const LabelImage& labels, int superior) {
+void fill_lung_holes(MaskImage& lung, const std::vector<std::int32_t>& floor, int superior) {
   MaskImage holes = lung;
   fill_holes_2d(holes);
   for_each_voxel(lung.size(), [&](std::size_t n) { holes[n] = holes[n] && !lung[n]; });
   if (count_nonzero(holes) == 0) return;
-  drop_regions_on_tissue(holes, lung, labels, superior, kSmallHoleMm2);
+  drop_regions_below_floor(holes, floor, superior, kSmallHoleMm2);
   for_each_voxel(lung.size(), [&](std::size_t n) {
     if (holes[n]) lung[n] = 1;
   });
@@ -706,13 +706,61 @@ struct GrownLung {
   Box box;
   MaskImage mask;
   std::size_t added = 0;
+  double costal_added_ml = 0;
+  double costal_left_out_ml = 0;
+  double bays_left_out_ml = 0;
+  double blobs_added_ml = 0;
 };
+
+// One lung's diaphragm limits (full grid columns): its own aerated base, and the lower of that
+// and the other lung's mirrored base (see diaphragm_floors). Holes (tissue enclosed by lung in
+// an axial slice) must lie above the lung's own base: the dome of the liver or spleen and the
+// colon's splenic flexure poke up into the base and are enclosed by lung, with no lung below
+// them. Bays and the costal completion may reach the mirrored base: a consolidation that fills a
+// lung's base lifts its own aerated base with it.
+struct LungFloors {
+  const std::vector<std::int32_t>& own;
+  const std::vector<std::int32_t>& mirrored;
+};
+
+// The costal completion needs the ribs within the box even where a consolidation has pushed the
+// aerated lung far from them; 40 mm covers the pleural gap and a rib's width beyond the lung's
+// bounding box (which still reaches the wall above and below a lesion).
+constexpr double kDenseBoxMarginMm = 40.0;
+constexpr double kBlobMm = 6.0;
+constexpr double kBlobVoxels = 3.0;
+constexpr double kTubeElongation = 3.0;
+
+// Eigenvalues, largest first, of the symmetric 3x3 matrix [[a, d, e], [d, b, f], [e, f, c]]
+// (closed form, trigonometric).
+std::array<double, 3> symmetric_eigenvalues(double a, double b, double c, double d, double e,
+                                            double f) {
+  const double p1 = d * d + e * e + f * f;
+  if (p1 <= 1e-12 * (a * a + b * b + c * c + 1e-30)) {
+    std::array<double, 3> v{a, b, c};
+    std::sort(v.begin(), v.end(), std::greater<>());
+    return v;
+  }
+  const double q = (a + b + c) / 3.0;
+  const double p2 = (a - q) * (a - q) + (b - q) * (b - q) + (c - q) * (c - q) + 2.0 * p1;
+  const double p = std::sqrt(p2 / 6.0);
+  const double b11 = (a - q) / p, b22 = (b - q) / p, b33 = (c - q) / p;
+  const double b12 = d / p, b13 = e / p, b23 = f / p;
+  const double r = 0.5 * (b11 * (b22 * b33 - b23 * b23) - b12 * (b12 * b33 - b23 * b13) +
+                          b13 * (b12 * b23 - b22 * b13));
+  const double phi = r <= -1 ? M_PI / 3 : r >= 1 ? 0.0 : std::acos(r) / 3.0;
+  const double e1 = q + 2 * p * std::cos(phi);
+  const double e3 = q + 2 * p * std::cos(phi + 2 * M_PI / 3);
+  return {e1, 3 * q - e1 - e3, e3};
+}
 
 GrownLung include_dense_tissue(const CtImage& ct, const LabelImage& labels, std::uint8_t lung,
                                const MaskImage& outside, const BayGates& gates,
-                               const SkinDepth& skin, bool medial_plus_i, const LungParams& p) {
+                               const SkinDepth& skin, bool medial_plus_i, double midline_x,
+                               const LungFloors& floors, const LungParams& p) {
   GrownLung result;
-  const Box box = bounding_box(labels, lung, p.closing_radius_mm + 2.0);
+  const Box box =
+      bounding_box(labels, lung, std::max(p.closing_radius_mm + 2.0, kDenseBoxMarginMm));
   result.box = box;
   if (box.empty()) return result;
   Stopwatch dsw;
@@ -720,8 +768,45 @@ GrownLung include_dense_tissue(const CtImage& ct, const LabelImage& labels, std:
   MaskImage grown(sub.geom, 0);
   for_each_voxel(grown.size(), [&](std::size_t n) { grown[n] = sub[n] == lung; });
   const int superior = superior_step(sub.geom);
-  fill_lung_holes(grown, sub, superior);
+  // The diaphragm limits in the box's own heights (k of the box times the superior step).
+  const auto box_floor = [&](const std::vector<std::int32_t>& full_floor) {
+    const Geometry& sg = sub.geom;
+    const std::size_t NX = labels.geom.size[0];
+    std::vector<std::int32_t> f(sg.size[0] * sg.size[1]);
+    const std::int32_t shift = std::int32_t(box.lo[2]) * superior;
+    for (std::size_t j = 0; j < sg.size[1]; ++j) {
+      for (std::size_t i = 0; i < sg.size[0]; ++i) {
+        const std::int32_t v = full_floor[(box.lo[1] + j) * NX + box.lo[0] + i];
+        f[j * sg.size[0] + i] = v == std::numeric_limits<std::int32_t>::max() ? v : v - shift;
+      }
+    }
+    return f;
+  };
+  const std::vector<std::int32_t> own_floor = box_floor(floors.own);
+  const std::vector<std::int32_t> mirrored_floor = box_floor(floors.mirrored);
+  fill_lung_holes(grown, own_floor, superior);
   log::debug("dense: crop+holes {:.2f}", dsw.lap());
+  {
+    const std::vector<std::int32_t>& floor = mirrored_floor;
+    const Geometry& sg = sub.geom;
+    CostalInput ci;
+    ci.ct = &ct;
+    ci.labels = &labels;
+    ci.outside = &outside;
+    ci.box = box;
+    ci.lung = &grown;
+    ci.side = lung;
+    ci.midline_x = midline_x;
+    ci.floor = &floor;
+    ci.superior = superior;
+    const CostalResult costal = costal_completion(ci, p);
+    for_each_voxel(grown.size(), [&](std::size_t n) {
+      if (costal.fill[n]) grown[n] = 1;
+    });
+    result.costal_left_out_ml = costal.left_out_ml;
+    result.costal_added_ml = double(count_nonzero(costal.fill)) * sg.voxel_volume_ml();
+    log::debug("dense: costal {:.2f}", dsw.lap());
+  }
   if (p.closing_radius_mm > 0) {
     std::array<std::size_t, 3> f{1, 1, 1};
     for (int a = 0; a < 3; ++a) {
@@ -736,6 +821,7 @@ GrownLung include_dense_tissue(const CtImage& ct, const LabelImage& labels, std:
     const Geometry& g = sub.geom;
     const Geometry& cg = bay.geom;
     MaskImage admit(g, 0);
+    MaskImage far(g, 0);  // bay tissue away from the chest wall: mediastinal and basal bays
     std::vector<SliceExtent> extents(g.size[2]);
     std::vector<SliceExtent> admitted(g.size[2]);  // bounding rectangle of each slice's admitted
     std::size_t n_bay = 0, n_tissue = 0, n_hilum = 0, n_gates = 0;
@@ -752,11 +838,18 @@ GrownLung include_dense_tissue(const CtImage& ct, const LabelImage& labels, std:
           if (grown[n] || !bay[cg.index(i / f[0], j / f[1], k / f[2])]) continue;
           ++n_bay;
           const std::size_t full = ct.geom.index(box.lo[0] + i, box.lo[1] + j, box.lo[2] + k);
-          if (ct[full] >= p.fill_max_hu || outside[full]) continue;
+          if (ct[full] >= p.fill_max_hu || outside[full] || p.fat_hu.contains(ct[full])) continue;
           ++n_tissue;
+          const bool near_wall =
+              gates.passes(box.lo[0] + i, box.lo[1] + j, box.lo[2] + k, p.chest_wall_mm);
+          if (!near_wall) {
+            if (gates.passes(box.lo[0] + i, box.lo[1] + j, box.lo[2] + k, 1e9)) {
+              far[n] = 1;
+            }
+            continue;
+          }
           if (e.in_hilum(i, j, medial_plus_i)) continue;
           ++n_hilum;
-          if (!gates.passes(box.lo[0] + i, box.lo[1] + j, box.lo[2] + k, p.chest_wall_mm)) continue;
           ++n_gates;
           admit[n] = 1;
           if (r.empty) {
@@ -773,16 +866,73 @@ GrownLung include_dense_tissue(const CtImage& ct, const LabelImage& labels, std:
     // Where a pleural lesion goes missing, these counts say which gate stopped it.
     log::debug("dense: admit {:.2f}; bay voxels {}, of them tissue {}, outside the hilum {}, "
                "near bone {}", dsw.lap(), n_bay, n_tissue, n_hilum, n_gates);
-    // Resting on chest wall is what a pleural lesion does: only tissue farther from bone than
-    // the closing may admit (the abdomen under the dome) counts against a region here. On
-    // thin slices a pleural lesion's underside meets the wall (and the un-admitted lens next
-    // to it) more than lung, and was dropped as a dome (0.7 mm phantom: all of it).
-    const std::size_t sxy = g.slice_voxels();
-    const auto near_rib = [&](std::size_t b) {
-      const std::size_t k = b / sxy, j = (b % sxy) / g.size[0], i = b % g.size[0];
-      return gates.near_bone(box.lo[0] + i, box.lo[1] + j, box.lo[2] + k, p.chest_wall_mm);
-    };
-    drop_regions_on_tissue(admit, grown, sub, superior, 0, near_rib);
+    // Away from the chest wall a bay the rolling ball cannot enter is either a lesion against
+    // the heart, the mediastinum or the diaphragm, or the gaps between the lung's own vessels
+    // where they leave it for the hilum, and the creases along the domes and the great veins.
+    // Those are tubes and sheets a few millimetres thick; a lesion is a blob. A bay region is
+    // taken when it is thicker than kBlobMm somewhere (a ball of that radius fits inside it).
+    {
+      const Components c = label_components(far);
+      if (c.count() > 0) {
+        MaskImage bg(g, 0);
+        for_each_voxel(bg.size(), [&](std::size_t n) { bg[n] = !far[n]; });
+        const auto d2 = squared_distance_to(bg);
+        std::vector<float> thick(c.count() + 1, 0.0f);
+        // Second moments of each region's voxel positions (mm), for its elongation.
+        std::vector<std::array<double, 9>> mom(c.count() + 1, std::array<double, 9>{});
+        for (std::size_t n = 0; n < far.size(); ++n) {
+          const auto id = c.labels[n];
+          if (!id) continue;
+          thick[id] = std::max(thick[id], d2[n]);
+          const std::size_t i = n % g.size[0], j = (n / g.size[0]) % g.size[1];
+          const std::size_t k = n / g.slice_voxels();
+          const double x = double(i) * g.spacing[0], y = double(j) * g.spacing[1],
+                       z = double(k) * g.spacing[2];
+          auto& m = mom[id];
+          m[0] += x; m[1] += y; m[2] += z;
+          m[3] += x * x; m[4] += y * y; m[5] += z * z;
+          m[6] += x * y; m[7] += x * z; m[8] += y * z;
+        }
+        // A tube (the descending aorta in its groove, a large vessel) is much longer than wide;
+        // a lesion is not: the ratio of the largest to the middle principal extent.
+        const auto elongation = [&](std::size_t id) {
+          const auto& m = mom[id];
+          const double nv = double(c.sizes[id]);
+          const double mx = m[0] / nv, my = m[1] / nv, mz = m[2] / nv;
+          const double a = m[3] / nv - mx * mx, b = m[4] / nv - my * my, cc = m[5] / nv - mz * mz;
+          const double d = m[6] / nv - mx * my, e = m[7] / nv - mx * mz, f = m[8] / nv - my * mz;
+          const auto ev = symmetric_eigenvalues(a, b, cc, d, e, f);  // descending
+          return ev[1] > 0 ? std::sqrt(ev[0] / ev[1]) : 1e9;
+        };
+        std::vector<std::uint8_t> take(c.count() + 1, 0);
+        // Shape needs resolution: a vessel 10-15 mm across blurred by 4 mm voxels is a blob of
+        // 2-3 voxels whatever its length (CIP's 4.2 mm hilar arteries were taken that way), so
+        // the blob must be at least kBlobVoxels across as well.
+        const double blob_mm = std::max(kBlobMm, kBlobVoxels * std::max(g.spacing[0], g.spacing[1]));
+        const float blob2 = float(blob_mm * blob_mm);
+        for (std::size_t id = 1; id <= c.count(); ++id) {
+          take[id] = thick[id] >= blob2 && elongation(id) < kTubeElongation;
+        }
+        std::size_t taken = 0;
+        for (std::size_t n = 0; n < far.size(); ++n) {
+          const auto id = c.labels[n];
+          far[n] = id && take[id];  // from here on: the blobs taken
+          if (far[n]) {
+            admit[n] = 1;
+            ++taken;
+          }
+        }
+        log::debug("dense: {} bay regions away from the wall, {} voxels taken as blobs", c.count(),
+                   taken);
+      }
+    }
+    // Bays below the diaphragm limit are the domes' creases and the bowel under them, or a
+    // lesion on the diaphragm of a lung whose base it hides: counted as left out.
+    const std::size_t dropped = drop_regions_below_floor(admit, mirrored_floor, superior);
+    result.bays_left_out_ml = double(dropped) * g.voxel_volume_ml();
+    std::size_t blobs = 0;
+    for (std::size_t n = 0; n < far.size(); ++n) blobs += far[n] && admit[n];
+    result.blobs_added_ml = double(blobs) * g.voxel_volume_ml();
     log::debug("dense: {} voxels admitted after the diaphragm-dome rule",
                std::count(admit.data.begin(), admit.data.end(), std::uint8_t(1)));
     log::debug("dense: drop {:.2f}", dsw.lap());
@@ -792,7 +942,7 @@ GrownLung include_dense_tissue(const CtImage& ct, const LabelImage& labels, std:
     for_each_voxel(admit.size(), [&](std::size_t n) {
       if (admit[n]) grown[n] = 1;
     });
-    fill_lung_holes(grown, sub, superior);
+    fill_lung_holes(grown, own_floor, superior);
     log::debug("dense: holes2 {:.2f}", dsw.lap());
   }
   MaskImage m(sub.geom, MaskImage::Uninitialised{});
@@ -830,6 +980,85 @@ std::size_t paste_lung(LabelImage& labels, const GrownLung& grown, std::uint8_t 
     }
   }
   return added;
+}
+
+// The lowest height (k times the superior step) of each lung in every column of the grid, or
+// INT32_MAX where the column holds none of it.
+std::vector<std::int32_t> lowest_heights(const LabelImage& lab, std::uint8_t lung, int superior) {
+  const Geometry& g = lab.geom;
+  const std::size_t nxy = g.slice_voxels();
+  std::vector<std::int32_t> low(nxy, std::numeric_limits<std::int32_t>::max());
+#pragma omp parallel for schedule(static)
+  for (std::ptrdiff_t pp = 0; pp < std::ptrdiff_t(nxy); ++pp) {
+    const std::size_t p = std::size_t(pp);
+    for (std::size_t k = 0; k < g.size[2]; ++k) {
+      if (lab[k * nxy + p] != lung) continue;
+      low[p] = std::min(low[p], std::int32_t(k) * superior);
+    }
+  }
+  return low;
+}
+
+// The diaphragm limit of each lung for the costal completion: no lung voxel lies below the
+// diaphragm, and where a consolidation fills the base of a lung (a dependent or lower-lobe
+// consolidation) its aerated part ends high above it. The other lung's base, mirrored across
+// the body midline and raised or lowered by the two domes' typical difference (the right dome
+// is higher, over the liver), stands in for the hidden part: a lung may be filled down to the
+// lower of its own base and the mirrored one. Both lungs consolidated at the base: the limit is
+// the higher of the two, the tissue below is reported as left out (costal.left_out_ml).
+struct DiaphragmFloors {
+  std::vector<std::int32_t> right, left;          // own base, or the mirrored one if lower
+  std::vector<std::int32_t> right_own, left_own;  // each lung's own aerated base
+};
+
+DiaphragmFloors diaphragm_floors(const LabelImage& lab, double midline_x, int superior) {
+  const Geometry& g = lab.geom;
+  const std::size_t nx = g.size[0], ny = g.size[1];
+  const auto low_r = lowest_heights(lab, labels::kRightLung, superior);
+  const auto low_l = lowest_heights(lab, labels::kLeftLung, superior);
+  constexpr std::int32_t kNone = std::numeric_limits<std::int32_t>::max();
+  // Column i mirrored across the midline (axial slices: x depends on i, the direction's first
+  // entry); -1 when the mirror lies outside the grid.
+  const double dxi = g.direction[0] * g.spacing[0];
+  const double xc = g.origin[0] + g.direction[1] * g.spacing[1] * double(ny / 2) +
+                    g.direction[2] * g.spacing[2] * double(g.size[2] / 2);
+  std::vector<std::ptrdiff_t> mirror(nx, -1);
+  for (std::size_t i = 0; i < nx; ++i) {
+    const double x = xc + dxi * double(i);
+    const double mi = std::round((2 * midline_x - x - xc) / dxi);
+    if (mi >= 0 && mi < double(nx)) mirror[i] = std::ptrdiff_t(mi);
+  }
+  auto offset = [&](const std::vector<std::int32_t>& own, const std::vector<std::int32_t>& other) {
+    std::vector<std::int32_t> d;
+    for (std::size_t j = 0; j < ny; ++j) {
+      for (std::size_t i = 0; i < nx; ++i) {
+        if (mirror[i] < 0) continue;
+        const auto a = own[j * nx + i], b = other[j * nx + std::size_t(mirror[i])];
+        if (a != kNone && b != kNone) d.push_back(a - b);
+      }
+    }
+    if (d.empty()) return std::int32_t(0);
+    std::nth_element(d.begin(), d.begin() + std::ptrdiff_t(d.size() / 2), d.end());
+    return d[d.size() / 2];
+  };
+  auto floor_of = [&](const std::vector<std::int32_t>& own, const std::vector<std::int32_t>& other,
+                      std::int32_t delta) {
+    std::vector<std::int32_t> f(own);
+    for (std::size_t j = 0; j < ny; ++j) {
+      for (std::size_t i = 0; i < nx; ++i) {
+        if (mirror[i] < 0) continue;
+        const auto b = other[j * nx + std::size_t(mirror[i])];
+        if (b != kNone) f[j * nx + i] = std::min(f[j * nx + i], b + delta);
+      }
+    }
+    return f;
+  };
+  DiaphragmFloors out;
+  out.right = floor_of(low_r, low_l, offset(low_r, low_l));
+  out.left = floor_of(low_l, low_r, offset(low_l, low_r));
+  out.right_own = low_r;
+  out.left_own = low_l;
+  return out;
 }
 
 }  // namespace
@@ -1005,21 +1234,28 @@ LungSegmentation segment_in_box(const CtImage& ct, MaskImage& air, const MaskIma
   constexpr std::size_t kParallelLungsMaxVoxels = std::size_t(64) << 20;
   const bool lungs_side_by_side = ct.size() <= kParallelLungsMaxVoxels;
   const BayGates gates = p.closing_radius_mm > 0 ? bay_gates(ct, lab, airway.mask, p) : BayGates{};
+  const DiaphragmFloors floors = diaphragm_floors(lab, midline, superior_step(g));
   log::debug("lungs: bay gates {:.3f} s", sw.lap());
   GrownLung right, left;
 #pragma omp parallel sections if (lungs_side_by_side)
   {
 #pragma omp section
     right = include_dense_tissue(ct, lab, labels::kRightLung, outside, gates, skin,
-                                 right_medial_plus_i, p);
+                                 right_medial_plus_i, midline,
+                                 LungFloors{floors.right_own, floors.right}, p);
 #pragma omp section
     left = include_dense_tissue(ct, lab, labels::kLeftLung, outside, gates, skin,
-                                !right_medial_plus_i, p);
+                                !right_medial_plus_i, midline,
+                                LungFloors{floors.left_own, floors.left}, p);
   }
   log::debug("lungs: two lungs {:.3f} s", sw.lap());
   const std::size_t added =
       paste_lung(lab, right, labels::kRightLung) + paste_lung(lab, left, labels::kLeftLung);
   result.dense_added_ml = double(added) * voxel_ml;
+  result.costal_added_ml = right.costal_added_ml + left.costal_added_ml;
+  result.costal_left_out_ml = right.costal_left_out_ml + left.costal_left_out_ml;
+  result.bays_left_out_ml = right.bays_left_out_ml + left.bays_left_out_ml;
+  result.blobs_added_ml = right.blobs_added_ml + left.blobs_added_ml;
   log::debug("lungs: dense tissue {:.3f} s", sw.lap());
   return result;
 }

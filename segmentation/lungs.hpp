@@ -13,6 +13,18 @@ struct LungSegmentation {
   std::vector<std::string> warnings;
   double airway_ml = 0;
   double dense_added_ml = 0;  // volume brought back into the lungs by hole filling and closing
+  double costal_added_ml = 0;  // of which by the costal (rib cage) completion
+  // Dense tissue between aerated lung and ribs, beyond the normal pleural gap, that was not
+  // added (below the diaphragm limit or not connected): what may be missing from the lungs.
+  double costal_left_out_ml = 0;
+  // Bays of tissue the rolling ball cannot enter that lie below the diaphragm limit and were
+  // left out (the domes' creases, bowel, or a lesion on the diaphragm).
+  double bays_left_out_ml = 0;
+  // Tissue admitted from bays away from the chest wall (against the heart, the mediastinum or
+  // the diaphragm) as lesion-shaped blobs: a paracardiac or basal consolidation, or, in a chest
+  // so small that the rolling ball bridges the heart's own indentation, the heart's border. A
+  // reviewer checks large values.
+  double blobs_added_ml = 0;
   bool lungs_touching = false;  // the lungs formed one component and were split
 };
 

@@ -1,7 +1,10 @@
 #include "trial/endpoint.hpp"
 
 #include <algorithm>
+#include <cerrno>
+#include <cctype>
 #include <cmath>
+#include <cstdlib>
 #include <filesystem>
 #include <map>
 #include <set>
@@ -90,14 +93,17 @@ bool is_missing_token(const std::string& s) {
   return l.empty() || l == "na" || l == "nan" || l == "null";
 }
 
+// A finite decimal number. Subnormal values ("1e-310") are numbers: std::stod throws on them
+// (ERANGE), strtod returns them. Overflow ("1e999") and inf / nan spellings are not.
 std::optional<double> parse_number(const std::string& s, bool* ok) {
   *ok = true;
   if (is_missing_token(s)) return std::nullopt;
-  try {
-    std::size_t used = 0;
-    const double v = std::stod(s, &used);
-    if (used == s.size() && std::isfinite(v)) return v;
-  } catch (const std::exception&) {
+  if (!s.empty() && !std::isspace(static_cast<unsigned char>(s[0]))) {
+    errno = 0;
+    char* end = nullptr;
+    const double v = std::strtod(s.c_str(), &end);
+    const bool overflow = errno == ERANGE && std::fabs(v) == HUGE_VAL;
+    if (end == s.c_str() + s.size() && !overflow && std::isfinite(v)) return v;
   }
   *ok = false;
   return std::nullopt;
@@ -145,6 +151,27 @@ std::string csv_field(const std::string& text) {
   }
   return out + "\"";
 }
+
+}  // namespace
+
+std::string digits_rank_text(int digits_rank) {
+  return digits_rank > 0 ? std::to_string(digits_rank) : "Inf";
+}
+
+int parse_digits_rank(const std::string& text) {
+  const std::string l = lower(trim(text));
+  if (l == "inf") return 0;
+  char* end = nullptr;
+  errno = 0;
+  const long v = std::strtol(l.c_str(), &end, 10);
+  if (l.empty() || end != l.c_str() + l.size() || errno != 0 || v < 1 || v > 22) {
+    throw usage("--digits-rank: want a whole number of significant digits from 1 to 22, or "
+                "'inf' for no rounding (R's default); got '" + text + "'");
+  }
+  return static_cast<int>(v);
+}
+
+namespace {
 
 std::string join(const std::vector<std::string>& v, const std::string& sep) {
   std::string out;
@@ -466,6 +493,7 @@ EndpointResult run_endpoints(const VisitTable& table, const VisitSchedule& sched
   if (options.arm_a == options.arm_b) throw usage("the two arms to compare must differ");
 
   EndpointResult result;
+  result.digits_rank = options.wilcoxon.digits_rank;
   result.arm_a = options.arm_a;
   result.arm_b = options.arm_b;
   result.endpoints = options.endpoints.empty() ? default_endpoints(table) : options.endpoints;
@@ -558,7 +586,30 @@ EndpointResult run_endpoints(const VisitTable& table, const VisitSchedule& sched
             } else {
               rec.flags.push_back("baseline_zero");
             }
+            // A change that overflows (a subnormal baseline, values near the double range) is
+            // not a number to rank: left empty and flagged, and the subject is left out of this
+            // comparison only; every other subject and endpoint is analysed as usual.
+            for (auto [c, flag] : {std::pair{&rec.abs_change, "abs_change_not_finite"},
+                                   std::pair{&rec.rel_change, "rel_change_not_finite"}}) {
+              if (*c && !std::isfinite(**c)) {
+                c->reset();
+                rec.flags.push_back(flag);
+              }
+            }
             rec.change = ep.kind == ChangeKind::kRelative ? rec.rel_change : rec.abs_change;
+            if (!rec.change && std::find(rec.flags.begin(), rec.flags.end(),
+                                         ep.kind == ChangeKind::kRelative
+                                             ? "rel_change_not_finite"
+                                             : "abs_change_not_finite") != rec.flags.end()) {
+              result.warnings.push_back(fmt::format(
+                  "{} {} {}: subject '{}' has a non-finite {} change (baseline {}, value {}); "
+                  "left out of this comparison (flag {})",
+                  ep.name, fu.name, rec.population, s.id,
+                  ep.kind == ChangeKind::kRelative ? "relative" : "absolute",
+                  num(rec.baseline), num(rec.value),
+                  ep.kind == ChangeKind::kRelative ? "rel_change_not_finite"
+                                                   : "abs_change_not_finite"));
+            }
             rec.included = rec.change.has_value();
             if (rec.included) {
               if (s.arm == options.arm_a) values_a[pop].push_back(*rec.change);
@@ -576,11 +627,15 @@ EndpointResult run_endpoints(const VisitTable& table, const VisitSchedule& sched
         row.arm_a = options.arm_a;
         row.arm_b = options.arm_b;
         row.kind = ep.kind;
+        row.conf_level = options.wilcoxon.conf_level;
         const double conf = options.wilcoxon.conf_level;
         row.a = summarize_group(values_a[pop], conf);
         row.b = summarize_group(values_b[pop], conf);
         if (!values_a[pop].empty() && !values_b[pop].empty()) {
           row.test = wilcoxon_rank_sum(values_a[pop], values_b[pop], options.wilcoxon);
+          for (const auto& w : row.test->warnings) {
+            result.warnings.push_back(fmt::format("{} {} {}: {}", ep.name, fu.name, row.population, w));
+          }
         } else {
           result.warnings.push_back(fmt::format("{} {} {}: an arm has no value, no test", ep.name,
                                                 fu.name, row.population));
@@ -613,7 +668,7 @@ std::string comparison_csv(const EndpointResult& result) {
   out << "endpoint,visit,population,arm_a,n_a,median_a,median_ci_low_a,median_ci_high_a,"
          "arm_b,n_b,median_b,median_ci_low_b,median_ci_high_b,hl_estimate,hl_ci_low,hl_ci_high,"
          "w_statistic,p_value,method,change,q1_a,q3_a,median_ci_coverage_a,q1_b,q3_b,"
-         "median_ci_coverage_b,hl_conf_level\n";
+         "median_ci_coverage_b,hl_conf_level,digits_rank,test_flags\n";
   for (const auto& r : result.comparisons) {
     const auto& t = r.test;
     out << r.endpoint << ',' << csv_field(r.visit) << ',' << r.population << ','
@@ -628,7 +683,8 @@ std::string comparison_csv(const EndpointResult& result) {
         << ',' << num(r.a.q3) << ',' << num(r.a.median_ci_coverage) << ',' << num(r.b.q1) << ','
         << num(r.b.q3) << ',' << num(r.b.median_ci_coverage) << ','
         << num(t && t->ci_low ? std::optional<double>(t->achieved_conf_level) : std::nullopt)
-        << '\n';
+        << ',' << (t ? digits_rank_text(t->digits_rank) : "") << ','
+        << (t ? join(t->flags, ";") : "") << '\n';
   }
   return out.str();
 }
@@ -666,6 +722,17 @@ std::string p_text(const std::optional<double>& p) {
 
 }  // namespace
 
+std::string ties_sentence(int digits_rank) {
+  if (digits_rank > 0) {
+    return fmt::format(
+        "Ties: changes ranked after rounding to {} significant digits (R: wilcox.test(x, y, "
+        "conf.int = TRUE, digits.rank = {})).",
+        digits_rank, digits_rank);
+  }
+  return "Ties: changes ranked as they are (R's default wilcox.test(x, y, conf.int = TRUE), "
+         "digits.rank = Inf).";
+}
+
 std::string table2_markdown(const EndpointResult& result) {
   std::ostringstream out;
   for (const char* pop : {kPopulationMITT, kPopulationPP}) {
@@ -684,8 +751,12 @@ std::string table2_markdown(const EndpointResult& result) {
       }
       std::string diff = "NA";
       if (r.test && r.test->estimate) {
-        diff = fmt::format("{} ({}, {})", fixed2(r.test->estimate), fixed2(r.test->ci_low),
-                           fixed2(r.test->ci_high));
+        // Tiny arms: the exact interval's own level when 95% is out of reach.
+        const bool lower_level = r.test->ci_low && r.test->achieved_conf_level < r.conf_level;
+        diff = fmt::format("{} ({}, {}{})", fixed2(r.test->estimate), fixed2(r.test->ci_low),
+                           fixed2(r.test->ci_high),
+                           lower_level ? fmt::format("; {:.1f}% CI", 100 * r.test->achieved_conf_level)
+                                       : std::string());
       }
       out << "| " << outcome_label(r, spec) << " | " << median_iqr(r.a) << " | "
           << median_iqr(r.b) << " | " << diff << " | "
@@ -697,7 +768,8 @@ std::string table2_markdown(const EndpointResult& result) {
   out << "Data are median (interquartile range; quantile type 7). Differences are "
          "Hodges-Lehmann estimates with 95% CI; P from the two-sided Wilcoxon rank-sum test "
          "(exact when both arms have < 50 values and no ties, otherwise normal approximation "
-         "with continuity correction). Relative change = (visit - baseline) / baseline x 100.\n";
+         "with continuity correction). Relative change = (visit - baseline) / baseline x 100. "
+      << ties_sentence(result.digits_rank) << "\n";
   return out.str();
 }
 

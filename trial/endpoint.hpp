@@ -81,9 +81,13 @@ struct EndpointOptions {
   std::string arm_a, arm_b;             // comparison is arm_a minus arm_b
   std::vector<EndpointSpec> endpoints;  // empty = default_endpoints(table)
   WilcoxonOptions wilcoxon = default_wilcoxon_options();
+  // lungvol's convention: ties decided after rounding changes to 10 significant digits, i.e.
+  // R's wilcox.test(..., digits.rank = 10); digits_rank = 0 is R's default (digits.rank = Inf).
+  // `lungvol endpoint --digits-rank` / `sweep --digits-rank` choose. docs/statistics.md.
+  static constexpr int kDefaultDigitsRank = 10;
   static WilcoxonOptions default_wilcoxon_options() {
     WilcoxonOptions w;
-    w.digits_rank = 10;  // ties decided at 10 significant digits (docs/statistics.md)
+    w.digits_rank = kDefaultDigitsRank;
     return w;
   }
 };
@@ -105,10 +109,12 @@ struct ComparisonRow {
   ChangeKind kind = ChangeKind::kRelative;
   GroupSummary a, b;
   std::optional<WilcoxonResult> test;  // empty when an arm has no value
+  double conf_level = 0.95;             // the level asked for (test->achieved_conf_level: reached)
 };
 
 struct EndpointResult {
   std::string arm_a, arm_b;
+  int digits_rank = 0;  // the ties convention used (0 = R's default, no rounding)
   std::vector<std::string> visits;  // follow-up visits, schedule order
   std::vector<EndpointSpec> endpoints;
   std::vector<ChangeRecord> changes;
@@ -122,6 +128,11 @@ struct EndpointResult {
 // arms, two usable rows for one subject and visit).
 EndpointResult run_endpoints(const VisitTable& table, const VisitSchedule& schedule,
                              const EndpointOptions& options);
+
+// "10" or "Inf" (R's spelling of no rounding), as comparison.csv's digits_rank column writes it.
+std::string digits_rank_text(int digits_rank);
+// Parses --digits-rank: a whole number 1..22 or "inf" / "Inf" (= 0, no rounding).
+int parse_digits_rank(const std::string& text);
 
 std::string changes_csv(const EndpointResult& result);
 std::string comparison_csv(const EndpointResult& result);

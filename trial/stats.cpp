@@ -3,27 +3,15 @@
 #include <algorithm>
 #include <cfloat>
 #include <cmath>
-#include <map>
 #include <numeric>
 
-#include <boost/math/distributions/binomial.hpp>
-#include <boost/math/distributions/normal.hpp>
+#include <fmt/format.h>
 
 #include "core/error.hpp"
+#include "trial/rmath.hpp"
 
 namespace lungvol::trial {
 namespace {
-
-double pnorm_lower(double z) { return 0.5 * std::erfc(-z / std::sqrt(2.0)); }
-
-double qnorm_lower(double p) {
-  return boost::math::quantile(boost::math::normal_distribution<double>(0.0, 1.0), p);
-}
-
-double median_sorted(const std::vector<double>& s) {
-  const std::size_t n = s.size();
-  return n % 2 == 1 ? s[n / 2] : 0.5 * (s[n / 2 - 1] + s[n / 2]);
-}
 
 std::vector<double> rounded(std::vector<double> v, int digits) {
   if (digits > 0) {
@@ -32,7 +20,8 @@ std::vector<double> rounded(std::vector<double> v, int digits) {
   return v;
 }
 
-// Sum over tie groups of (t^3 - t): the tie correction of the rank-sum variance.
+// Sum over tie groups of (t^3 - t): the tie correction of the rank-sum variance (R:
+// sum(NTIES^3 - NTIES) over table(r), in increasing order of the values).
 double tie_term(std::vector<double> values) {
   std::sort(values.begin(), values.end());
   double sum = 0;
@@ -48,15 +37,16 @@ double tie_term(std::vector<double> values) {
 
 double sign(double v) { return v > 0 ? 1.0 : (v < 0 ? -1.0 : 0.0); }
 
-// The standardized rank-sum statistic of (x - d, y), minus zq: R's wdiff() inside
-// wilcox.test.default. Decreasing step function of the shift d.
+// R's W(d) inside wilcox.test.default: the standardized rank-sum statistic of (x - d, y),
+// with or without continuity correction. Computed operation for operation as R does,
+// including 0 / 0 = NaN when every shifted value ties.
 struct ShiftedStatistic {
   const std::vector<double>& x;
   const std::vector<double>& y;
   int digits_rank;
   bool correct;
 
-  double operator()(double d, double zq) const {
+  double operator()(double d) const {
     std::vector<double> pooled;
     pooled.reserve(x.size() + y.size());
     for (double v : x) pooled.push_back(v - d);
@@ -70,10 +60,11 @@ struct ShiftedStatistic {
     const double corr = correct ? sign(dz) * 0.5 : 0.0;
     const double sigma = std::sqrt((nx * ny / 12) *
                                    ((nx + ny + 1) - tie_term(pooled) / ((nx + ny) * (nx + ny - 1))));
-    if (sigma == 0) return std::nan("");
-    return (dz - corr) / sigma - zq;
+    return (dz - corr) / sigma;
   }
 };
+
+std::string fmt_num(double v) { return fmt::format("{:.17g}", v); }
 
 }  // namespace
 
@@ -82,28 +73,11 @@ std::string WilcoxonResult::method() const {
   return continuity_correction ? "normal_cc" : "normal";
 }
 
-double signif(double x, int digits) {
-  // Same construction as R's fprec(): scale so the kept digits are an integer, round to
-  // nearest even, scale back (scaling by an exact power of ten >= 1 where possible).
-  if (x == 0 || !std::isfinite(x) || digits > 22) return x;
-  if (digits < 1) digits = 1;
-  const double sgn = x < 0 ? -1.0 : 1.0;
-  const double ax = std::fabs(x);
-  const double l10 = std::log10(ax);
-  const int e10 = digits - 1 - static_cast<int>(std::floor(l10));
-  if (std::fabs(l10) >= DBL_MAX_10_EXP - 2) return x;
-  if (e10 > 0) {
-    double p10 = 1.0;
-    int e = e10;
-    if (e > DBL_MAX_10_EXP) {
-      p10 = std::pow(10.0, e - DBL_MAX_10_EXP);
-      e = DBL_MAX_10_EXP;
-    }
-    const double pow10 = std::pow(10.0, e);
-    return sgn * (std::nearbyint((ax * pow10) * p10) / pow10) / p10;
-  }
-  const double pow10 = std::pow(10.0, -e10);
-  return sgn * (std::nearbyint(ax / pow10) * pow10);
+double signif(double x, int digits) { return rmath::signif(x, digits); }
+
+double shifted_statistic(const std::vector<double>& x, const std::vector<double>& y, double d,
+                         int digits_rank, bool correct) {
+  return ShiftedStatistic{x, y, digits_rank, correct}(d);
 }
 
 std::vector<double> average_ranks(const std::vector<double>& values) {
@@ -125,66 +99,42 @@ std::vector<double> average_ranks(const std::vector<double>& values) {
 
 WilcoxonDistribution::WilcoxonDistribution(int m, int n) : m_(m), n_(n) {
   if (m < 1 || n < 1) throw Error(ExitCode::kUsage, "Wilcoxon distribution needs m, n >= 1");
-  // count[j][w]: subsets of size j of the ranks seen so far with W-offset w (rank sum minus
-  // j (j + 1) / 2). Only additions of positive counts, so no cancellation.
-  const int total = m + n;
-  const int wmax = m * n;
-  std::vector<std::vector<double>> count(m + 1, std::vector<double>(wmax + 1, 0.0));
-  count[0][0] = 1;
-  for (int r = 1; r <= total; ++r) {
-    // Adding rank r as the j-th chosen element shifts the offset by r - j.
-    for (int j = std::min(r, m); j >= 1; --j) {
-      const int shift = r - j;
-      if (shift > n) continue;
-      auto& dst = count[j];
-      const auto& src = count[j - 1];
-      for (int w = wmax; w >= shift; --w) dst[w] += src[w - shift];
-    }
-  }
-  const double all = std::accumulate(count[m].begin(), count[m].end(), 0.0);
-  prob_.resize(wmax + 1);
-  for (int w = 0; w <= wmax; ++w) prob_[w] = count[m][w] / all;
 }
 
-double WilcoxonDistribution::cdf(double q) const {
-  const double f = std::floor(q + 1e-7);
-  if (f < 0) return 0;
-  if (f >= max_w()) return 1;
-  double p = 0;
-  for (int w = 0; w <= static_cast<int>(f); ++w) p += prob_[w];
-  return std::min(1.0, p);
-}
+double WilcoxonDistribution::cdf(double q) const { return rmath::pwilcox(q, m_, n_, true); }
 
 double WilcoxonDistribution::upper(double q) const {
-  const double c = std::ceil(q - 1e-7);
-  if (c <= 0) return 1;
-  if (c > max_w()) return 0;
-  double p = 0;
-  for (int w = max_w(); w >= static_cast<int>(c); --w) p += prob_[w];
-  return std::min(1.0, p);
+  return rmath::pwilcox(std::ceil(q - 1e-7) - 1, m_, n_, false);
 }
 
 int WilcoxonDistribution::quantile(double p) const {
-  // R's qwilcox for p <= 0.5: the first q whose cumulative probability reaches p, with a
-  // 10 * DBL_EPSILON slack so that p equal to a cumulative probability hits it.
-  const double target = p - 10 * DBL_EPSILON;
-  double cum = 0;
-  for (int q = 0; q <= max_w(); ++q) {
-    cum += prob_[q];
-    if (cum >= target) return q;
-  }
-  return max_w();
+  return static_cast<int>(rmath::qwilcox(p, m_, n_, true));
 }
 
-double brent_root(const std::function<double(double)>& f, double lo, double hi, double f_lo,
-                  double f_hi, double tol, int max_iter) {
-  // Brent (1973) zero finder, arranged as in R's zeroin2 so that the iterates (and hence
-  // the point returned for a step function) are the ones R's uniroot() produces.
+RootResult brent_root(const std::function<double(double)>& f_raw, double lo, double hi,
+                      double f_lo, double f_hi, double tol, int max_iter) {
+  // R's zeroin2 (src/library/stats/src/zeroin.c, R_zeroin2) called from uniroot(): the same
+  // arithmetic in the same order, so the iterates (and hence the point returned for a step
+  // function) are the ones R produces. R's fcn2 replaces a non-finite f by +-DBL_MAX.
+  const auto f = [&](double v) {
+    const double r = f_raw(v);
+    if (std::isfinite(r)) return r;
+    return r == -HUGE_VAL ? -DBL_MAX : DBL_MAX;
+  };
+  RootResult out;
   double a = lo, b = hi, fa = f_lo, fb = f_hi;
   double c = a, fc = fa;
-  if (fa == 0.0) return a;
-  if (fb == 0.0) return b;
-  for (int iter = 0; iter <= max_iter; ++iter) {
+  if (fa == 0.0) {
+    out.root = a;
+    return out;
+  }
+  if (fb == 0.0) {
+    out.root = b;
+    return out;
+  }
+  int maxit = max_iter + 1;
+  while (maxit--) {
+    ++out.iterations;
     const double prev_step = b - a;
     if (std::fabs(fc) < std::fabs(fb)) {  // keep b the best approximation
       a = b;
@@ -196,7 +146,10 @@ double brent_root(const std::function<double(double)>& f, double lo, double hi, 
     }
     const double tol_act = 2 * DBL_EPSILON * std::fabs(b) + tol / 2;
     double new_step = (c - b) / 2;
-    if (std::fabs(new_step) <= tol_act || fb == 0.0) return b;
+    if (std::fabs(new_step) <= tol_act || fb == 0.0) {
+      out.root = b;
+      return out;
+    }
 
     if (std::fabs(prev_step) >= tol_act && std::fabs(fa) > std::fabs(fb)) {
       double p, q;
@@ -229,7 +182,9 @@ double brent_root(const std::function<double(double)>& f, double lo, double hi, 
       fc = fa;
     }
   }
-  return b;
+  out.root = b;
+  out.converged = false;
+  return out;
 }
 
 WilcoxonResult wilcoxon_rank_sum(const std::vector<double>& x, const std::vector<double>& y,
@@ -246,9 +201,10 @@ WilcoxonResult wilcoxon_rank_sum(const std::vector<double>& x, const std::vector
   res.n_x = x.size();
   res.n_y = y.size();
   res.continuity_correction = options.continuity_correction;
+  res.digits_rank = options.digits_rank;
   const double nx = static_cast<double>(x.size());
   const double ny = static_cast<double>(y.size());
-  const double alpha = 1 - options.conf_level;
+  const double alpha = 1 - options.conf_level;  // as R: alpha <- 1 - conf.level
 
   std::vector<double> pooled = x;
   pooled.insert(pooled.end(), y.begin(), y.end());
@@ -264,29 +220,36 @@ WilcoxonResult wilcoxon_rank_sum(const std::vector<double>& x, const std::vector
 
   if (exact && !res.ties) {
     res.exact = true;
-    const int m = static_cast<int>(nx), n = static_cast<int>(ny);
-    const WilcoxonDistribution dist(m, n);
-    const double p = res.w > nx * ny / 2 ? dist.upper(res.w) : dist.cdf(res.w);
+    // R: p <- if (W > nx ny / 2) pwilcox(W - 1, nx, ny, lower = FALSE) else pwilcox(W, nx, ny)
+    const double p = res.w > nx * ny / 2 ? rmath::pwilcox(res.w - 1, nx, ny, false)
+                                         : rmath::pwilcox(res.w, nx, ny, true);
     res.p_value = std::min(2 * p, 1.0);
 
     std::vector<double> diffs;
     diffs.reserve(x.size() * y.size());
-    for (double a : x) {
-      for (double b : y) diffs.push_back(a - b);
+    for (double b : y) {  // R: sort(outer(x, y, "-")); the order before sorting is irrelevant
+      for (double a : x) diffs.push_back(a - b);
     }
     std::sort(diffs.begin(), diffs.end());
-    int qu = dist.quantile(alpha / 2);
+    double qu = rmath::qwilcox(alpha / 2, nx, ny, true);
     if (qu == 0) qu = 1;
-    const int ql = m * n - qu;
+    const double ql = nx * ny - qu;
+    const double achieved_alpha = 2 * rmath::pwilcox(std::trunc(qu) - 1, nx, ny, true);
     // R: cint <- c(diffs[qu], diffs[ql + 1]) with 1-based indexing.
-    res.ci_low = diffs[static_cast<std::size_t>(qu - 1)];
+    res.ci_low = diffs[static_cast<std::size_t>(qu) - 1];
     res.ci_high = diffs[static_cast<std::size_t>(ql)];
-    const double achieved_alpha = 2 * dist.cdf(qu - 1);
-    // R reports the level actually reached when the requested one is out of reach.
-    // (as R's attr(cint, "conf.level"): 1 - signif(achieved.alpha, 2)).
-    res.achieved_conf_level =
-        achieved_alpha - alpha > alpha / 2 ? 1 - signif(achieved_alpha, 2) : options.conf_level;
-    res.estimate = median_sorted(diffs);
+    res.achieved_conf_level = options.conf_level;
+    if (achieved_alpha - alpha > alpha / 2) {
+      // R 4.2.2, two-sample: warning("Requested conf.level not achievable");
+      // conf.level <- 1 - achieved.alpha (unrounded; the one-sample branch rounds).
+      res.achieved_conf_level = 1 - achieved_alpha;
+      res.flags.push_back("conf_level_not_achievable");
+      res.warnings.push_back(fmt::format(
+          "requested conf.level {} not achievable with {} and {} values: the exact interval "
+          "has confidence {}",
+          options.conf_level, res.n_x, res.n_y, fmt_num(res.achieved_conf_level)));
+    }
+    res.estimate = rmath::median_sorted(diffs);
     return res;
   }
 
@@ -298,34 +261,67 @@ WilcoxonResult wilcoxon_rank_sum(const std::vector<double>& x, const std::vector
   res.achieved_conf_level = options.conf_level;
   if (sigma == 0) return res;  // every value tied: R gives NaN and cannot form a CI
   const double z = (z0 - corr) / sigma;
-  res.p_value = std::min(1.0, 2 * std::min(pnorm_lower(z), pnorm_lower(-z)));
+  res.p_value = 2 * std::min(rmath::pnorm(z, true), rmath::pnorm(z, false));
 
   const double mumin = *std::min_element(x.begin(), x.end()) - *std::max_element(y.begin(), y.end());
   const double mumax = *std::max_element(x.begin(), x.end()) - *std::min_element(y.begin(), y.end());
-  ShiftedStatistic wdiff{x, y, options.digits_rank, options.continuity_correction};
-  auto root = [&](double zq) -> std::optional<double> {
-    const double f_lo = wdiff(mumin, zq);
-    const double f_hi = wdiff(mumax, zq);
-    if (std::isnan(f_lo) || std::isnan(f_hi)) return std::nullopt;
-    if (f_lo <= 0) return mumin;  // extreme cases: the interval ends at the data range
-    if (f_hi >= 0) return mumax;
-    return brent_root([&](double d) { return wdiff(d, zq); }, mumin, mumax, f_lo, f_hi,
-                      options.tol_root);
+  const ShiftedStatistic wc{x, y, options.digits_rank, options.continuity_correction};
+  const double w_min = wc(mumin);
+  const double w_max = wc(mumax);
+  auto not_converged = [&](const char* flag, const char* what, const RootResult& rr) {
+    res.flags.push_back(flag);
+    res.warnings.push_back(fmt::format(
+        "{}: the root finder did not converge in {} iterations (R's uniroot: \"_NOT_ converged\"; "
+        "its last step {} is not reported)",
+        what, options.max_iter, fmt_num(rr.root)));
   };
-  res.ci_low = root(qnorm_lower(1 - alpha / 2));
-  res.ci_high = root(qnorm_lower(alpha / 2));
-  // R's estimate: the zero of the uncorrected shifted statistic.
-  ShiftedStatistic w0{x, y, options.digits_rank, false};
-  const double e_lo = w0(mumin, 0), e_hi = w0(mumax, 0);
-  if (!std::isnan(e_lo) && !std::isnan(e_hi)) {
-    if (e_lo * e_hi > 0) {
-      // R's uniroot() would stop; happens only for degenerate data (e.g. one distinct
-      // difference), where the shift is that common difference.
-      res.estimate = std::fabs(e_lo) < std::fabs(e_hi) ? mumin : mumax;
-    } else {
-      res.estimate = brent_root([&](double d) { return w0(d, 0); }, mumin, mumax, e_lo, e_hi,
-                                options.tol_root);
+  // R's root(zq): the data range's end when the statistic there is already past zq.
+  auto root = [&](double zq, const char* flag, const char* what) -> std::optional<double> {
+    const double f_lo = w_min - zq;
+    const double f_hi = w_max - zq;
+    if (std::isnan(f_lo) || std::isnan(f_hi)) return std::nullopt;
+    if (f_lo <= 0) return mumin;
+    if (f_hi >= 0) return mumax;
+    const RootResult rr = brent_root([&](double d) { return wc(d) - zq; }, mumin, mumax, f_lo,
+                                     f_hi, options.tol_root, options.max_iter);
+    if (!rr.converged) {
+      not_converged(flag, what, rr);
+      return std::nullopt;
     }
+    return rr.root;
+  };
+  if (std::isnan(w_min) || std::isnan(w_max)) {
+    // All values tie once shifted (both groups constant): R warns "cannot compute confidence
+    // interval when all observations are tied" and then stops with an error.
+    res.flags.push_back("ci_not_computable");
+    res.warnings.push_back(
+        "cannot compute a confidence interval or estimate: all observations are tied once "
+        "shifted (each group holds one value)");
+    return res;
+  }
+  // R: l <- root(qnorm(alpha/2, lower.tail = FALSE)); u <- root(qnorm(alpha/2))
+  res.ci_low = root(rmath::qnorm(alpha / 2, false), "ci_low_not_converged", "lower CI bound");
+  res.ci_high = root(rmath::qnorm(alpha / 2, true), "ci_high_not_converged", "upper CI bound");
+
+  // R's estimate: uniroot(W, mumin, mumax) with the uncorrected statistic (correct <- FALSE).
+  const ShiftedStatistic w0{x, y, options.digits_rank, false};
+  const double e_lo = w0(mumin), e_hi = w0(mumax);
+  if (!std::isnan(e_lo) && !std::isnan(e_hi) && sign(e_lo) * sign(e_hi) <= 0) {
+    const RootResult rr =
+        brent_root(w0, mumin, mumax, e_lo, e_hi, options.tol_root, options.max_iter);
+    if (rr.converged) {
+      res.estimate = rr.root;
+    } else {
+      not_converged("estimate_not_converged", "Hodges-Lehmann estimate", rr);
+    }
+  }
+  if (res.ci_low && res.ci_high && *res.ci_low > *res.ci_high) {
+    // Cannot happen for converged roots of a decreasing statistic; never report it.
+    res.flags.push_back("ci_inverted");
+    res.warnings.push_back(fmt::format("confidence interval [{}, {}] is inverted; not reported",
+                                       fmt_num(*res.ci_low), fmt_num(*res.ci_high)));
+    res.ci_low.reset();
+    res.ci_high.reset();
   }
   return res;
 }
@@ -334,11 +330,12 @@ MedianCI median_ci(std::vector<double> values, double conf_level) {
   if (values.empty()) throw Error(ExitCode::kUsage, "median of an empty group");
   std::sort(values.begin(), values.end());
   MedianCI out;
-  out.median = median_sorted(values);
+  out.median = rmath::median_sorted(values);
   const std::size_t n = values.size();
-  const boost::math::binomial_distribution<double> b(static_cast<double>(n), 0.5);
   // Coverage of [x_(k), x_(n+1-k)] is P(k <= B <= n - k) = 1 - 2 P(B <= k - 1).
-  auto coverage = [&](std::size_t k) { return 1 - 2 * boost::math::cdf(b, static_cast<double>(k - 1)); };
+  auto coverage = [&](std::size_t k) {
+    return 1 - 2 * rmath::pbinom(static_cast<double>(k - 1), static_cast<double>(n), 0.5, true);
+  };
   std::size_t k = 0;
   while (k + 1 <= (n + 1) / 2 && coverage(k + 1) >= conf_level) ++k;
   if (k == 0) return out;
@@ -352,10 +349,7 @@ MedianCI median_ci(std::vector<double> values, double conf_level) {
 double quantile_type7(std::vector<double> values, double p) {
   if (values.empty()) throw Error(ExitCode::kUsage, "quantile of an empty group");
   std::sort(values.begin(), values.end());
-  const double h = (static_cast<double>(values.size()) - 1) * p;
-  const auto lo = static_cast<std::size_t>(std::floor(h));
-  const std::size_t hi = std::min(lo + 1, values.size() - 1);
-  return values[lo] + (h - static_cast<double>(lo)) * (values[hi] - values[lo]);
+  return rmath::quantile7_sorted(values, p);
 }
 
 GroupSummary summarize_group(const std::vector<double>& values, double conf_level) {

@@ -4,6 +4,8 @@
 #include <string>
 #include <vector>
 
+#include "core/image.hpp"
+
 namespace lungvol::faults {
 
 struct Result {
@@ -33,6 +35,11 @@ void truncate_file(const std::string& path, std::size_t size);
 // Every regular file under `dir`, relative path -> size.
 std::vector<std::pair<std::string, std::size_t>> list_files(const std::string& dir);
 bool contains(const std::string& haystack, const std::string& needle);
+
+// `ct` as one Enhanced CT Image Storage file (multi-frame, functional groups: shared pixel
+// measures, orientation and rescale, per-frame positions), signed 16-bit. NumberOfFrames is
+// written as `declared_frames` (the pixel data always holds every slice of `ct`).
+void write_enhanced_ct(const CtImage& ct, const std::string& path, int declared_frames);
 
 // A command prefix that runs the command without root's permission override (as user
 // nobody), or "" when that is not possible here. Needed because CI runs as root, for whom

@@ -29,6 +29,20 @@ std::string temp_dir(const std::string& tag) {
   return p.string();
 }
 
+std::string missing_shared(const std::string& rel) {
+  const fs::path p = fs::path(shared_dir()) / rel;
+  std::error_code ec;
+  if (fs::exists(p, ec)) return {};
+  return "shared test data not found: " + p.string() +
+         " (set LUNGVOL_SHARED_DIR to the folder holding data/ and reference/; default " +
+         LUNGVOL_SHARED_DIR + ")";
+}
+
+bool shared_required() {
+  const char* env = std::getenv("LUNGVOL_REQUIRE_SHARED");
+  return env && std::string(env) == "1";
+}
+
 int run_command(const std::string& command, const std::string& log_path) {
   std::string cmd = command;
   if (!log_path.empty()) cmd += " > '" + log_path + "' 2>&1";

@@ -53,7 +53,10 @@ const Cohort& cohort() {
         if (s == 2 && std::string(v.name) == "day10") continue;  // the corrupt one
         phantom::PhantomOptions o;
         o.seed = static_cast<std::uint64_t>(s);
+        // An adult's chest on a coarse grid: the phantom's anatomy scales with the field of
+        // view, and a 17 cm chest is a small child's (PhantomAccuracy.SmallChestHeartBorderIsFlagged).
         o.size = {96, 96, 40};
+        o.spacing = {3.6, 3.6, 8.0};
         o.lesion_scale = s == 1 ? v.scale_s01 : v.scale_s02;
         const phantom::Phantom p = phantom::make_phantom(o);
         io::CtSeriesMeta meta;
@@ -264,12 +267,25 @@ TEST(BatchCli, CohortFailureRerunEndpointSweepAndProtocolChange) {
     EXPECT_EQ(compared, 15);
     EXPECT_GT(stored.at("S01/baseline:lesion_pct"), stored.at("S01/day28:lesion_pct"));
   }
-  // A threshold sweep: 9 splits; at a higher split more of each lesion is ground glass.
+  // A threshold sweep: 9 splits x 3 lows from the protocol's own -700 HU upwards.
   ASSERT_EQ(test::run_command(test::lungvol_binary() + " sweep '" + out +
-                                  "' --split -400:-200:25 --lesion-low -750:-650:50",
+                                  "' --split -400:-200:25 --lesion-low -700:-600:50",
                               logs + "/sweep2.log"),
             0);
   EXPECT_EQ(report::read_csv(out + "/sweep/sweep.csv").rows.size(), 27u * 3u * 2u * 2u);
+  // Below the protocol's low the histograms cannot answer (no vessel suppression there), and
+  // a visit outside the schedule has nothing to plot: both refused, exit 2, with the reason.
+  EXPECT_EQ(test::run_command(test::lungvol_binary() + " sweep '" + out +
+                                  "' --lesion-low -1200:-700:100",
+                              logs + "/sweep3.log"),
+            2);
+  EXPECT_NE(read_text_file(logs + "/sweep3.log").find("below the protocol's lower lesion threshold"),
+            std::string::npos)
+      << read_text_file(logs + "/sweep3.log");
+  EXPECT_EQ(test::run_command(test::lungvol_binary() + " sweep '" + out + "' --plot-visit day99",
+                              logs + "/sweep4.log"),
+            2);
+  EXPECT_NE(read_text_file(logs + "/sweep4.log").find("not a follow-up visit"), std::string::npos);
   EXPECT_NE(read_text_file(out + "/sweep/sweep.svg").find("</svg>"), std::string::npos);
 
   // Another protocol (different file hash): every scan is analyzed again.

@@ -12,6 +12,8 @@
 #include "report/csv.hpp"
 #include "tests/support/test_paths.hpp"
 
+namespace fs = std::filesystem;
+
 namespace lungvol::batch {
 namespace {
 
@@ -105,6 +107,134 @@ TEST(SweepLoad, RefusesMixedProtocols) {
   EXPECT_THROW(load_sweep_scans(store), Error);
 }
 
+// A small store: 4 subjects x the schedule's visits, synthetic histograms with lung voxels at
+// -750 HU (below the protocol's lesion band: never seen by vessel suppression) and lesion
+// candidates in the band, measured under covid-ggo-solid ([-700, 100), split -300).
+std::string small_store(const std::string& tag, const std::string& schedule_toml,
+                        const std::vector<std::string>& visits) {
+  const std::string dir = test::temp_dir(tag);
+  const Protocol protocol = load_protocol("covid-ggo-solid");
+  Store store(dir + "/results.sqlite");
+  RunInfo info;
+  info.started_at = "2020-01-01T00:00:00Z";
+  info.protocol_name = protocol.name;
+  info.protocol_version = protocol.version;
+  info.lesion_low_hu = protocol.lesion.low_hu();
+  info.lesion_split_hu = protocol.lesion.split_hu();
+  info.lesion_high_hu = protocol.lesion.high_hu();
+  info.schedule_toml = schedule_toml;
+  const auto run = store.begin_run(info);
+  Manifest m;
+  for (int subj = 0; subj < 4; ++subj) {
+    for (std::size_t v = 0; v < visits.size(); ++v) {
+      ManifestEntry e;
+      e.line = m.entries.size() + 2;
+      e.subject_id = "S" + std::to_string(subj);
+      e.arm = subj % 2 ? "MSC" : "placebo";
+      e.visit = visits[v];
+      e.path = e.full_path = "/synthetic";
+      m.entries.push_back(e);
+      vol::RegionHistograms h;
+      h.name = "lungs";
+      h.lung.counts[HuHistogram::bin(-850)] = 10000;
+      h.lung.counts[HuHistogram::bin(-750)] = 3000;
+      h.lung.counts[HuHistogram::bin(-500)] = 400 + 50 * subj - (subj % 2 ? 100 * v : 0);
+      h.lung.counts[HuHistogram::bin(-100)] = 150 + 10 * subj;
+      h.lung.counts[HuHistogram::bin(20)] = 80;
+      h.suppressed.counts[HuHistogram::bin(20)] = 80;  // vessels, suppressed in the band
+      ScanRecord rec;
+      rec.subject_id = e.subject_id;
+      rec.arm = e.arm;
+      rec.visit = e.visit;
+      rec.path = e.path;
+      rec.status = "ok";
+      rec.protocol_sha256 = "p";
+      rec.run_id = run;
+      store.save_scan(rec, pipeline::measure_regions({h}, protocol, 0.001));
+    }
+  }
+  store.set_manifest(m);
+  store.update_timing(schedule_toml.empty() ? trial::default_visit_schedule()
+                                            : trial::parse_visit_schedule(schedule_toml, "s.toml"));
+  return dir;
+}
+
+std::string usage_error(const SweepOptions& o) {
+  try {
+    run_sweep(o);
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ExitCode::kUsage) << e.what();
+    return e.what();
+  }
+  ADD_FAILURE() << "sweep accepted --lesion-low '" << o.lesion_low << "' --plot-visit '"
+                << o.plot_visit << "'";
+  return {};
+}
+
+// Below the protocol's lower lesion threshold the stored histograms hold every lung voxel,
+// vessels and normal lung included (here 3000 voxels at -750 HU): no analysis at that threshold
+// would count them, so the sweep refuses, saying why, and writes nothing.
+TEST(SweepLimits, LesionLowBelowTheProtocolIsRefusedWithTheReason) {
+  const std::string dir = small_store("sweep_low", "", {"baseline", "day10", "day28"});
+  SweepOptions o;
+  o.outdir = dir;
+  for (const char* low : {"-1200:-700:100", "-750", "-701:-650:49"}) {
+    o.lesion_low = low;
+    const std::string msg = usage_error(o);
+    EXPECT_NE(msg.find("below the protocol's lower lesion threshold (-700 HU"), std::string::npos) << msg;
+    EXPECT_NE(msg.find("suppression was computed only for voxels in [-700, 100) HU"), std::string::npos)
+        << msg;
+    EXPECT_FALSE(fs::exists(dir + "/sweep")) << low;
+  }
+  o.lesion_low = "-1200:-700:100";
+  EXPECT_NE(usage_error(o).find("--lesion-low -1200 HU (and 4 more of '-1200:-700:100')"),
+            std::string::npos);
+  // Out of order or past the band: refused too.
+  o.lesion_low = "-300:-200:50";
+  EXPECT_NE(usage_error(o).find("low < split < 100"), std::string::npos);
+  o.lesion_low = "";
+  o.split = "-700:100:100";
+  EXPECT_NE(usage_error(o).find("low < split < 100"), std::string::npos);
+  // From the protocol's own low upwards: answered, and at -700 equal to the batch's numbers.
+  o.split = "";
+  o.lesion_low = "-700:-600:50";
+  const SweepOutput out = run_sweep(o);
+  ASSERT_EQ(out.settings.size(), 3u);
+  Store store(dir + "/results.sqlite");
+  const std::vector<SweepScan> scans = load_sweep_scans(store);
+  // 400 + 150 candidates (S0 baseline) of 10000 + 3000 + 400 + 150 + 80 lung voxels.
+  EXPECT_DOUBLE_EQ(proportions_at(scans[0], -700, -300, 100).lesion_pct,
+                   100.0 * 550.0 / 13630.0);
+}
+
+// The plotted visit must be a follow-up visit of the batch's schedule: by default its last one
+// (week4 here, no day28 in this schedule); anything else is an error, not an empty plot.
+TEST(SweepLimits, PlotVisitMustBeInTheSchedule) {
+  const std::string schedule =
+      "[[visit]]\nname = \"baseline\"\nday = 0\nbaseline = true\n"
+      "[[visit]]\nname = \"week1\"\nday = 7\n[[visit]]\nname = \"week4\"\nday = 28\n";
+  const std::string dir = small_store("sweep_visit", schedule, {"baseline", "week1", "week4"});
+  SweepOptions o;
+  o.outdir = dir;
+  o.plot_visit = "day28";
+  std::string msg = usage_error(o);
+  EXPECT_NE(msg.find("--plot-visit 'day28' is not a follow-up visit"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("week1, week4"), std::string::npos) << msg;
+  EXPECT_FALSE(fs::exists(dir + "/sweep/sweep.svg"));
+  o.plot_visit = "baseline";
+  usage_error(o);
+  o.plot_visit = "";
+  run_sweep(o);
+  const std::string svg = read_text_file(dir + "/sweep/sweep.svg");
+  EXPECT_NE(svg.find("lesion_pct_change at week4 (mITT)"), std::string::npos);
+  // The plot has data: the Hodges-Lehmann estimate's point and its CI band, not empty series.
+  EXPECT_NE(svg.find("<circle"), std::string::npos);
+  EXPECT_NE(svg.find("<polygon"), std::string::npos);
+  o.plot_visit = "week1";
+  run_sweep(o);
+  EXPECT_NE(read_text_file(dir + "/sweep/sweep.svg").find("at week1 (mITT)"), std::string::npos);
+}
+
 // 300 scans (100 subjects x 3 visits) with synthetic histograms, 50 threshold settings: the
 // whole sweep (load from SQLite, recompute, 50 endpoint analyses) must take seconds.
 TEST(SweepBench, ThreeHundredScansFiftySettings) {
@@ -168,7 +298,7 @@ TEST(SweepBench, ThreeHundredScansFiftySettings) {
   }
   SweepOptions o;
   o.outdir = dir;
-  o.lesion_low = "-750:-650:25";  // 5 values
+  o.lesion_low = "-700:-600:25";  // 5 values, from the protocol's own low
   o.split = "-400:-175:25";       // 10 values
   const auto t0 = std::chrono::steady_clock::now();
   const SweepOutput out = run_sweep(o);

@@ -11,7 +11,9 @@
 #include "core/labels.hpp"
 #include "densitometry/calibration.hpp"
 #include "phantom/phantom.hpp"
+#include "segmentation/lungs.hpp"
 #include "tests/support/minimal_protocol.hpp"
+#include "tests/support/test_paths.hpp"
 
 namespace lungvol::dens {
 namespace {
@@ -29,7 +31,8 @@ struct Scan {
 // halo 4 mm wide, a table (i 20..179, j 115..119), and a trachea (label 3, radius 5 at the body
 // centre) whose outer layer of voxels is wall (-500 HU) though labelled airway. Air everywhere
 // reads -1000 + offset.
-Scan make_scan(int offset, double noise_sd = 0) {
+Scan make_scan(int offset, double noise_sd = 0, std::int16_t padding = kPadding,
+               double clip_below = -1e9) {
   Geometry g;
   g.size = {200, 180, 6};
   g.spacing = {1, 1, 2};
@@ -45,7 +48,7 @@ Scan make_scan(int offset, double noise_sd = 0) {
         const double x = double(i), y = double(j);
         double v = air;
         if (r(x, y, 99.5, 89.5) > 98) {
-          v = kPadding;
+          v = padding;
         } else if (j >= 115 && j < 120 && i >= 20 && i < 180) {
           v = 200;  // table
         } else if (r(x, y, 100, 80) <= 25) {
@@ -59,7 +62,8 @@ Scan make_scan(int offset, double noise_sd = 0) {
         } else if (r(x, y, 100, 80) <= 29) {
           v = -950;  // partial-volume halo of the skin
         }
-        if (noise_sd > 0 && v != kPadding) v = std::round(v + noise(rng));
+        if (noise_sd > 0 && v != padding) v = std::round(v + noise(rng));
+        if (r(x, y, 99.5, 89.5) <= 98) v = std::max(v, clip_below);  // a scanner's clipping
         s.ct.at(std::size_t(i), std::size_t(j), k) = static_cast<std::int16_t>(v);
       }
   return s;
@@ -109,6 +113,50 @@ TEST(Calibration, MarginKeepsThePartialVolumeHaloOut) {
       EXPECT_GT(nearest, 20.0) << i << "," << j;
     }
   EXPECT_GT(kept, 1000u);
+}
+
+// Issue #19 item 7: POPI stores -1024 outside the reconstruction circle without declaring a
+// PixelPaddingValue (a declared one reaches the check as -1024 too). That constant region is not
+// air: sampled, it pulled outside air from -993 to -1014 HU, flagged the scan and made
+// --calibrate air scale the wrong way (slope 0.9865 instead of > 1).
+TEST(Calibration, ConstantPaddingOutsideTheCircleIsNotAir) {
+  const Scan s = make_scan(10, 0, -1024);  // air reads -990, padding -1024
+  std::size_t circle = 0;  // padding pixels of the 6 slices (every slice is sampled)
+  for (std::size_t k = 0; k < 6; ++k)
+    for (std::size_t n = 0; n < s.ct.geom.slice_voxels(); ++n) circle += s.ct[k * s.ct.geom.slice_voxels() + n] == -1024;
+  const CalibrationCheck c = check_calibration(s.ct, s.lungs);
+  ASSERT_TRUE(c.outside_air.found);
+  EXPECT_DOUBLE_EQ(c.outside_air.mean_hu, -990);  // not a voxel of padding in the sample
+  EXPECT_EQ(c.padding_values_hu, std::vector<int>{-1024});
+  EXPECT_EQ(c.padding_voxels, circle);
+  EXPECT_TRUE(c.within_tolerance);
+  // --calibrate air: air at -990 must be scaled up to -1000 (slope > 1), never down.
+  Scan fixed = s;
+  const AirCorrection k = apply_air_calibration(fixed.ct, c);
+  ASSERT_TRUE(k.applied);
+  EXPECT_DOUBLE_EQ(k.slope, 1000.0 / 990.0);
+  EXPECT_DOUBLE_EQ(check_calibration(fixed.ct, fixed.lungs).outside_air.mean_hu, -1000);
+}
+
+// Noisy air clipped at -1024 by the scanner: many single pixels read exactly the padding value,
+// but never whole 5 x 5 blocks, so they stay in the sample (the clipping is the scanner's).
+TEST(Calibration, ClippedNoisyAirIsNotMistakenForPadding) {
+  const Scan s = make_scan(-12, 15.0, -1024, -1024);
+  std::size_t circle = 0, clipped_inside = 0;
+  for (std::size_t k = 0; k < 6; ++k)
+    for (std::size_t j = 0; j < 180; ++j)
+      for (std::size_t i = 0; i < 200; ++i) {
+        const bool out = std::hypot(double(i) - 99.5, double(j) - 89.5) > 98;
+        circle += out;
+        clipped_inside += !out && s.ct.at(i, j, k) == -1024;
+      }
+  ASSERT_GT(clipped_inside, 10000u);  // a fifth of the air pixels read -1024
+  const CalibrationCheck c = check_calibration(s.ct, s.lungs);
+  EXPECT_EQ(c.padding_values_hu, std::vector<int>{-1024});
+  EXPECT_GE(c.padding_voxels, circle);
+  EXPECT_LE(c.padding_voxels, circle + circle / 20);  // the rim where clipped air touches it
+  // The clipped normal distribution's mean: -1012 with the tail below -1024 moved up to it.
+  EXPECT_NEAR(c.outside_air.mean_hu, -1012 + 15 * 0.0972, 1.0);
 }
 
 TEST(Calibration, OffsetScanIsFlagged) {
@@ -220,6 +268,30 @@ TEST(Calibration, PhantomAirReadsMinus1000) {
   std::printf("phantom: outside air %.2f +- %.2f HU (n %zu), trachea %.2f +- %.2f HU (n %zu)\n",
               c.outside_air.mean_hu, c.outside_air.sd_hu, c.outside_air.n, c.trachea.mean_hu,
               c.trachea.sd_hu, c.trachea.n);
+}
+
+// Issue #19 item 7: on thin-slice phantoms the airway label was a piece of lung (0.5 mm: the
+// "trachea" read -850 HU) or nearly empty (1.6 mm: "trachea_not_found"), so a perfect image was
+// flagged. The tracheal sample is now found in the image, tracked down from the top.
+TEST(Calibration, ThinSlicePhantomsAreNotFlagged) {
+  setenv("LUNGVOL_PROTOCOL_DIR", (test::source_dir() + "/protocols").c_str(), 1);
+  const LungParams lung = load_protocol(kDefaultProtocol).lung;
+  for (const double dz : {1.6, 0.5}) {
+    phantom::PhantomOptions o;
+    o.size = {192, 192, std::size_t(std::lround(320 / dz))};
+    o.spacing = {1.8, 1.8, dz};
+    o.with_lesions = false;
+    const phantom::Phantom ph = phantom::make_phantom(o);
+    const seg::LungSegmentation seg = seg::segment_lungs(ph.ct, lung);
+    const CalibrationCheck c = check_calibration(ph.ct, seg.lungs);
+    std::printf("%.1f mm: airway label %.1f mL; trachea %.2f HU (n %zu, %zu slices)\n", dz,
+                seg.airway_ml, c.trachea.mean_hu, c.trachea.n, c.trachea_slices);
+    EXPECT_TRUE(c.flags.empty()) << dz << " mm: " << (c.flags.empty() ? "" : c.flags.front());
+    ASSERT_TRUE(c.trachea.found) << dz;
+    EXPECT_NEAR(c.trachea.mean_hu, -1000, 4 * 15 / std::sqrt(double(c.trachea.n)) + 0.5) << dz;
+    EXPECT_GT(c.trachea_slices * dz, 60.0) << dz;  // the phantom's trachea, not a speck
+    EXPECT_TRUE(c.within_tolerance) << dz;
+  }
 }
 
 }  // namespace

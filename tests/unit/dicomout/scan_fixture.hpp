@@ -82,6 +82,7 @@ inline Scan make_scan(const std::string& dir, int variant) {
   s.series.patient_id = s.meta.patient_id;
   s.series.study_date = s.meta.study_date;
   s.series.modality = "CT";
+  s.series.dicom = true;
   s.series.files = s.files;
   s.series.n_files = s.files.size();
   s.series.n_slices = nz;

@@ -47,6 +47,7 @@ std::string expect_dicom_error(const std::string& path) {
 }
 
 TEST(DicomData, PopiSeries) {
+  LUNGVOL_REQUIRE_DATA("popi-4dct-phase00-itkelastix/dicom");
   const auto t0 = std::chrono::steady_clock::now();
   const LoadedCt ct = load_ct(test::shared_data("popi-4dct-phase00-itkelastix/dicom"));
   std::cout << "POPI load_ct (141 x 512 x 512, incl. sha256): "
@@ -73,6 +74,7 @@ TEST(DicomData, PopiSeries) {
 }
 
 TEST(DicomData, CipDicomEqualsNrrd) {
+  LUNGVOL_REQUIRE_DATA("cip-chest-imaging-platform/ct-64Dicom");
   const LoadedCt dcm = load_ct(test::shared_data("cip-chest-imaging-platform/ct-64Dicom"));
   const CtImage nrrd = read_ct_image(test::shared_data("cip-chest-imaging-platform/ct-64.nrrd"));
   ASSERT_EQ(dcm.image.geom.size, nrrd.geom.size);
@@ -83,6 +85,7 @@ TEST(DicomData, CipDicomEqualsNrrd) {
 class LosslessSyntax : public ::testing::TestWithParam<std::string> {};
 
 TEST_P(LosslessSyntax, EqualsUncompressedReference) {
+  LUNGVOL_REQUIRE_DATA(kTs + GetParam());
   const LoadedCt ref = load_ct(test::shared_data(kTs + "CTImage.dcm"));
   const LoadedCt ct = load_ct(test::shared_data(kTs + GetParam()));
   EXPECT_EQ(range(ref.image), std::make_pair(-3024, 1378));
@@ -108,6 +111,7 @@ struct Lossy {
 class LossySyntax : public ::testing::TestWithParam<Lossy> {};
 
 TEST_P(LossySyntax, CloseToUncompressedReference) {
+  LUNGVOL_REQUIRE_DATA(kTs + GetParam().file);
   const LoadedCt ref = load_ct(test::shared_data(kTs + "CTImage.dcm"));
   const LoadedCt ct = load_ct(test::shared_data(kTs + GetParam().file));
   const int diff = max_abs_diff(ct.image, ref.image);
@@ -125,6 +129,7 @@ INSTANTIATE_TEST_SUITE_P(
                       Lossy{"CTImage.dcm_JPEGProcess10_12TransferSyntax_1.2.840.10008.1.2.4.55.dcm", 36}));
 
 TEST(DicomData, WgCtJ2kRanges) {
+  LUNGVOL_REQUIRE_DATA(kTs + "CT2_J2KR");
   // SOURCE.md: HU -3024..1254, where -3024 is CT1's PixelPaddingValue (stored -2000), which the
   // reader maps to air (-1024 HU) by its documented rule.
   const LoadedCt ct1 = load_ct(test::shared_data(kTs + "CT1_J2KR"));
@@ -143,6 +148,7 @@ struct Expected {
 class EdgeCaseFile : public ::testing::TestWithParam<Expected> {};
 
 TEST_P(EdgeCaseFile, HuRangeMatchesSourceTable) {
+  LUNGVOL_REQUIRE_DATA(GetParam().file);
   const LoadedCt ct = load_ct(test::shared_data(GetParam().file));
   EXPECT_EQ(range(ct.image), std::make_pair(GetParam().lo, GetParam().hi));
 }
@@ -163,6 +169,7 @@ INSTANTIATE_TEST_SUITE_P(
 // SOURCE.md: SIZ1_PixRep0 is SIZ0_PixRep1's converse (header unsigned, codestream signed); a
 // naive decode gives 0..65535. Read as signed with a warning, both give the same voxels.
 TEST(DicomData, ToshibaSignednessMismatchIsRepaired) {
+  LUNGVOL_REQUIRE_DATA("pydicom-ct-edgecases/pylibjpeg-data/TOSHIBA_J2K_SIZ1_PixRep0.dcm");
   const LoadedCt a = load_ct(test::shared_data("pydicom-ct-edgecases/pylibjpeg-data/TOSHIBA_J2K_SIZ1_PixRep0.dcm"));
   const LoadedCt b = load_ct(test::shared_data("pydicom-ct-edgecases/pylibjpeg-data/TOSHIBA_J2K_SIZ0_PixRep1.dcm"));
   EXPECT_EQ(max_abs_diff(a.image, b.image), 0);
@@ -172,6 +179,7 @@ TEST(DicomData, ToshibaSignednessMismatchIsRepaired) {
 }
 
 TEST(DicomData, UncompressedEqualsJ2kLossless693) {
+  LUNGVOL_REQUIRE_DATA("pydicom-ct-edgecases/pydicom-data/693_UNCR.dcm");
   const LoadedCt a = load_ct(test::shared_data("pydicom-ct-edgecases/pydicom-data/693_UNCR.dcm"));
   const LoadedCt b = load_ct(test::shared_data("pydicom-ct-edgecases/pydicom-data/693_J2KR.dcm"));
   EXPECT_EQ(max_abs_diff(a.image, b.image), 0);
@@ -179,6 +187,7 @@ TEST(DicomData, UncompressedEqualsJ2kLossless693) {
 
 // SOURCE.md: 2-frame JPEG Extended, fragmented, no Basic Offset Table, no rescale: HU = stored.
 TEST(DicomData, FragmentedMultiFrameJpegWithoutOffsetTable) {
+  LUNGVOL_REQUIRE_DATA(kTs + "CT0012.fragmented_no_bot_jpeg_baseline.51.dcm");
   // SOURCE.md's 1010..2223 is the stored range read at top level; the file's Shared Functional
   // Groups (PixelValueTransformationSequence) hold RescaleIntercept -1024, so HU = stored - 1024.
   const std::string f = test::shared_data(kTs + "CT0012.fragmented_no_bot_jpeg_baseline.51.dcm");
@@ -194,6 +203,7 @@ TEST(DicomData, FragmentedMultiFrameJpegWithoutOffsetTable) {
 }
 
 TEST(DicomData, ScoutIsSkipped) {
+  LUNGVOL_REQUIRE_DATA("pydicom-ct-edgecases/pylibjpeg-data/MAROTECH_CT_JP2Lossy.dcm");
   const Discovery d = discover_dicom(test::shared_data("pydicom-ct-edgecases/pylibjpeg-data/MAROTECH_CT_JP2Lossy.dcm"));
   EXPECT_TRUE(d.series.empty());
   ASSERT_EQ(d.skipped.size(), 1u);
@@ -201,6 +211,7 @@ TEST(DicomData, ScoutIsSkipped) {
 }
 
 TEST(DicomData, EnhancedCtMultiFrame) {
+  LUNGVOL_REQUIRE_DATA("pydicom-ct-edgecases/pydicom-data/eCT_Supplemental.dcm");
   const LoadedCt ct = load_ct(test::shared_data("pydicom-ct-edgecases/pydicom-data/eCT_Supplemental.dcm"));
   const Geometry& g = ct.image.geom;
   EXPECT_EQ(g.size[2], 2u);
@@ -214,6 +225,7 @@ TEST(DicomData, EnhancedCtMultiFrame) {
 }
 
 TEST(DicomData, MinimalHeaderWithoutModalityIsReadWithWarning) {
+  LUNGVOL_REQUIRE_DATA("lungmask-testdata");
   const LoadedCt ct = load_ct(test::shared_data("lungmask-testdata"));
   EXPECT_EQ(ct.image.geom.size[2], 2u);
   EXPECT_NEAR(ct.image.geom.spacing[0], 0.625, 1e-6);
@@ -226,6 +238,7 @@ TEST(DicomData, MinimalHeaderWithoutModalityIsReadWithWarning) {
 }
 
 TEST(DicomData, J2kSeriesWithOverlappingSlices) {
+  LUNGVOL_REQUIRE_DATA("totalsegmentator-examples/example_ct_dicom");
   const LoadedCt ct = load_ct(test::shared_data("totalsegmentator-examples/example_ct_dicom"));
   EXPECT_EQ(ct.image.geom.size[2], 20u);
   EXPECT_NEAR(ct.image.geom.spacing[2], 2.0, 1e-3);  // SliceThickness says 3
@@ -235,12 +248,14 @@ TEST(DicomData, J2kSeriesWithOverlappingSlices) {
 }
 
 TEST(DicomData, CorruptJpegStreamIsFlagged) {
+  LUNGVOL_REQUIRE_DATA("pydicom-ct-edgecases/pylibjpeg-data/JPEGLossless_1s_1f_i_16_16_bad.dcm");
   const std::string msg = expect_dicom_error(
       test::shared_data("pydicom-ct-edgecases/pylibjpeg-data/JPEGLossless_1s_1f_i_16_16_bad.dcm"));
   EXPECT_NE(msg.find("JPEGLossless_1s_1f_i_16_16_bad.dcm"), std::string::npos) << msg;
 }
 
 TEST(DicomData, TruncatedFileIsDicomErrorNamingIt) {
+  LUNGVOL_REQUIRE_DATA("popi-4dct-phase00-itkelastix/dicom");
   const std::string dir = test::temp_dir("truncated");
   const std::string src = test::shared_data(kTs + "CTImage.dcm");
   const std::string dst = dir + "/CUT0001";
@@ -268,6 +283,7 @@ TEST(DicomData, TruncatedFileIsDicomErrorNamingIt) {
 // Every file in ../shared/data, one at a time: discovery and loading either succeed or throw
 // lungvol::Error; nothing crashes or throws anything else.
 TEST(DicomData, EveryFileInspectsAndLoadsWithoutCrash) {
+  LUNGVOL_REQUIRE_DATA("");
   int loaded = 0, refused = 0, skipped = 0;
   std::map<std::string, int> per_folder;
   for (const auto& e : fs::recursive_directory_iterator(test::shared_dir() + "/data")) {

@@ -93,7 +93,20 @@ TEST(DicomGeometry, WriteThenReadIsExact) {
   EXPECT_TRUE(ct.series.original);
 }
 
-TEST(DicomGeometry, UnsignedEncodingAndPerSliceRescale) {
+TEST(DicomGeometry, UnsignedEncodingIsReadExactly) {
+  const std::string dir = test::temp_dir("geo_unsigned");
+  const CtImage img = make_volume();
+  CtSeriesMeta meta;
+  meta.unsigned_pixels = true;  // stored = HU + 1024, RescaleIntercept -1024
+  write_ct_series(img, dir, meta);
+  EXPECT_EQ(load_ct(dir).image.data, img.data);
+}
+
+// Issue #19 item 2: a slice whose rescale differs from the rest of its series is refused,
+// naming it, even when its own encoding would give the same HU: lungvol cannot tell a second
+// legitimate encoding from a wrong rescale (a missing intercept read HU 1024 too high and cut a
+// lung in two on 3f3ab5f).
+TEST(DicomGeometry, MixedRescaleInOneSeriesIsRefusedNamingTheOddSlices) {
   const std::string a = test::temp_dir("geo_signed"), b = test::temp_dir("geo_unsigned");
   const CtImage img = make_volume();
   CtSeriesMeta meta;
@@ -103,14 +116,16 @@ TEST(DicomGeometry, UnsignedEncodingAndPerSliceRescale) {
   write_ct_series(img, a, meta);
   meta.unsigned_pixels = true;
   write_ct_series(img, b, meta);
-  // Odd slices from the unsigned copy: intercept 0 and -1024 mixed in one series.
-  for (int k = 1; k <= 12; k += 2) {
+  for (int k : {5, 9}) {
     char name[16];
     std::snprintf(name, sizeof name, "/IM%04d", k);
     fs::copy_file(b + name, a + name, fs::copy_options::overwrite_existing);
   }
-  const LoadedCt ct = load_ct(a);
-  EXPECT_EQ(ct.image.data, img.data);
+  const std::string msg = error_of(a);
+  EXPECT_TRUE(contains(msg, "IM0005', '" + a + "/IM0009': RescaleSlope 1 / RescaleIntercept -1024 "
+                            "differ from the rest of the series (slope 1, intercept 0 in 10 of 12 "
+                            "slices)"))
+      << msg;
 }
 
 TEST(DicomGeometry, ShuffledFileNamesDoNotMatter) {

@@ -84,6 +84,7 @@ TEST(ImageIo, LabelValuesOutOfRangeAreRefused) {
 // SOURCE.md: ct-64.nrrd is 64x64x79, 4.1719 x 4.1719 x 3.9873 mm, origin (-128.41, -264.41,
 // -360.26), HU -1007..1095.
 TEST(ImageIoData, CipNrrdHeaderAndRange) {
+  LUNGVOL_REQUIRE_DATA("cip-chest-imaging-platform/ct-64.nrrd");
   const CtImage ct = read_ct_image(test::shared_data("cip-chest-imaging-platform/ct-64.nrrd"));
   EXPECT_EQ(ct.geom.size[0], 64u);
   EXPECT_EQ(ct.geom.size[1], 64u);

@@ -14,6 +14,7 @@ namespace {
 std::string bin() { return test::lungvol_binary(); }
 
 TEST(IoCli, InspectEveryDataFolderWithoutCrash) {
+  LUNGVOL_REQUIRE_DATA("popi-4dct-phase00-itkelastix/dicom");
   if (!fs::exists(bin())) GTEST_SKIP() << "lungvol not built";
   const std::string log = test::temp_dir("cli") + "/out.txt";
   for (const auto& e : fs::directory_iterator(test::shared_dir() + "/data")) {
@@ -32,6 +33,7 @@ TEST(IoCli, InspectEveryDataFolderWithoutCrash) {
 }
 
 TEST(IoCli, ConvertCipDicomMatchesNrrd) {
+  LUNGVOL_REQUIRE_DATA("cip-chest-imaging-platform/ct-64Dicom");
   if (!fs::exists(bin())) GTEST_SKIP() << "lungvol not built";
   const std::string dir = test::temp_dir("cli_convert");
   const std::string out = dir + "/ct.nii.gz";

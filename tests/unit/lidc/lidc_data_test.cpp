@@ -12,6 +12,7 @@ namespace lungvol::lidc {
 namespace {
 
 TEST(LidcNodules, DefaultProtocolSeparatesGroundGlassFromSolid) {
+  LUNGVOL_REQUIRE_DATA("lidc-nodule-vois-ct-slicing");
   setenv("LUNGVOL_PROTOCOL_DIR", (test::source_dir() + "/protocols").c_str(), 1);
   const Protocol p = load_protocol(kDefaultProtocol);
   const std::vector<Nodule> nodules = load_nodules(test::shared_data("lidc-nodule-vois-ct-slicing"));

@@ -17,6 +17,7 @@ namespace {
 std::string cmd(const std::string& args) { return "'" + test::lungvol_binary() + "' " + args; }
 
 TEST(AnalyzeCli, CipDicomWritesEveryOutputWithTheDesignSchema) {
+  LUNGVOL_REQUIRE_DATA("cip-chest-imaging-platform/ct-64Dicom");
   const std::string out = test::temp_dir("analyze_cip");
   const std::string log = out + ".log";
   ASSERT_EQ(test::run_command(cmd("analyze '" +
@@ -67,6 +68,7 @@ TEST(AnalyzeCli, CipDicomWritesEveryOutputWithTheDesignSchema) {
 }
 
 TEST(AnalyzeCli, ExitCodesNameTheProblem) {
+  LUNGVOL_REQUIRE_DATA("cip-chest-imaging-platform/ct-64.nrrd");
   const std::string out = test::temp_dir("analyze_err");
   EXPECT_EQ(test::run_command(cmd("analyze /no/such/path -o '" + out + "/a'"), out + "/1.log"), 3);
   EXPECT_NE(read_text_file(out + "/1.log").find("/no/such/path"), std::string::npos);
@@ -95,6 +97,7 @@ namespace {
 // exactly (65,624 voxels = 4554.2 mL), split into right and left like CIP's own labels
 // (lm-64.nrrd: right 2419 mL, left 2135 mL), and recorded as given with its hash.
 TEST(AnalyzeCli, GivenLungsMaskIsMeasuredAsGiven) {
+  LUNGVOL_REQUIRE_DATA("cip-chest-imaging-platform/wholeLung-64.nrrd");
   const std::string out = test::temp_dir("analyze_given");
   const std::string ct = test::shared_data("cip-chest-imaging-platform/ct-64.nrrd");
   const std::string mask = test::shared_data("cip-chest-imaging-platform/wholeLung-64.nrrd");
@@ -120,6 +123,7 @@ TEST(AnalyzeCli, GivenLungsMaskIsMeasuredAsGiven) {
 // The SEG lungvol writes, given back as the reviewer's corrected masks, reproduces the
 // automatic run's volumes exactly: what a core lab does after editing the SEG in a viewer.
 TEST(AnalyzeCli, OwnSegGivenBackAsMasksReproducesTheVolumes) {
+  LUNGVOL_REQUIRE_DATA("cip-chest-imaging-platform/ct-64Dicom");
   const std::string out = test::temp_dir("analyze_seg_back");
   const std::string ct = test::shared_data("cip-chest-imaging-platform/ct-64Dicom");
   ASSERT_EQ(test::run_command(cmd("analyze '" + ct + "' -o '" + out + "/auto' --no-qc"),
@@ -145,6 +149,7 @@ TEST(AnalyzeCli, OwnSegGivenBackAsMasksReproducesTheVolumes) {
 }
 
 TEST(AnalyzeCli, MaskOnAnotherGridIsResampledOrRefused) {
+  LUNGVOL_REQUIRE_DATA("cip-chest-imaging-platform/crop_ct_2slices_dcnnLungSegmentationLabelmap.nrrd");
   const std::string out = test::temp_dir("analyze_grid");
   const std::string ct = test::shared_data("cip-chest-imaging-platform/ct-64.nrrd");
   // The full-resolution mask of the same subject covers another physical box: refused, exit 3,

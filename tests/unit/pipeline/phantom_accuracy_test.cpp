@@ -154,6 +154,32 @@ TEST(PhantomAccuracy, PleuralLesionOtherSubjectsAndSlices) {
   }
 }
 
+// A chest so small (17 x 16 cm field) that the 30 mm rolling ball bridges the heart's own
+// indentation of the left lung: the bay is lesion-shaped, so it is admitted, and the lung volume
+// is 9 % too large. That must never pass silently: the admitted volume is flagged, and the
+// same grid over an adult's chest (3.6 mm voxels) admits nothing of the kind.
+TEST(PhantomAccuracy, SmallChestHeartBorderIsFlagged) {
+  phantom::PhantomOptions o;
+  o.size = {96, 96, 40};
+  const phantom::Phantom small = phantom::make_phantom(o);
+  const Analysis a = analyze_phantom(small);
+  const double lung = a.region("lungs").volumes.volume_ml;
+  std::printf("small chest: lung %.1f mL (truth %.1f), blobs admitted %.1f mL\n", lung,
+              truth(small, "lung_ml"), a.lungs.blobs_added_ml);
+  if (lung > 1.02 * truth(small, "lung_ml")) {
+    EXPECT_GT(a.lungs.blobs_added_ml, 0.5 * (lung - truth(small, "lung_ml")));
+    bool warned = false;
+    for (const auto& w : a.warnings) warned = warned || w.find("admitted away from the chest wall") != std::string::npos;
+    EXPECT_TRUE(warned) << "a lung volume 2 % above the truth without a warning";
+  }
+  o.spacing = {3.6, 3.6, 8.0};
+  const phantom::Phantom adult = phantom::make_phantom(o);
+  const Analysis b = analyze_phantom(adult);
+  expect_within(b.region("lungs").volumes.volume_ml, truth(adult, "lung_ml"), 0.02, "adult lung");
+  EXPECT_LT(b.lungs.blobs_added_ml, 0.005 * truth(adult, "lung_ml"));
+  for (const auto& w : b.warnings) EXPECT_EQ(w.find("dense tissue"), std::string::npos) << w;
+}
+
 TEST(PhantomAccuracy, TouchingLungsAreSeparated) {
   phantom::PhantomOptions o;
   o.touching = true;

@@ -17,13 +17,16 @@ namespace {
 class Popi : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
+    if (!test::missing_shared("data/" + std::string(kPopi)).empty()) return;  // SetUp skips
     setenv("LUNGVOL_PROTOCOL_DIR", (test::source_dir() + "/protocols").c_str(), 1);
     base_ = new Analysis();
     base_->protocol = load_protocol(kDefaultProtocol);
-    base_->input = io::load_ct(test::shared_data("popi-4dct-phase00-itkelastix/dicom"));
+    base_->input = io::load_ct(test::shared_data(kPopi));
     segment_and_measure(*base_);
   }
+  void SetUp() override { LUNGVOL_REQUIRE_DATA(kPopi); }
   static void TearDownTestSuite() { delete base_; }
+  static constexpr const char* kPopi = "popi-4dct-phase00-itkelastix/dicom";
   static Analysis* base_;
 };
 Analysis* Popi::base_ = nullptr;

@@ -30,8 +30,8 @@ LabelImage lungs_from_cip(const CtImage& lm) {
 bool is(const std::uint8_t* px, Rgb c) { return px[0] == c.r && px[1] == c.g && px[2] == c.b; }
 
 TEST(QcImagesData, CipChestIsShownRadiologically) {
+  LUNGVOL_REQUIRE_DATA("cip-chest-imaging-platform/lm-64.nrrd");
   const std::string dir = test::shared_data("cip-chest-imaging-platform");
-  if (!std::filesystem::exists(dir + "/ct-64.nrrd")) GTEST_SKIP() << "no shared data";
   const CtImage ct = io::read_ct_image(dir + "/ct-64.nrrd");
   const LabelImage lungs = lungs_from_cip(io::read_ct_image(dir + "/lm-64.nrrd"));
   // Crude lesions, just so the overlay paths run on real data.

@@ -18,6 +18,7 @@ Protocol default_protocol() {
 }
 
 TEST(LungsCip, DiceAgainstWholeLungMask) {
+  LUNGVOL_REQUIRE_DATA("cip-chest-imaging-platform/wholeLung-64.nrrd");
   const CtImage ct = io::read_ct_image(test::shared_data("cip-chest-imaging-platform/ct-64.nrrd"));
   const LabelImage ref =
       io::read_label_image(test::shared_data("cip-chest-imaging-platform/wholeLung-64.nrrd"));

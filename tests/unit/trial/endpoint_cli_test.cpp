@@ -75,5 +75,52 @@ TEST(EndpointCli, ExitCodes) {
             3);
 }
 
+// A subject whose change is not finite (a "1e-310" baseline) is flagged and named on stderr;
+// the run finishes (exit 0) with every other subject compared.
+TEST(EndpointCli, NonFiniteChangeIsFlaggedNotFatal) {
+  const std::string dir = test::temp_dir("endpoint_cli_nonfinite");
+  write_text_atomic(dir + "/v.csv",
+                    "subject_id,arm,visit,lesion_pct\n"
+                    "a1,MSC,baseline,1e-310\na1,MSC,day28,5\n"
+                    "a2,MSC,baseline,10\na2,MSC,day28,5\na3,MSC,baseline,8\na3,MSC,day28,6\n"
+                    "b1,Placebo,baseline,10\nb1,Placebo,day28,9\nb2,Placebo,baseline,4\nb2,Placebo,day28,5\n");
+  const std::string log = dir + "/log.txt";
+  ASSERT_EQ(test::run_command(lungvol() + " endpoint --table '" + dir + "/v.csv' -o '" + dir + "'", log), 0)
+      << read_text_file(log);
+  EXPECT_NE(read_text_file(log).find("subject 'a1'"), std::string::npos) << read_text_file(log);
+  const std::string changes = read_text_file(dir + "/endpoint/changes.csv");
+  // The subnormal baseline written with 17 significant digits (it has fewer): 9.99...e-311.
+  EXPECT_NE(changes.find("a1,MSC,lesion_pct_change,day28,mITT,9.9999999999999694e-311,5,day28,5,,,"
+                         "false,rel_change_not_finite"),
+            std::string::npos)
+      << changes;
+  // a2 (-50 %) and a3 (-25 %) against b1 (-10 %) and b2 (+25 %).
+  const std::string cmp = read_text_file(dir + "/endpoint/comparison.csv");
+  EXPECT_NE(cmp.find("lesion_pct_change,day28,mITT,MSC,2,-37.5,"), std::string::npos) << cmp;
+}
+
+TEST(EndpointCli, DigitsRankOptionAndHelp) {
+  const std::string dir = test::temp_dir("endpoint_cli_digits");
+  write_text_atomic(dir + "/v.csv", kTable);
+  const std::string log = dir + "/log.txt";
+  ASSERT_EQ(test::run_command(lungvol() + " endpoint --table '" + dir + "/v.csv' -o '" + dir +
+                                  "' --digits-rank inf",
+                              log),
+            0)
+      << read_text_file(log);
+  const std::string cmp = read_text_file(dir + "/endpoint/comparison.csv");
+  EXPECT_NE(cmp.find(",hl_conf_level,digits_rank,test_flags\n"), std::string::npos) << cmp;
+  EXPECT_NE(cmp.find(",Inf,"), std::string::npos) << cmp;
+  EXPECT_NE(read_text_file(dir + "/endpoint/table2.md").find("digits.rank = Inf"), std::string::npos);
+  EXPECT_EQ(test::run_command(lungvol() + " endpoint --table '" + dir + "/v.csv' -o '" + dir +
+                                  "' --digits-rank 0",
+                              log),
+            2);
+  ASSERT_EQ(test::run_command(lungvol() + " endpoint --help", log), 0);
+  const std::string help = read_text_file(log);
+  EXPECT_NE(help.find("digits.rank = 10"), std::string::npos) << help;
+  EXPECT_NE(help.find("--digits-rank"), std::string::npos) << help;
+}
+
 }  // namespace
 }  // namespace lungvol
