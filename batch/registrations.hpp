@@ -4,11 +4,9 @@
 // OUTDIR/registrations/<subject>/<visit>/ and stored in results.sqlite. Resumable like the scans:
 // a follow-up whose stored registration has the same key (both scans' identities, the parameters,
 // the software) is not registered again, and a subject whose cross-visit key is unchanged is not
-// touched. Shared by the local executor and the Slurm executor's per-subject tasks.
+// touched. Local executor only (a Slurm batch does not register yet).
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "batch/runner.hpp"
 #include "batch/store.hpp"
@@ -51,13 +49,5 @@ void store_subject_outcome(Store& store, const registration::SubjectJob& job,
 RegistrationCounts run_registrations(Store& store, const BatchInputs& inputs,
                                      const BatchOptions& options, int jobs, int threads_per_job,
                                      std::int64_t run_id);
-
-// A subject job <-> JSON (the Slurm task list), and an outcome <-> JSON (the task's result).
-nlohmann::json job_to_json(const registration::SubjectJob& job);
-registration::SubjectJob job_from_json(const nlohmann::json& j, const registration::FollowupSettings& s);
-nlohmann::json outcome_to_json(const registration::SubjectOutcome& o);
-registration::SubjectOutcome subject_outcome_from_json(const nlohmann::json& j);
-registration::VisitScan visit_scan_from_json(const nlohmann::json& j);
-nlohmann::json visit_scan_to_json(const registration::VisitScan& v);
 
 }  // namespace lungvol::batch
