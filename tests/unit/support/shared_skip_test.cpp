@@ -54,6 +54,7 @@ const DataProgram kPrograms[] = {
     {SEGMENTATION_DATA_TEST, "*", 1},
     {REPORT_DATA_TEST, "QcImagesData.*", 1},
     {TRIAL_TEST, "WilcoxonR.*:MedianCI.MatchesReferenceIncludingNulls", 6},
+    {REGISTRATION_DATA_TEST, "*", 3},
 };
 
 int run(const DataProgram& p, const std::string& empty, bool require, const std::string& log) {
