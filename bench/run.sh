@@ -13,6 +13,9 @@
 #     spin loop) before every block of them;
 #   * analyze on phantoms of 150, 300 and 600 slices (same anatomy, slice spacing 2.8/1.4/0.7 mm)
 #     for time vs voxel count;
+#   * `lungvol --threads 2 register` of POPI re-rendered at another inspiration level
+#     (`lungvol deform`, the default motion) to POPI itself: one POPI-size registration (issue
+#     #17; the two analyze outputs are made once, untimed);
 #   * the Google Benchmark kernels (build-bench/bench/lungvol_bench_kernels), unless
 #     --skip-kernels.
 # It replaces the "## Results" section of docs/benchmarks.md and prints the summary table.
@@ -79,6 +82,16 @@ phantom() {  # phantom NZ SZ -> folder with dicom/
 P600="$(phantom 600 0.7)"
 P300="$(phantom 300 1.4)"
 P150="$(phantom 150 2.8)"
+# The registration pair: POPI and POPI re-rendered by a known breathing motion, both analyzed.
+REG="$CACHE/register-popi"
+if [ ! -f "$REG/follow/metrics.json" ] || [ ! -f "$REG/base/metrics.json" ]; then
+  echo "preparing the registration pair (deform + 2 x analyze) ..." >&2
+  rm -rf "$REG" && mkdir -p "$REG"
+  "$LUNGVOL" --log-level warn deform "$POPI" -o "$REG/deformed" >/dev/null
+  "$LUNGVOL" --log-level warn analyze "$POPI" -o "$REG/base" --no-qc --no-dicom >/dev/null
+  "$LUNGVOL" --log-level warn analyze "$REG/deformed/ct.nii.gz" -o "$REG/follow" --no-qc \
+    --no-dicom >/dev/null
+fi
 
 now() { date +%s.%N; }
 
@@ -138,6 +151,11 @@ dcm2niix_run() {  # dcm2niix_run INPUT_NAME PATH RUN
   rm -rf "$WORK/d2n" && mkdir -p "$WORK/d2n"
   run_cmd "$1" dcm2niix 1 "$3" dcm2niix -z n -o "$WORK/d2n" -f volume "$2"
 }
+register_run() {  # register_run RUN
+  rm -rf "$WORK/reg"
+  run_cmd popi register 2 "$1" "$LUNGVOL" --threads 2 register "$REG/base" "$REG/follow" \
+    -o "$WORK/reg" --no-qc
+}
 convert_run() {  # convert_run INPUT_NAME PATH RUN
   rm -f "$WORK/volume.nii"
   run_cmd "$1" convert 2 "$3" "$LUNGVOL" --threads 2 convert "$2" -o "$WORK/volume.nii"
@@ -160,6 +178,7 @@ for run in $(seq 1 "$RUNS"); do
   for threads in 1 2 2 1 1 2 2 1; do analyze popi-threads "$POPI" "$threads" "$run"; done
   analyze p150 "$P150" 2 "$run"
   analyze p300 "$P300" 2 "$run"
+  register_run "$run"
 done
 
 KJSON=""
@@ -304,12 +323,15 @@ w("")
 
 def verdict(ok):
     return "**met**" if ok else "**not met**"
-w("### Targets (issue #6)\n")
+w("### Targets (issues #6, #17)\n")
 w("| target | measured | |")
 w("|---|---|---|")
 w(f"| analyze on POPI ≤ 20 x dcm2niix wall time | {ratio_total:.1f} x ({med(a_popi, 'wall'):.2f} s vs {d2n_popi:.2f} s) | {verdict(ratio_total <= 20)} |")
 w(f"| read stage ≤ 2 x dcm2niix | POPI {ratio_read:.2f} x, phantom 600 {ratio_read_p600:.2f} x (`lungvol convert` incl. .nii write: {ratio_conv:.2f} x) | {verdict(max(ratio_read, ratio_read_p600) <= 2)} |")
 w(f"| peak memory ≤ 8 bytes/voxel at 512x512x600 | {bpv:.1f} bytes/voxel ({med(a_p600, 'rss_kb') / 1024:.0f} MB) | {verdict(bpv <= 8)} |")
+reg = sel("popi", "register", 2)
+reg_wall = med(reg, "wall")
+w(f"| one POPI-size registration ≤ 30 s on 2 cores (issue #17) | {reg_wall:.1f} s wall, {med(reg, 'cpu'):.1f} s CPU (`register`, POPI re-rendered by `deform` to POPI, all outputs but the QC PNGs) | {verdict(reg_wall <= 30)} |")
 w(f"| thread speed-up ≥ 1.7 x on parallel stages | {best_speed:.2f} x, fastest runs (lungs + lesions + measure, POPI; median of adjacent-pair ratios {pair_speed:.2f} x, ratio of medians {speed:.2f} x) | {verdict(best_speed >= 1.7)}{' (machine overloaded: not conclusive)' if busy else ''} |")
 w("")
 
