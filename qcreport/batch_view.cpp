@@ -189,6 +189,7 @@ BatchView load_batch_view(const std::string& outdir) {
   view.n_failures_logged = store.count("failures");
   const auto manifest = store.manifest();
   std::vector<batch::ScanRecord> scans = store.scans();
+  const std::vector<batch::RegistrationRecord> registrations = store.registrations();
 
   // Subjects and visits of the current manifest; when the manifest table is empty (an old or
   // hand-made store), every stored scan.
@@ -237,6 +238,21 @@ BatchView load_batch_view(const std::string& outdir) {
           v.scan_dir = own.string();
         } else if (!it->outdir.empty() && fs::is_directory(it->outdir, ec)) {
           v.scan_dir = fs::absolute(it->outdir).lexically_normal().string();
+        }
+        // Its registration to the baseline, when made from this very scan.
+        const auto reg = std::find_if(registrations.begin(), registrations.end(),
+                                      [&](const batch::RegistrationRecord& r) {
+                                        return r.subject_id == id && r.visit == name;
+                                      });
+        if (it->status == "ok" && reg != registrations.end() &&
+            reg->followup_input_sha256 == it->input_sha256) {
+          v.registration = *reg;
+          const fs::path own_reg = fs::path(view.outdir) / "registrations" / id / name;
+          if (fs::is_directory(own_reg, ec)) {
+            v.registration_dir = own_reg.string();
+          } else if (!reg->outdir.empty() && fs::is_directory(reg->outdir, ec)) {
+            v.registration_dir = fs::absolute(reg->outdir).lexically_normal().string();
+          }
         }
         if (it->status == "ok") {
           v.status = it->in_window.value_or(true) ? VisitStatus::kDone : VisitStatus::kOutOfWindow;

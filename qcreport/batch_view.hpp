@@ -38,6 +38,10 @@ struct Visit {
   std::vector<std::string> calibration_flags;
   std::vector<std::string> warnings;  // input warnings and the store's scan warnings, deduplicated
   std::vector<Flag> flags;            // filled by add_flags()
+  // The follow-up's stored registration to the baseline (docs/batch.md, "Registration"), when it
+  // describes the scan stored now, and its folder ("" when none).
+  std::optional<batch::RegistrationRecord> registration;
+  std::string registration_dir;
 };
 
 struct Subject {

@@ -312,7 +312,8 @@ struct PageImages {
 };
 
 std::string scan_page(const BatchView& view, const Subject& s, const Visit& v,
-                      const PageImages& images, const std::string& prev, const std::string& next,
+                      const PageImages& images, const PageImages& registration_images,
+                      const std::string& prev, const std::string& next,
                       const QcReportOptions& options) {
   const batch::ScanRecord& r = *v.scan;
   const std::string name = s.id + " / " + v.visit;
@@ -374,6 +375,28 @@ std::string scan_page(const BatchView& view, const Subject& s, const Visit& v,
            "\"><figcaption>" + html_escape(caption) + "</figcaption></figure>\n";
     }
   }
+  if (v.registration) {
+    // The follow-up registered to the baseline (docs/outputs.md, "Registration").
+    const batch::RegistrationRecord& g = *v.registration;
+    h += "<h2>Registration to " + html_escape(g.baseline_visit) + "</h2>\n";
+    if (g.status != "ok") {
+      h += "<p class=\"msg\">Registration failed: " + html_escape(g.error) + "</p>\n";
+    } else {
+      h += "<p>Inspiration level: " +
+           std::string(g.inspiration_flagged ? "<span class=\"flag\">outside &plusmn;10 %</span>"
+                                             : "within &plusmn;10 %") +
+           "; baseline lung mask carried into this scan: " +
+           (g.consistency_flagged ? "<span class=\"flag\">disagrees with this scan's</span>"
+                                  : "agrees") +
+           ". Change map colours: resolved green, persistent yellow, new red, progressed "
+           "magenta, regressed cyan; the checkerboard alternates the baseline and this scan "
+           "registered to it.</p>\n";
+      for (const auto& [src, caption] : registration_images.src_caption) {
+        h += "<figure><img src=\"" + html_escape(src) + "\" alt=\"" + html_escape(caption) +
+             "\"><figcaption>" + html_escape(caption) + "</figcaption></figure>\n";
+      }
+    }
+  }
   h += "<h2>Subject trajectory</h2>\n" + trajectory(view, s, 480, 220, true) + "\n";
   if (!v.measurements.empty()) {
     // Regions as rows, the main metrics as columns; then every metric of the lungs region.
@@ -428,6 +451,9 @@ QcReportSummary write_qc_report(const BatchView& view, const std::string& report
   // qc_3d.png (the anterior surface render) exists when the scan ran with --meshes.
   static const char* kImages[] = {"qc_axial.png", "qc_coronal.png", "qc_sagittal.png",
                                   "qc_axial_max_lesion.png", "qc_3d.png"};
+  // A follow-up's registration QC (registration/qc_images.hpp), when the batch registered it.
+  static const char* kRegistrationImages[] = {"qc_change_axial.png", "qc_change_coronal.png",
+                                              "qc_checker_axial.png", "qc_checker_coronal.png"};
   const fs::path root(report_dir);
   ensure_directory((root / "scans").string());
   QcReportSummary summary;
@@ -446,12 +472,22 @@ QcReportSummary write_qc_report(const BatchView& view, const std::string& report
     const Subject& s = *pages[n].first;
     const Visit& v = *pages[n].second;
     const std::string& stem = stems.at({s.id, v.visit});
-    PageImages images;
-    for (const char* file : kImages) {
-      const fs::path src = fs::path(v.scan_dir) / file;
-      if (v.scan_dir.empty() || !fs::is_regular_file(src)) continue;
+    PageImages images, registration_images;
+    std::vector<std::pair<std::string, PageImages*>> wanted;  // (source file, page images)
+    if (!v.scan_dir.empty()) {
+      for (const char* file : kImages) wanted.emplace_back((fs::path(v.scan_dir) / file).string(), &images);
+    }
+    if (!v.registration_dir.empty()) {
+      for (const char* file : kRegistrationImages) {
+        wanted.emplace_back((fs::path(v.registration_dir) / file).string(), &registration_images);
+      }
+    }
+    for (const auto& [src_name, target] : wanted) {
+      const fs::path src(src_name);
+      const std::string file = src.filename().string();
+      if (!fs::is_regular_file(src)) continue;
       if (options.embed_images) {
-        images.src_caption.emplace_back(
+        target->src_caption.emplace_back(
             "data:image/png;base64," + report::base64_encode(read_text_file(src.string())), file);
       } else {
         // Copied, so the report folder stands alone (zip it, move it, mail it).
@@ -466,7 +502,7 @@ QcReportSummary write_qc_report(const BatchView& view, const std::string& report
           }
         });
         summary.files.push_back(dst.string());
-        images.src_caption.emplace_back("../images/" + stem + "/" + file, file);
+        target->src_caption.emplace_back("../images/" + stem + "/" + file, file);
       }
       ++summary.images;
     }
@@ -475,7 +511,7 @@ QcReportSummary write_qc_report(const BatchView& view, const std::string& report
     const std::string next =
         n + 1 < pages.size() ? stems.at({pages[n + 1].first->id, pages[n + 1].second->visit}) : "";
     const fs::path page = root / "scans" / (stem + ".html");
-    write_text_atomic(page.string(), scan_page(view, s, v, images, prev, next, options));
+    write_text_atomic(page.string(), scan_page(view, s, v, images, registration_images, prev, next, options));
     summary.files.push_back(page.string());
     ++summary.scan_pages;
   }

@@ -18,6 +18,7 @@
 #include "io/dicom_write.hpp"
 #include "io/image_io.hpp"
 #include "phantom/phantom.hpp"
+#include "qcreport/qc_report.hpp"
 #include "registration/transform_io.hpp"
 #include "report/png.hpp"
 #include "tests/support/test_paths.hpp"
@@ -174,6 +175,21 @@ TEST(ChangeMapBatch, EveryClassWithinTenPercentOfTruth) {
   EXPECT_EQ(wide.rows[1][col("inspiration")], "ok");
   EXPECT_NEAR(std::stod(wide.rows[1][col("resolved_fraction")]),
               100.0 * lungs.at("change_resolved_ml") / lungs.at("change_baseline_lesion_ml"), 1e-9);
+
+  // The QC report: the follow-up's page shows the change overlay and the checkerboard.
+  const std::string rep = test::temp_dir("change_report") + "/report";
+  qcreport::write_qc_report(out, rep);
+  std::size_t pages_with_registration = 0;
+  for (const auto& e : fs::directory_iterator(rep + "/scans")) {
+    const std::string html = read_text_file(e.path().string());
+    if (html.find("<h2>Registration to baseline</h2>") == std::string::npos) continue;
+    ++pages_with_registration;
+    EXPECT_NE(html.find("P1 / day10"), std::string::npos);
+    for (const char* f : {"qc_change_axial.png", "qc_checker_coronal.png"}) {
+      EXPECT_NE(html.find(f), std::string::npos) << f;
+    }
+  }
+  EXPECT_EQ(pages_with_registration, 1u);
 
   // Resume: nothing changed, nothing is registered again.
   const batch::BatchSummary again = batch::run_batch(options(out));
