@@ -173,11 +173,29 @@ std::string case_data(const std::string& name) {
   return kPopi;
 }
 
+// The pipeline analyses every scan on its canonical axial grid (pipeline::canonicalize_input);
+// the suite inserts and measures on that same grid, so that its truth and the label maps the
+// pipeline returns index the same voxels.
+CtImage canonical(CtImage ct) {
+  pipeline::Analysis a;
+  a.input.image = std::move(ct);
+  pipeline::canonicalize_input(a);
+  return std::move(a.input.image);
+}
+
+// Throws when the pipeline's label map is not on the suite's grid (it would misplace the truth).
+void expect_same_grid(const LabelImage& labels, const Geometry& g, const std::string& what) {
+  if (!labels.geom.same_grid(g)) {
+    throw std::runtime_error("stress suite: the lung map of " + what +
+                             " is not on the grid of the CT the lesions were inserted into");
+  }
+}
+
 CtImage load_scan(const std::string& name) {
-  if (name == "cip") return io::read_ct_image(shared_data(kCip));
+  if (name == "cip") return canonical(io::read_ct_image(shared_data(kCip)));
   if (name == "popi" || name == "popi_1mm") {
     // Read once per process: both cases start from it.
-    static const CtImage popi = io::load_ct(shared_data(kPopi)).image;
+    static const CtImage popi = canonical(io::load_ct(shared_data(kPopi)).image);
     CtImage ct = popi;
     if (name == "popi_1mm") ct = resample_slices(ct, 1.0);
     return ct;
@@ -240,6 +258,7 @@ ScanCase load_case(const std::string& name, const Protocol& protocol, bool use_c
     Stopwatch sw;
     pipeline::segment_and_measure(a);
     c.clean_seconds = sw.seconds();
+    expect_same_grid(a.lungs.lungs, g, name + " (clean)");
     c.lungs = std::move(a.lungs.lungs);
     c.lesions = std::move(a.lesions.lesions);
     const auto& v = a.region("lungs").volumes;
@@ -305,6 +324,7 @@ CaseRun run_family(const ScanCase& scan, Family family, std::uint64_t seed, int 
   a.input.image = fc.ct;
   pipeline::segment_and_measure(a);
   run.segment_seconds = sw.lap();
+  expect_same_grid(a.lungs.lungs, scan.ct.geom, scan.name + " with " + family_name(family));
   const auto& v = a.region("lungs").volumes;
   run.lung_ml_clean = scan.lung_ml;
   run.lung_ml_after = v.volume_ml;
@@ -441,6 +461,7 @@ SeverityPoint run_severity(double scale, const Protocol& protocol, std::uint64_t
   Stopwatch sw;
   pipeline::segment_and_measure(a);
   p.seconds = sw.seconds();
+  expect_same_grid(a.lungs.lungs, ph.lesions.geom, "the phantom");
   const auto& v = a.region("lungs").volumes;
   p.lesion_pct = v.lesion_pct;
   p.ggo_pct = v.ggo_pct;
