@@ -56,8 +56,17 @@ namespace {
 // lesion proportion, and a reviewer sorts by them.
 struct DenseReview {
   double left_out_ml = 0, left_out_pct = 0, blobs_pct = 0;
-  bool left_out_flag = false, blobs_flag = false;
+  double right_share = 0;  // right lung / both lungs; 0 when the sides are unknown
+  bool left_out_flag = false, blobs_flag = false, share_flag = false;
 };
+
+// The right lung holds a little more than half of the lung volume (three lobes to the left's
+// two and the heart on the left; CIP 10002K 53 %, POPI 52 %). A share outside this range means
+// a lung lost or gained a lobe's worth: a consolidated lobe left out of the mask (which the
+// costal completion cannot see when no aerated lung borders it from outside), atelectasis, a
+// pneumothorax or a lobectomy; each needs a reader. Not a protocol setting: it is a plausibility
+// check on anatomy, not a measurement threshold.
+constexpr double kRightShareLo = 0.45, kRightShareHi = 0.62;
 
 DenseReview dense_review(const Analysis& a) {
   DenseReview r;
@@ -66,6 +75,10 @@ DenseReview dense_review(const Analysis& a) {
   if (lungs_ml > 0) {
     r.left_out_pct = 100.0 * r.left_out_ml / lungs_ml;
     r.blobs_pct = 100.0 * a.lungs.blobs_added_ml / lungs_ml;
+  }
+  if (!a.regions.empty() && !a.sides_unknown() && lungs_ml > 0) {
+    r.right_share = a.region("right").volumes.volume_ml / lungs_ml;
+    r.share_flag = r.right_share < kRightShareLo || r.right_share > kRightShareHi;
   }
   r.left_out_flag = r.left_out_pct > a.protocol.lung.left_out_flag_pct;
   r.blobs_flag = r.blobs_pct > a.protocol.lung.left_out_flag_pct;
@@ -82,6 +95,13 @@ std::vector<std::string> dense_warnings(const Analysis& a) {
         "{:.2f} %): consolidation on the diaphragm or in a whole lobe may be missing; review the "
         "coronal QC image",
         r.left_out_ml, r.left_out_pct, a.protocol.lung.left_out_flag_pct));
+  }
+  if (r.share_flag) {
+    out.push_back(fmt::format(
+        "dense tissue may be missing from one lung: the right lung holds {:.1f} % of the lung "
+        "volume (expected {:.0f}-{:.0f} %): a consolidated lobe left out of the mask, "
+        "atelectasis, pneumothorax or resection; review the coronal QC image",
+        100 * r.right_share, 100 * kRightShareLo, 100 * kRightShareHi));
   }
   if (r.blobs_flag) {
     out.push_back(fmt::format(
@@ -107,7 +127,9 @@ nlohmann::json dense_json(const Analysis& a) {
           {"flag_threshold_pct", a.protocol.lung.left_out_flag_pct},
           {"left_out_flagged", r.left_out_flag},
           {"blobs_flagged", r.blobs_flag},
-          {"flagged", r.left_out_flag || r.blobs_flag}};
+          {"right_share", r.right_share > 0 ? nlohmann::json(r.right_share) : nlohmann::json(nullptr)},
+          {"right_share_flagged", r.share_flag},
+          {"flagged", r.left_out_flag || r.blobs_flag || r.share_flag}};
 }
 
 }  // namespace

@@ -330,6 +330,9 @@ CaseRun run_family(const ScanCase& scan, Family family, std::uint64_t seed, int 
   run.lung_ml_after = v.volume_ml;
   run.ggo_increase_ml = v.ggo_ml - scan.ggo_ml;
   run.solid_increase_ml = v.solid_ml - scan.solid_ml;
+  for (const auto& w : a.warnings) {
+    run.dense_flagged = run.dense_flagged || w.rfind("dense tissue", 0) == 0;
+  }
 
   const Geometry& g = scan.ct.geom;
   const double vml = g.voxel_volume_ml();
@@ -407,9 +410,11 @@ FamilySummary summarise(const std::string& family, const std::vector<CaseRun>& r
           s.max_lung_change_pct,
           100.0 * std::abs(run.lung_ml_after - run.lung_ml_clean) / run.lung_ml_clean);
     }
+    s.flagged_scans += run.dense_flagged;
     for (const LesionResult& r : run.lesions) {
       ++s.lesions;
       s.inside_ok += r.inside_ok;
+      s.silent_misses += !r.inside_ok && !run.dense_flagged;
       s.ggo_ok += r.ggo_ok;
       s.solid_ok += r.solid_ok;
       s.all_ok += r.ok();
@@ -509,14 +514,14 @@ void write_summary_csv(const std::string& path, const std::vector<FamilySummary>
   std::ostringstream o;
   o << "family,cases,lesions,inside_ok,ggo_ok,solid_ok,all_ok,worst_inside_pct,"
        "median_inside_pct,worst_ggo_err_ml,worst_ggo_err_pct,worst_solid_err_ml,"
-       "worst_solid_err_pct,max_lung_change_pct,seconds,worst_lesion\n";
+       "worst_solid_err_pct,max_lung_change_pct,seconds,flagged_scans,silent_misses,worst_lesion\n";
   for (const FamilySummary& s : summaries) {
     char b[512];
-    std::snprintf(b, sizeof b, "%s,%zu,%zu,%zu,%zu,%zu,%zu,%.2f,%.2f,%.3f,%.2f,%.3f,%.2f,%.3f,%.1f,",
+    std::snprintf(b, sizeof b, "%s,%zu,%zu,%zu,%zu,%zu,%zu,%.2f,%.2f,%.3f,%.2f,%.3f,%.2f,%.3f,%.1f,%zu,%zu,",
                   s.family.c_str(), s.cases, s.lesions, s.inside_ok, s.ggo_ok, s.solid_ok,
                   s.all_ok, 100 * s.worst_inside, 100 * s.median_inside, s.worst_ggo_err_ml,
                   100 * s.worst_ggo_rel, s.worst_solid_err_ml, 100 * s.worst_solid_rel,
-                  s.max_lung_change_pct, s.seconds);
+                  s.max_lung_change_pct, s.seconds, s.flagged_scans, s.silent_misses);
     std::string w = s.worst_lesion;
     std::replace(w.begin(), w.end(), '"', '\'');
     o << b << '"' << w << "\"\n";
@@ -545,8 +550,9 @@ std::string markdown_summary(const std::vector<FamilySummary>& summaries, const 
   std::ostringstream o;
   o << "| family | lesions (cases) | inside >= " << fmt("%.0f", 100 * t.min_inside)
     << " % | worst inside | median inside | ground-glass within tol. | worst ground-glass error"
-       " | solid within tol. | worst solid error | all targets | largest lung volume change |\n";
-  o << "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n";
+       " | solid within tol. | worst solid error | all targets | largest lung volume change"
+       " | scans flagged | silent misses |\n";
+  o << "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n";
   for (const FamilySummary& s : summaries) {
     o << "| " << s.family << " | " << s.lesions << " (" << s.cases << ") | " << s.inside_ok
       << " / " << s.lesions << " | " << fmt("%.1f %%", 100 * s.worst_inside) << " | "
@@ -555,7 +561,8 @@ std::string markdown_summary(const std::vector<FamilySummary>& summaries, const 
       << " | " << s.solid_ok << " / " << s.lesions << " | "
       << fmt("%+.2f mL", s.worst_solid_err_ml) << fmt(" (%+.0f %%)", 100 * s.worst_solid_rel)
       << " | " << s.all_ok << " / " << s.lesions << " | "
-      << fmt("%.2f %%", s.max_lung_change_pct) << " |\n";
+      << fmt("%.2f %%", s.max_lung_change_pct) << " | " << s.flagged_scans << " / " << s.cases
+      << " | " << s.silent_misses << " |\n";
   }
   return o.str();
 }

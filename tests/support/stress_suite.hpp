@@ -75,6 +75,10 @@ struct CaseRun {
   double inserted_ggo_ml = 0, inserted_solid_ml = 0;  // all lesions of the case
   double ggo_increase_ml = 0, solid_increase_ml = 0;  // whole lungs, after - clean
   double insert_seconds = 0, segment_seconds = 0;
+  // The scan's dense-tissue review flag (segmentation.dense: left out or admitted beyond the
+  // protocol's threshold): a lesion missed in a flagged scan is found by the reviewer; one
+  // missed in an unflagged scan is a silent error.
+  bool dense_flagged = false;
   // Kept for the QC picture when asked: the CT with the lesions and the lung map found.
   std::optional<CtImage> ct_after;
   std::optional<LabelImage> lungs_after;
@@ -95,6 +99,8 @@ struct FamilySummary {
   std::string family;
   std::size_t lesions = 0, cases = 0;
   std::size_t inside_ok = 0, ggo_ok = 0, solid_ok = 0, all_ok = 0;
+  std::size_t flagged_scans = 0;
+  std::size_t silent_misses = 0;  // lesions under the inside target in an unflagged scan
   double worst_inside = 1, median_inside = 1;
   std::string worst_lesion;  // description of the lesion with the worst inside fraction
   double worst_ggo_err_ml = 0, worst_solid_err_ml = 0;  // largest |measured - inserted|
