@@ -19,6 +19,7 @@
 #include "dicomout/source.hpp"
 #include "dicomout/sr.hpp"
 #include "io/image_io.hpp"
+#include "pipeline/flags.hpp"
 #include "pipeline/tables.hpp"
 #include "report/qc_images.hpp"
 
@@ -263,6 +264,29 @@ nlohmann::json stats_json(const dens::RegionStats& s) {
           {"median_hu", or_null(s.median_hu)}, {"n", s.n}, {"found", s.found}};
 }
 
+// Lung and lesion voxels on the first and last slice (k = 0 and k = nz - 1): the lungs or a
+// lesion may continue outside the scanned range (the coverage QC flags, pipeline/flags.hpp).
+nlohmann::json end_slices_json(const Analysis& a) {
+  const LabelImage& lungs = a.lungs.lungs;
+  const LabelImage& lesions = a.lesions.lesions;
+  const std::size_t nz = lungs.geom.size[2];
+  const std::size_t slice = lungs.geom.slice_voxels();
+  std::size_t lung_end = 0, lung_all = 0, lesion_end = 0;
+  if (nz > 0 && lungs.data.size() >= slice * nz) {
+    for (std::size_t n = 0; n < lungs.data.size(); ++n) lung_all += is_lung(lungs.data[n]);
+    for (const std::size_t k : {std::size_t{0}, nz - 1}) {
+      for (std::size_t i = k * slice; i < (k + 1) * slice; ++i) {
+        lung_end += is_lung(lungs.data[i]);
+        if (lesions.data.size() == lungs.data.size()) lesion_end += lesions.data[i] != 0;
+      }
+      if (nz == 1) break;
+    }
+  }
+  return {{"lung_voxels", lung_end},
+          {"lesion_voxels", lesion_end},
+          {"lung_fraction", lung_all ? static_cast<double>(lung_end) / static_cast<double>(lung_all) : 0.0}};
+}
+
 nlohmann::json calibration_json(const Analysis& a) {
   const dens::CalibrationParams p = dens::calibration_params(a.protocol.air_check);
   const auto& c = a.air_correction;
@@ -328,7 +352,8 @@ nlohmann::json metrics_json(const Analysis& a) {
         {"lung_sides", a.sides_unknown() ? "unknown" : "right_left"},
         {"airway_ml", a.lungs.airway_ml},
         {"dense_added_ml", a.lungs.dense_added_ml},
-        {"lungs_touching", a.lungs.lungs_touching}}},
+        {"lungs_touching", a.lungs.lungs_touching},
+        {"end_slices", end_slices_json(a)}}},
       {"calibration", calibration_json(a)},
       {"regions", regions},
       {"timing_s",
@@ -341,6 +366,10 @@ nlohmann::json metrics_json(const Analysis& a) {
         {"total", a.timings.total_s}}},
   };
   if (a.meshes) j["meshes"] = mesh::mesh_outputs_json(*a.meshes);
+  // QC flags from what this file says, so that a reader of an older file computes the same.
+  const std::vector<QcFlag> flags = scan_flags(j);
+  j["flags"] = flags_json(flags);
+  j["qc_score"] = qc_score(flags);
   return j;
 }
 
