@@ -38,6 +38,7 @@ int main(int argc, char** argv) {
   add(app::add_endpoint_command);
   add(app::add_export_command);
   add(app::add_report_command);
+  add(app::add_review_command);
 
   try {
     app.parse(argc, argv);
