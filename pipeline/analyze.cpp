@@ -103,6 +103,7 @@ bool output_file_is_replaceable(const std::string& name) {
   static const char* const kNames[] = {
       "metrics.json",   "measurements.csv",   "histograms.csv",  "lungs.nii.gz",
       "lesions.nii.gz", "qc_axial.png",       "qc_coronal.png",  "qc_sagittal.png",
+      "qc_sagittal_right.png", "qc_sagittal_left.png", "qc_axial_lesion_levels.png",
       "qc_axial_max_lesion.png", "qc_3d.png", "seg.dcm",         "sr.dcm",
       "protocol.toml",  "meshes"};
   for (const char* n : kNames) {
@@ -444,7 +445,9 @@ void write_outputs(Analysis& a, const AnalyzeOptions& options) {
 #pragma omp section
     guarded([&] {
       if (options.write_qc_images) {
-        report::write_qc_images(a.input.image, a.lungs.lungs, a.lesions.lesions, dir);
+        report::QcOptions qc;
+        qc.min_side = 384;  // a 64 x 64 scan (CIP) is drawn at 384 px, not 64
+        report::write_qc_images(a.input.image, a.lungs.lungs, a.lesions.lesions, dir, qc);
       }
     });
 #pragma omp section
