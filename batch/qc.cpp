@@ -140,16 +140,7 @@ std::map<QcKey, ScanQc> compute_qc(Store& store, const std::vector<std::string>&
       }
       // Hook (issue 17): segmentation_disagreement is raised here once the segmentation reports
       // its agreement across visits.
-      std::stable_sort(q.flags.begin(), q.flags.end(), [](const pipeline::QcFlag& a, const pipeline::QcFlag& b) {
-        const auto& t = pipeline::flag_table();
-        const auto pos = [&](const std::string& c) {
-          for (std::size_t i = 0; i < t.size(); ++i) {
-            if (c == t[i].code) return i;
-          }
-          return t.size();
-        };
-        return pos(a.code) < pos(b.code);
-      });
+      pipeline::sort_flags(q.flags);
       q.score = pipeline::qc_score(q.flags);
     }
   }

@@ -201,6 +201,18 @@ std::vector<QcFlag> scan_flags(const nlohmann::json& m, const ScanFlagLimits& li
   return out;
 }
 
+void sort_flags(std::vector<QcFlag>& flags) {
+  const auto pos = [](const std::string& code) {
+    const auto& t = flag_table();
+    for (std::size_t i = 0; i < t.size(); ++i) {
+      if (code == t[i].code) return i;
+    }
+    return t.size();
+  };
+  std::stable_sort(flags.begin(), flags.end(),
+                   [&](const QcFlag& a, const QcFlag& b) { return pos(a.code) < pos(b.code); });
+}
+
 nlohmann::json flags_json(const std::vector<QcFlag>& flags) {
   nlohmann::json a = nlohmann::json::array();
   for (const auto& f : flags) {

@@ -58,6 +58,9 @@ int qc_score(const std::vector<QcFlag>& flags);
 // Adds `f` unless a flag of the same code is there already (then the messages are joined).
 void add_flag(std::vector<QcFlag>& flags, QcFlag f);
 
+// Into flag_table() order (unknown codes last, in their order).
+void sort_flags(std::vector<QcFlag>& flags);
+
 nlohmann::json flags_json(const std::vector<QcFlag>& flags);
 // Tolerant: entries without a code are skipped.
 std::vector<QcFlag> flags_from_json(const nlohmann::json& j);
