@@ -200,5 +200,36 @@ TEST(ReviewCli, AnalyseReviewCorrectExcludeLockReport) {
   EXPECT_EQ(t.run("batch " + t.manifest + " -o " + t.out, "b4.txt"), 8);
 }
 
+TEST(MessagesCli, SayWhatIsWrongAndWhatToDo) {
+  const Trial t = make_trial("messages_cli");
+  // A misspelt command names the right one.
+  EXPECT_EQ(t.run("analize x", "m1.txt"), 2);
+  EXPECT_NE(t.log("m1.txt").find("unknown command 'analize' (did you mean 'analyze'?)"), std::string::npos);
+  // inspect: an image file is not DICOM; a folder whose only series cannot be assembled exits 4
+  // and names the option that resamples a missing slice.
+  write_text_atomic(t.dir + "/volume.nrrd", "NRRD0004\n");
+  EXPECT_EQ(t.run("inspect " + t.dir + "/volume.nrrd", "m2.txt"), 4);
+  EXPECT_NE(t.log("m2.txt").find("not DICOM"), std::string::npos);
+  EXPECT_NE(t.log("m2.txt").find("analyze"), std::string::npos);
+  EXPECT_EQ(t.run("inspect " + t.dir + "/scans/S4/day10/dicom", "m3.txt"), 4);
+  EXPECT_NE(t.log("m3.txt").find("--resample-nonuniform"), std::string::npos);
+  EXPECT_EQ(t.run("inspect " + t.dir + "/scans/S3/day10/dicom", "m4.txt"), 0);
+  // batch --help lists every manifest column.
+  EXPECT_EQ(test::run_command(t.lv + " batch --help", t.dir + "/m5.txt"), 0);
+  const std::string help = t.log("m5.txt");
+  for (const char* c : {"subject_id", "arm", "visit", "path", "visit_day", "series_uid", "site",
+                        "population", "lungs_mask", "lesions_mask"}) {
+    EXPECT_NE(help.find(std::string("  ") + c + " "), std::string::npos) << c;
+  }
+  // Parallel scans: every log line of a scan names it.
+  EXPECT_EQ(test::run_command(t.lv + " batch " + t.manifest + " -o " + t.out + " --jobs 2",
+                              t.dir + "/m6.txt"),
+            8);
+  const std::string log = t.log("m6.txt");
+  EXPECT_NE(log.find("[S1 baseline] read "), std::string::npos) << log;
+  EXPECT_NE(log.find("[S3 day10] read "), std::string::npos);
+  EXPECT_NE(log.find("[S4 day10] batch: S4 day10 failed (exit 4)"), std::string::npos);
+}
+
 }  // namespace
 }  // namespace lungvol::batch
