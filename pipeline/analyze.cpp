@@ -273,6 +273,7 @@ nlohmann::json end_slices_json(const Analysis& a) {
   const std::size_t nz = lungs.geom.size[2];
   const std::size_t slice = lungs.geom.slice_voxels();
   std::size_t lung_end = 0, lung_all = 0, lesion_end = 0;
+  const auto is_lung = [](std::uint8_t v) { return v == labels::kRightLung || v == labels::kLeftLung; };
   if (nz > 0 && lungs.data.size() >= slice * nz) {
     for (std::size_t n = 0; n < lungs.data.size(); ++n) lung_all += is_lung(lungs.data[n]);
     for (const std::size_t k : {std::size_t{0}, nz - 1}) {
