@@ -150,6 +150,8 @@ void check_uids(Analysis& a) {
   }
 }
 
+constexpr std::size_t kMinSlices = 3;
+
 Analysis analyze_into(const AnalyzeOptions& options, StagedDirectory* out) {
   Stopwatch total;
   Analysis a;
@@ -158,6 +160,15 @@ Analysis analyze_into(const AnalyzeOptions& options, StagedDirectory* out) {
   if (out) a.protocol_toml = protocol_text(a.protocol);
   Stopwatch sw;
   a.input = io::load_ct(options.input, options.read);
+  // A lung volume needs a stack of slices: two images (a scout pair, a stray localizer) are not
+  // a chest CT, whatever the segmentation would make of them.
+  if (const std::size_t nz = a.input.image.geom.size[2]; nz < kMinSlices) {
+    throw Error(ExitCode::kDicom,
+                "'" + options.input + "': too few slices (" + std::to_string(nz) +
+                    "): a chest CT volume needs at least " + std::to_string(kMinSlices) +
+                    " (is this a localizer or a single-slice series? `lungvol inspect` lists the "
+                    "series)");
+  }
   check_uids(a);
   a.calibrate_air = options.calibrate_air;
   if (!options.lungs_mask.empty()) {

@@ -214,6 +214,15 @@ TEST(MessagesCli, SayWhatIsWrongAndWhatToDo) {
   EXPECT_EQ(t.run("inspect " + t.dir + "/scans/S4/day10/dicom", "m3.txt"), 4);
   EXPECT_NE(t.log("m3.txt").find("--resample-nonuniform"), std::string::npos);
   EXPECT_EQ(t.run("inspect " + t.dir + "/scans/S3/day10/dicom", "m4.txt"), 0);
+  // A 2-slice volume is not a chest CT.
+  {
+    std::string nrrd = "NRRD0004\ntype: short\ndimension: 3\nsizes: 16 16 2\nspacing: 5 5 5\n"
+                       "endian: little\nencoding: raw\n\n";
+    nrrd += std::string(16 * 16 * 2 * 2, '\0');
+    write_text_atomic(t.dir + "/two.nrrd", nrrd);
+    EXPECT_EQ(t.run("analyze " + t.dir + "/two.nrrd -o " + t.dir + "/two_out", "m7.txt"), 4);
+    EXPECT_NE(t.log("m7.txt").find("too few slices (2)"), std::string::npos) << t.log("m7.txt");
+  }
   // batch --help lists every manifest column.
   EXPECT_EQ(test::run_command(t.lv + " batch --help", t.dir + "/m5.txt"), 0);
   const std::string help = t.log("m5.txt");
