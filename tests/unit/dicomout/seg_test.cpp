@@ -301,15 +301,16 @@ TEST(SegForeign, SegmentsAreMatchedByCodeAndLabelNotByNumber) {
 TEST(SegForeign, UnsidedLungAndUnsplitLesionSegmentsAreReadAsBinary) {
   const std::string dir = test::temp_dir("dicomout_seg_binary");
   Scan scan = test_support::make_scan(dir, 0);
-  // Both lungs as one label, lesions as one label: segments 1 and 4 carry every voxel.
+  // Both lungs as one label, lesions as one label. lungvol declares only the non-empty segments:
+  // 1 right lung (all lung voxels), 2 airway, 3 ground glass (all lesion voxels).
   LabelImage lungs = scan.lungs, lesions = scan.lesions;
   for (auto& v : lungs.data) v = v == labels::kLeftLung ? labels::kRightLung : v;
   for (auto& v : lesions.data) v = v ? labels::kGroundGlass : 0;
   const std::string path = dir + "/seg.dcm";
   write_dicom_seg(scan.ct.geom, lungs, lesions, scan.series, path);
-  edit_seg(path, {{1, 1}, {2, 2}, {3, 3}, {4, 4}, {5, 5}}, [](int n, DcmItem& it) {
+  edit_seg(path, {{1, 1}, {2, 2}, {3, 3}}, [](int n, DcmItem& it) {
     if (n == 1) set_label_and_type(it, "Lungs", "39607008", "SCT", "Lung");
-    if (n == 4) set_label_and_type(it, "COVID infection", "T-D0050", "SRT", "Tissue");
+    if (n == 3) set_label_and_type(it, "COVID infection", "T-D0050", "SRT", "Tissue");
   });
   const SegReadResult r = read_dicom_seg(path, scan.ct.geom);
   EXPECT_TRUE(r.lungs_binary);
