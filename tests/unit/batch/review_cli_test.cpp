@@ -216,7 +216,7 @@ TEST(MessagesCli, SayWhatIsWrongAndWhatToDo) {
   EXPECT_EQ(t.run("inspect " + t.dir + "/scans/S3/day10/dicom", "m4.txt"), 0);
   // A 2-slice volume is not a chest CT.
   {
-    std::string nrrd = "NRRD0004\ntype: short\ndimension: 3\nsizes: 16 16 2\nspacing: 5 5 5\n"
+    std::string nrrd = "NRRD0004\ntype: short\ndimension: 3\nsizes: 16 16 2\nspacings: 5 5 5\n"
                        "endian: little\nencoding: raw\n\n";
     nrrd += std::string(16 * 16 * 2 * 2, '\0');
     write_text_atomic(t.dir + "/two.nrrd", nrrd);
