@@ -499,7 +499,10 @@ void Store::check_health() {
     result = quick_check();
   } catch (const Error& e) {
     const std::string what = e.what();
-    if (what.find("is damaged") != std::string::npos) throw Error(code, what);
+    // SQLite may already fail to read the schema for PRAGMA quick_check: still the open check.
+    if (what.find("is damaged") != std::string::npos) {
+      throw Error(code, what + " [found by PRAGMA quick_check when the store was opened]");
+    }
     if (what.find("locked") != std::string::npos) throw;
     throw Error(code, damaged_message(path_, what));
   }
