@@ -24,5 +24,6 @@ Action add_endpoint_command(CLI::App& app, const GlobalOptions& global);
 Action add_sweep_command(CLI::App& app, const GlobalOptions& global);
 Action add_export_command(CLI::App& app, const GlobalOptions& global);
 Action add_report_command(CLI::App& app, const GlobalOptions& global);
+Action add_review_command(CLI::App& app, const GlobalOptions& global);
 
 }  // namespace lungvol::app

@@ -139,13 +139,15 @@ TEST(Store, ReadsAndUpgradesSchemaVersion1) {
   }
   {
     Store rw(path);
-    EXPECT_EQ(rw.schema_version(), 2);
+    EXPECT_EQ(rw.schema_version(), 3);  // upgraded through 2 to 3 in one transaction
     EXPECT_EQ(rw.count("identity_flags"), 0u);
+    EXPECT_EQ(rw.count("reviews"), 0u);
+    EXPECT_TRUE(rw.scans()[0].flags.empty());
     EXPECT_EQ(rw.scans()[0].subject_id, "S1");
     EXPECT_EQ(rw.results_state(), state_v1) << "the same results, the same state";
   }
   Store again(path, Store::Mode::kReadOnly);
-  EXPECT_EQ(again.schema_version(), 2);
+  EXPECT_EQ(again.schema_version(), 3);
 }
 
 TEST(Store, ResultsStateFollowsEveryChange) {
