@@ -15,6 +15,30 @@ Action add_batch_command(CLI::App& app, const GlobalOptions& global) {
       "batch",
       "analyze every scan of a manifest into OUTDIR/scans/<subject>/<visit>/ and "
       "OUTDIR/results.sqlite; resumable; writes OUTDIR/measurements.csv and visits_wide.csv");
+  {
+    // Every manifest column, from the same lists the manifest reader checks against.
+    std::string footer =
+        "Manifest columns (CSV with a header; docs/batch.md):\n"
+        "  subject_id     required; names a folder\n"
+        "  arm            required; treatment arm\n"
+        "  visit          required; a visit of the schedule (baseline, day10, day28 by default)\n"
+        "  path           required; DICOM folder or file, or NIfTI / NRRD / MHA (relative to the manifest)\n"
+        "  visit_day      days since baseline (instead of the StudyDate difference)\n"
+        "  series_uid     the series to analyze when the folder holds several\n"
+        "  site           carried into the outputs\n"
+        "  population     carried into the outputs\n"
+        "  lungs_mask     reviewer-corrected lung label map used instead of segmenting\n"
+        "  lesions_mask   reviewer-corrected lesion mask (with lungs_mask)\n"
+        "Any other column is an error unless named with --ignore-column. Decisions recorded with "
+        "`lungvol review` (corrected masks, exclusions) are honoured on the next run.";
+    for (const auto& c : batch::manifest_required_columns()) {
+      if (footer.find("  " + c + " ") == std::string::npos) footer += "\n  " + c + " (required)";
+    }
+    for (const auto& c : batch::manifest_optional_columns()) {
+      if (footer.find("  " + c + " ") == std::string::npos) footer += "\n  " + c;
+    }
+    cmd->footer(footer);
+  }
   auto o = std::make_shared<batch::BatchOptions>();
   auto slurm = std::make_shared<batch::slurm::SlurmOptions>();
   auto executor = std::make_shared<std::string>("local");

@@ -1,11 +1,13 @@
 #include <fmt/format.h>
 
+#include <filesystem>
 #include <iostream>
 #include <map>
 
 #include <nlohmann/json.hpp>
 
 #include "apps/command.hpp"
+#include "io/image_io.hpp"
 #include "core/error.hpp"
 #include "io/series.hpp"
 
@@ -52,7 +54,9 @@ void print_table(const io::Discovery& d, const std::string& chosen, const std::s
     std::cout << fmt::format(
         "{} {}\n    '{}'  {}  kernel '{}'  {} slices ({} files)  {:g} x {:g} x {:g} mm  thickness "
         "{:g} mm  {}{}  {}\n",
-        s.series_instance_uid == chosen ? "*" : " ", s.series_instance_uid, s.description,
+        s.series_instance_uid == chosen ? "*" : " ",
+        s.series_instance_uid.empty() ? std::string("(blank SeriesInstanceUID)") : s.series_instance_uid,
+        s.description,
         s.modality, s.kernel, s.n_slices, s.n_files, s.spacing_mm[0], s.spacing_mm[1],
         s.spacing_mm[2], s.slice_thickness_mm, s.orientation.empty() ? "orientation unknown" : s.orientation,
         s.original ? ", ORIGINAL" : "", s.transfer_syntax);
@@ -81,6 +85,14 @@ Action add_inspect_command(CLI::App& app, const GlobalOptions&) {
   cmd->add_option("path", *path, "DICOM folder or file")->required();
   cmd->add_flag("--json", *json, "machine-readable output");
   return [path, json]() {
+    // An image file (NIfTI, NRRD, MHA) holds no DICOM series: say what to do with it.
+    std::error_code ec;
+    if (std::filesystem::is_regular_file(*path, ec) && io::is_image_file(*path)) {
+      std::cerr << "lungvol: error: '" << *path << "' is not DICOM but an image file (NIfTI / "
+                << "NRRD / MHA): there is no series to inspect; use `lungvol analyze` or `lungvol "
+                << "convert` on it directly\n";
+      return static_cast<int>(ExitCode::kDicom);
+    }
     const io::Discovery d = io::discover_dicom(*path);  // kInput when PATH is missing
     std::string chosen, why;
     try {
@@ -96,6 +108,11 @@ Action add_inspect_command(CLI::App& app, const GlobalOptions&) {
     }
     if (d.series.empty()) {
       std::cerr << "lungvol: error: no CT series under '" << *path << "'\n";
+      return static_cast<int>(ExitCode::kDicom);
+    }
+    if (chosen.empty()) {
+      // Series were found but none can be assembled: what analyze would refuse.
+      std::cerr << "lungvol: error: no series under '" << *path << "' can be assembled: " << why << "\n";
       return static_cast<int>(ExitCode::kDicom);
     }
     return 0;

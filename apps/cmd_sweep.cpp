@@ -34,6 +34,10 @@ Action add_sweep_command(CLI::App& app, const GlobalOptions&) {
   cmd->add_option("--plot-visit", o->plot_visit,
                   "follow-up visit of the schedule shown in sweep.svg (default: the schedule's "
                   "last; a visit not in the schedule is an error)");
+  cmd->add_option("--plot-endpoints", o->plot_endpoint,
+                  "endpoints drawn in sweep.svg, comma-separated (default "
+                  "ggo_pct_change,solid_pct_change: the two that depend on the split; "
+                  "lesion_pct_change does not)");
   cmd->add_option("--digits-rank", o->digits_rank,
                   "ties convention of the comparisons, as for 'lungvol endpoint': N significant "
                   "digits (default 10, R's digits.rank = 10) or 'inf' (R's default)");

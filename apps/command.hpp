@@ -26,5 +26,6 @@ Action add_export_command(CLI::App& app, const GlobalOptions& global);
 Action add_report_command(CLI::App& app, const GlobalOptions& global);
 Action add_register_command(CLI::App& app, const GlobalOptions& global);
 Action add_deform_command(CLI::App& app, const GlobalOptions& global);
+Action add_review_command(CLI::App& app, const GlobalOptions& global);
 
 }  // namespace lungvol::app

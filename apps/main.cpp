@@ -1,6 +1,8 @@
 #include <exception>
 #include <iostream>
+#include <algorithm>
 #include <map>
+#include <vector>
 
 #include "apps/command.hpp"
 #include "core/error.hpp"
@@ -42,7 +44,46 @@ int main(int argc, char** argv) {
   add(app::add_report_command);
   add(app::add_register_command);
   add(app::add_deform_command);
+  add(app::add_review_command);
 
+  // A misspelt command: name the closest one (edit distance at most 2) instead of CLI11's
+  // "A subcommand is required".
+  int first = 1;  // the first word after the global options
+  while (first < argc && argv[first][0] == '-') {
+    const std::string opt = argv[first];
+    first += (opt == "--threads" || opt == "--log-level") ? 2 : 1;
+  }
+  if (first < argc) {
+    const std::string word = argv[first];
+    std::string best;
+    std::size_t best_d = 3;
+    bool known = false;
+    for (const CLI::App* sub : app.get_subcommands({})) {
+      const std::string& name = sub->get_name();
+      if (name == word) known = true;
+      std::vector<std::size_t> row(name.size() + 1);
+      for (std::size_t j = 0; j <= name.size(); ++j) row[j] = j;
+      for (std::size_t i = 1; i <= word.size(); ++i) {
+        std::size_t diag = row[0];
+        row[0] = i;
+        for (std::size_t j = 1; j <= name.size(); ++j) {
+          const std::size_t up = row[j];
+          row[j] = std::min({row[j] + 1, row[j - 1] + 1, diag + (word[i - 1] == name[j - 1] ? 0 : 1)});
+          diag = up;
+        }
+      }
+      if (row[name.size()] < best_d) {
+        best_d = row[name.size()];
+        best = name;
+      }
+    }
+    if (!known) {
+      std::cerr << "lungvol: error: unknown command '" << word << "'"
+                << (best.empty() ? std::string() : " (did you mean '" + best + "'?)")
+                << "; `lungvol --help` lists the commands\n";
+      return static_cast<int>(ExitCode::kUsage);
+    }
+  }
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

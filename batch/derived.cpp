@@ -9,6 +9,7 @@
 #include <fmt/format.h>
 
 #include "batch/exports.hpp"
+#include "batch/review.hpp"
 #include "core/error.hpp"
 #include "core/fs.hpp"
 #include "core/log.hpp"
@@ -62,6 +63,11 @@ BatchState read_batch_state(Store& store, const std::string& outdir,
   s.results_state = store.results_state();
   s.recorded_state = store.recorded_results_state();
   s.generation = store.results_generation();
+  {
+    const ReviewStatus review = review_status(store);
+    s.review_locked = review.lock_holds;
+    s.review = review.sentence();
+  }
   if (!s.recorded_state.empty() && s.recorded_state != s.results_state) {
     log::warn("{} changed after lungvol last finished writing it (an interrupted batch, or an "
               "edit outside lungvol): measurements.csv and visits_wide.csv may not match it; "
@@ -157,7 +163,8 @@ json provenance_json(const BatchState& s, const std::string& what) {
               {"protocol",
                {{"name", s.protocol_name}, {"version", s.protocol_version}, {"sha256", s.protocol_sha256}}},
               {"scans_software_versions", s.software_versions},
-              {"schedule", s.schedule_source}};
+              {"schedule", s.schedule_source},
+              {"review", {{"locked_and_fully_reviewed", s.review_locked}, {"status", s.review}}}};
 }
 
 std::vector<std::pair<std::string, std::string>> provenance_columns(const BatchState& s) {
@@ -191,10 +198,10 @@ std::string append_csv_columns(const std::string& csv,
 std::string provenance_sentence(const BatchState& s) {
   return fmt::format(
       "Source: {} (results state {}, generation {}); protocol {} {} (sha256 {}); scans measured "
-      "by lungvol {}; this table by lungvol {}; visit schedule: {}.",
+      "by lungvol {}; this table by lungvol {}; visit schedule: {}. Review: {}.",
       s.db_path, s.results_state.substr(0, 16), s.generation, s.protocol_name,
       s.protocol_version, s.protocol_sha256.substr(0, 16), join(s.software_versions, ", "),
-      kSoftwareVersion, s.schedule_source);
+      kSoftwareVersion, s.schedule_source, s.review);
 }
 
 std::optional<json> read_provenance(const std::string& dir) {
@@ -253,6 +260,7 @@ BatchEndpointRun compute_batch_endpoint(const BatchEndpointOptions& o) {
   if (!o.endpoints.empty()) eo.endpoints = trial::endpoints_for(table, split_list(o.endpoints));
   if (o.normal) eo.wilcoxon.allow_exact = false;
   run.notes.push_back("visit schedule: " + run.state.schedule_source);
+  run.notes.push_back("review: " + run.state.review);
   run.result = trial::run_endpoints(table, run.state.schedule, eo);
   return run;
 }

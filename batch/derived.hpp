@@ -30,6 +30,10 @@ struct BatchState {
   std::vector<std::string> software_versions;
   trial::VisitSchedule schedule;
   std::string schedule_source;  // "results.sqlite (batch run)", "default schedule" or a file
+  // The reader's review (batch/review.hpp): whether the batch is locked and fully reviewed, and
+  // the sentence that says so (recorded in provenance.json and the Source line).
+  bool review_locked = false;
+  std::string review;
 };
 
 // Error(kInput) naming the path when OUTDIR holds no results.sqlite.

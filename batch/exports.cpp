@@ -3,6 +3,8 @@
 #include <filesystem>
 #include <map>
 
+#include "batch/qc.hpp"
+#include "batch/review.hpp"
 #include "core/fs.hpp"
 #include "report/csv.hpp"
 
@@ -101,6 +103,8 @@ report::CsvTable visits_wide_table(Store& store) {
     auto& s = flags[{f.subject_id, f.visit}];
     s += (s.empty() ? "" : ";") + f.flag;
   }
+  const auto qc = compute_qc(store, visit_order(store));
+  const ReviewStatus review = review_status(store);
   report::CsvTable t;
   t.source = store.path();
   t.header = {"subject_id", "arm", "visit", "visit_day", "in_window", "status"};
@@ -108,6 +112,10 @@ report::CsvTable visits_wide_table(Store& store) {
   // Densitometry compares visits only when the HU scale held: the air calibration check.
   t.header.push_back("calibration");
   t.header.push_back("identity_flags");
+  // QC (docs/outputs.md): the score, the flag codes, the reader's decision.
+  t.header.push_back("qc_score");
+  t.header.push_back("qc_flags");
+  t.header.push_back("review");
   // Registration to the baseline (docs/batch.md, "Registration"): change fractions (0 at the
   // baseline), volume-adjusted densitometry (the raw value at the baseline), flags.
   for (const auto& [column, metric] : visits_wide_change_metrics()) t.header.push_back(column);
@@ -167,16 +175,18 @@ report::CsvTable visits_wide_table(Store& store) {
     if (it == scans.end()) {
       row.insert(row.end(), {text(optional_field(e.visit_day)), "", ""});
       for (std::size_t i = 0; i < metrics.size(); ++i) row.emplace_back("");
-      row.emplace_back("");
-      row.emplace_back("");
+      for (int i = 0; i < 5; ++i) row.emplace_back("");
       add_registration_cells(row, e, nullptr, {});
       t.rows.push_back(std::move(row));
       continue;
     }
+    const ScanReview* decision = review.find(e.subject_id, e.visit);
+    const bool excluded = decision && decision->decision && decision->decision->decision == "excluded";
     const ScanRecord& s = it->second;
     row.push_back(text(optional_field(s.days_from_baseline)));
     row.emplace_back(s.in_window ? (*s.in_window ? "1" : "0") : "");
-    row.emplace_back(s.status);
+    // An excluded scan is missing for the endpoints (LOCF in mITT, absent in PP).
+    row.emplace_back(excluded ? std::string("excluded") : s.status);
     std::map<std::string, std::optional<double>> lungs;
     if (s.status == "ok") {
       for (const auto& m : store.measurements(s.scan_id)) {
@@ -192,6 +202,17 @@ report::CsvTable visits_wide_table(Store& store) {
     row.emplace_back(s.status != "ok" ? "" : flagged ? "flagged" : "ok");
     const auto f = flags.find({e.subject_id, e.visit});
     row.emplace_back(s.status != "ok" || f == flags.end() ? "" : f->second);
+    const auto q = qc.find({e.subject_id, e.visit});
+    row.emplace_back(q == qc.end() ? std::string() : std::to_string(q->second.score));
+    row.emplace_back(q == qc.end() ? std::string() : pipeline::flag_codes(q->second.flags));
+    std::string decided;
+    if (decision && decision->decision) {
+      decided = decision->decision->decision;
+      if (decision->state != DecisionState::kValid) {
+        decided += std::string(" (") + decision_state_name(decision->state) + ")";
+      }
+    }
+    row.emplace_back(decided);
     add_registration_cells(row, e, &s, lungs);
     t.rows.push_back(std::move(row));
   }
@@ -206,10 +227,31 @@ trial::VisitTable batch_visit_table(Store& store) {
   return trial::parse_visit_table(report::to_csv(visits_wide_table(store)), store.path());
 }
 
+void write_failures_csv(Store& store, const std::string& path) {
+  const auto codes = store.failure_exit_codes();
+  std::map<std::pair<std::string, std::string>, ScanRecord> scans;
+  for (auto& s : store.scans()) scans[{s.subject_id, s.visit}] = std::move(s);
+  write_stream_atomic(path, [&](std::ostream& out) {
+    report::CsvWriter w(out);
+    w.row({"subject_id", "arm", "visit", "path", "exit_code", "error", "failed_at"});
+    for (const auto& e : store.manifest()) {
+      const auto it = scans.find({e.subject_id, e.visit});
+      if (it == scans.end() || it->second.status != "failed") continue;
+      const auto code = codes.find({e.subject_id, e.visit});
+      w.row({e.subject_id, e.arm, e.visit, it->second.path,
+             code == codes.end() ? report::CsvField(std::optional<double>())
+                                 : report::CsvField(std::optional<double>(code->second)),
+             it->second.error, it->second.analyzed_at});
+    }
+  });
+}
+
 void refresh_batch_tables(Store& store, const trial::VisitSchedule& schedule,
                           const std::string& outdir) {
   store.update_timing(schedule);
   store.update_identity_flags(schedule);
+  update_qc_flags(store, visit_order(schedule));
+  write_failures_csv(store, (std::filesystem::path(outdir) / "failures.csv").string());
   write_cohort_measurements_csv(store, (std::filesystem::path(outdir) / "measurements.csv").string());
   write_visits_wide_csv(store, (std::filesystem::path(outdir) / "visits_wide.csv").string());
   store.record_results_state();

@@ -17,18 +17,23 @@ void write_cohort_measurements_csv(Store& store, const std::string& path);
 // One row per manifest subject x visit: subject_id, arm, visit, visit_day (days from baseline),
 // in_window (1/0/empty), status (ok/failed/empty = not analyzed), lung_ml, lesion_pct, ggo_pct,
 // solid_pct, mean_hu, p15_hu, laa950_pct, haa_pct, mass_g (the `lungs` region), calibration
-// (ok/flagged), identity_flags (the scan's identity flags, ';'-separated), then the registration
-// to the baseline: resolved_fraction, new_lesion_fraction, progressed_fraction,
-// regressed_fraction (0 at the baseline), p15_adj_hu, mean_adj_hu (volume-adjusted; raw at the
-// baseline), inspiration (ok/flagged), registration (ok/failed/baseline/empty), mask_consistency
-// (ok/flagged). The same table is
+// (ok/flagged), identity_flags (the scan's identity flags, ';'-separated), qc_score, qc_flags
+// (codes, ';'-separated), review (the reader's decision; status is "excluded" for an excluded
+// scan, which the endpoints treat as missing), then the registration to the baseline:
+// resolved_fraction, new_lesion_fraction, progressed_fraction, regressed_fraction (0 at the
+// baseline), p15_adj_hu, mean_adj_hu (volume-adjusted; raw at the baseline), inspiration
+// (ok/flagged), registration (ok/failed/baseline/empty), mask_consistency (ok/flagged). The same
+// table is
 // what `lungvol endpoint OUTDIR` and `lungvol export` read (from the store, never the file).
 report::CsvTable visits_wide_table(Store& store);
 void write_visits_wide_csv(Store& store, const std::string& path);
 // visits_wide_table() as the endpoint analysis reads it.
 trial::VisitTable batch_visit_table(Store& store);
 
-// After scans were stored: visit timing and identity flags recomputed, both CSVs written from
+// One row per failed manifest scan: subject_id, arm, visit, path, exit_code, error, failed_at.
+void write_failures_csv(Store& store, const std::string& path);
+
+// After scans were stored: visit timing, identity and QC flags recomputed, the CSVs written from
 // the store into `outdir`, and the results state recorded (Store::record_results_state).
 void refresh_batch_tables(Store& store, const trial::VisitSchedule& schedule,
                           const std::string& outdir);

@@ -20,6 +20,7 @@
 
 #include "batch/exports.hpp"
 #include "batch/registrations.hpp"
+#include "batch/review.hpp"
 #include "core/cancel.hpp"
 #include "core/error.hpp"
 #include "core/fs.hpp"
@@ -85,10 +86,7 @@ namespace {
 // whose input has not changed. "" when it cannot be computed (the scan is then analyzed).
 // With reviewer masks the scan's identity covers them too, so a corrected mask re-runs it.
 std::string with_masks(const std::string& image_hash, const ManifestEntry& e) {
-  if (e.lungs_mask.empty()) return image_hash;
-  std::string key = image_hash + "\nlungs_mask " + sha256_file(e.lungs_mask);
-  if (!e.lesions_mask.empty()) key += "\nlesions_mask " + sha256_file(e.lesions_mask);
-  return sha256_hex(key);
+  return scan_identity(image_hash, e.lungs_mask, e.lesions_mask);
 }
 
 std::string input_hash(const std::string& path, const std::string& series_uid) {
@@ -188,6 +186,8 @@ struct Job {
 
 void process(const ManifestEntry& e, Job& job) {
   if (interrupt_requested()) return;  // Ctrl-C: no new scan starts
+  // Every log line of this scan names it (parallel scans interleave their lines).
+  log::ScopedContext context(e.subject_id + " " + e.visit);
   const auto t0 = std::chrono::steady_clock::now();
   auto seconds = [&] {
     return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
@@ -284,6 +284,7 @@ ScanOutcome analyze_scan(const ManifestEntry& e, const BatchOptions& options,
     rec.timing_s = a.timings.total_s;
     rec.voxel_ml = a.input.image.geom.voxel_volume_ml();
     rec.warnings = join_lines(a.warnings);
+    rec.flags = pipeline::metrics_json(a)["flags"].dump();
     rec.status = "ok";
     out.regions = std::move(a.regions);
     return out;
@@ -380,12 +381,24 @@ BatchSummary run_batch(const BatchOptions& options) {
   clear_interrupt();
   const BatchInputs inputs = load_batch_inputs(options);
   const trial::VisitSchedule& schedule = inputs.schedule;
-  const Manifest& manifest = inputs.manifest;
+  Manifest manifest = inputs.manifest;
   const Protocol& protocol = inputs.protocol;
 
   ensure_directory(options.outdir);
   DirectoryLock lock((fs::path(options.outdir) / ".lock").string());
   Store store((fs::path(options.outdir) / "results.sqlite").string());
+  // A locked review is final: nothing may change the results it covers.
+  if (const auto l = store.review_lock()) {
+    throw Error(ExitCode::kUsage,
+                "batch: the review of " + options.outdir + " was locked " + l->locked_at + " by " +
+                    l->locked_by + "; unlock it with `lungvol review " + options.outdir +
+                    " --unlock` before analyzing again");
+  }
+  // The reader's corrections: those scans are measured with the given masks (re-run when the
+  // masks differ from the ones they were measured with).
+  if (const std::size_t n = apply_review_masks(store, manifest)) {
+    log::info("batch: {} scan(s) measured with the reader's corrected masks", n);
+  }
 
   const int total_threads = options.threads > 0 ? options.threads : omp_get_num_procs();
   std::string jobs_note;

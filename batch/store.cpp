@@ -46,7 +46,7 @@ CREATE TABLE IF NOT EXISTS scans(
   status TEXT NOT NULL CHECK(status IN ('ok', 'failed')), study_date TEXT,
   days_from_baseline REAL, in_window INTEGER, outdir TEXT, analyzed_at TEXT, timing_s REAL,
   voxel_ml REAL, run_id INTEGER REFERENCES runs(run_id), warnings TEXT, error TEXT,
-  patient_id TEXT, study_instance_uid TEXT, image_sha256 TEXT, input_patients TEXT,
+  patient_id TEXT, study_instance_uid TEXT, image_sha256 TEXT, input_patients TEXT, flags TEXT,
   UNIQUE(subject_id, visit));
 CREATE TABLE IF NOT EXISTS measurements(
   scan_id INTEGER NOT NULL REFERENCES scans(scan_id) ON DELETE CASCADE,
@@ -66,10 +66,24 @@ CREATE TABLE IF NOT EXISTS protocols(
 CREATE TABLE IF NOT EXISTS identity_flags(
   subject_id TEXT NOT NULL, visit TEXT NOT NULL, flag TEXT NOT NULL, detail TEXT,
   PRIMARY KEY(subject_id, visit, flag));
+CREATE TABLE IF NOT EXISTS qc_flags(
+  subject_id TEXT NOT NULL, visit TEXT NOT NULL, code TEXT NOT NULL, cause TEXT NOT NULL,
+  severity TEXT NOT NULL CHECK(severity IN ('info', 'warn', 'fail')), value REAL, unit TEXT,
+  message TEXT, PRIMARY KEY(subject_id, visit, code));
+CREATE TABLE IF NOT EXISTS reviews(
+  subject_id TEXT NOT NULL, visit TEXT NOT NULL,
+  decision TEXT NOT NULL CHECK(decision IN ('accepted', 'excluded', 'corrected')),
+  reason TEXT, lungs_mask TEXT, lesions_mask TEXT, reader TEXT NOT NULL, decided_at TEXT NOT NULL,
+  scan_input_sha256 TEXT, scan_analyzed_at TEXT, PRIMARY KEY(subject_id, visit));
+CREATE TABLE IF NOT EXISTS review_log(
+  review_id INTEGER PRIMARY KEY, subject_id TEXT NOT NULL, visit TEXT NOT NULL,
+  decision TEXT NOT NULL, reason TEXT, lungs_mask TEXT, lesions_mask TEXT, reader TEXT NOT NULL,
+  decided_at TEXT NOT NULL, scan_input_sha256 TEXT, scan_analyzed_at TEXT);
 )sql"
-// Registration of follow-ups to their baseline (docs/batch.md, "Registration"). Added to schema
-// version 2 in place: older stores gain the tables when a batch opens them, and read-only
-// readers treat absent tables as empty.
+// Registration of follow-ups to their baseline (docs/batch.md, "Registration"). Added without a
+// schema version of their own: a store of version 1 to 3 gains them when a batch opens it (IF NOT
+// EXISTS, before the version check and upgrade below), and read-only readers treat absent tables
+// as empty.
 R"sql(
 CREATE TABLE IF NOT EXISTS registrations(
   subject_id TEXT NOT NULL, visit TEXT NOT NULL, baseline_visit TEXT NOT NULL,
@@ -94,6 +108,8 @@ CREATE TABLE IF NOT EXISTS lung_mask_consistency(
 // Columns added to `scans` by schema version 2 (ALTER TABLE on a version-1 store).
 const char* const kScansV2Columns[] = {"patient_id", "study_instance_uid", "image_sha256",
                                        "input_patients"};
+// ... and by schema version 3.
+const char* const kScansV3Columns[] = {"flags"};
 
 // SQLite result codes that mean the store is damaged or not a database.
 bool is_corruption(int rc) {
@@ -242,7 +258,7 @@ const char* const kScanColumnNames[] = {
     "protocol_name",    "protocol_version", "protocol_sha256", "software_version", "status",
     "study_date",       "days_from_baseline", "in_window", "outdir",       "analyzed_at",
     "timing_s",         "voxel_ml",      "run_id",       "warnings",       "error",
-    "patient_id",       "study_instance_uid", "image_sha256", "input_patients"};
+    "patient_id",       "study_instance_uid", "image_sha256", "input_patients", "flags"};
 
 ScanRecord read_scan(const Stmt& s) {
   ScanRecord r;
@@ -275,6 +291,7 @@ ScanRecord read_scan(const Stmt& s) {
   r.study_uid = s.text(26);
   r.image_sha256 = s.text(27);
   r.input_patients = s.text(28);
+  r.flags = s.text(29);
   return r;
 }
 
@@ -413,17 +430,20 @@ void Store::open_read_write() {
   if (version.empty()) {
     Stmt ins(db_, "INSERT INTO meta(key, value) VALUES ('schema_version', ?)", path_);
     ins.bind(1, std::to_string(kSchemaVersion)).run();
-  } else if (version == "1") {
+  } else if (version == "1" || version == "2") {
+    // The new tables were created above (IF NOT EXISTS); the new scans columns are added.
     std::set<std::string> have;
     {
       Stmt cols(db_, "SELECT name FROM pragma_table_info('scans')", path_);
       while (cols.step()) have.insert(cols.text(0));
     }
-    for (const char* c : kScansV2Columns) {
+    std::vector<const char*> add(std::begin(kScansV3Columns), std::end(kScansV3Columns));
+    if (version == "1") add.insert(add.begin(), std::begin(kScansV2Columns), std::end(kScansV2Columns));
+    for (const char* c : add) {
       if (!have.count(c)) exec(std::string("ALTER TABLE scans ADD COLUMN ") + c + " TEXT");
     }
-    exec("UPDATE meta SET value = '2' WHERE key = 'schema_version'");
-    log::info("results store '{}' upgraded from schema version 1 to 2", path_);
+    exec("UPDATE meta SET value = '" + std::to_string(kSchemaVersion) + "' WHERE key = 'schema_version'");
+    log::info("results store '{}' upgraded from schema version {} to {}", path_, version, kSchemaVersion);
   } else if (version != std::to_string(kSchemaVersion)) {
     throw Error(ExitCode::kOutput, "results store '" + path_ + "' has schema version " + version +
                                        "; this lungvol writes version " +
@@ -481,9 +501,9 @@ void Store::open_read_only() {
   }
   Stmt v(db_, "SELECT value FROM meta WHERE key = 'schema_version'", path_, ExitCode::kInput);
   const std::string version = v.step() ? v.text(0) : "";
-  if (version != "1" && version != "2") {
+  if (version != "1" && version != "2" && version != "3") {
     throw Error(ExitCode::kInput, "results store '" + path_ + "' has schema version '" + version +
-                                      "'; this lungvol reads versions 1 and 2");
+                                      "'; this lungvol reads versions 1 to 3");
   }
   schema_version_ = std::stoi(version);
   std::set<std::string> have;
@@ -503,7 +523,10 @@ void Store::check_health() {
     result = quick_check();
   } catch (const Error& e) {
     const std::string what = e.what();
-    if (what.find("is damaged") != std::string::npos) throw Error(code, what);
+    // SQLite may already fail to read the schema for PRAGMA quick_check: still the open check.
+    if (what.find("is damaged") != std::string::npos) {
+      throw Error(code, what + " [found by PRAGMA quick_check when the store was opened]");
+    }
     if (what.find("locked") != std::string::npos) throw;
     throw Error(code, damaged_message(path_, what));
   }
@@ -662,8 +685,8 @@ void Store::insert_scan_row(ScanRecord& r) {
          "series_uid, input_sha256, protocol_name, protocol_version, protocol_sha256, "
          "software_version, status, study_date, days_from_baseline, in_window, outdir, "
          "analyzed_at, timing_s, voxel_ml, run_id, warnings, error, patient_id, "
-         "study_instance_uid, image_sha256, input_patients) "
-         "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+         "study_instance_uid, image_sha256, input_patients, flags) "
+         "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
          path_);
   s.bind(1, r.subject_id).bind(2, r.arm).bind(3, r.visit).bind(4, r.visit_day);
   s.bind(5, r.site).bind(6, r.population).bind(7, r.path).bind(8, r.series_uid);
@@ -673,6 +696,11 @@ void Store::insert_scan_row(ScanRecord& r) {
   s.bind(18, r.outdir).bind(19, r.analyzed_at).bind(20, r.timing_s).bind(21, r.voxel_ml);
   s.bind(22, r.run_id).bind(23, r.warnings).bind(24, r.error).bind(25, r.patient_id);
   s.bind(26, r.study_uid).bind(27, r.image_sha256).bind(28, r.input_patients);
+  if (r.flags.empty()) {
+    s.bind(29, std::optional<double>());  // NULL: not known
+  } else {
+    s.bind(29, r.flags);
+  }
   s.run();
   r.scan_id = sqlite3_last_insert_rowid(db_);
 }
@@ -924,6 +952,113 @@ std::vector<IdentityFlag> Store::identity_flags() {
   return out;
 }
 
+void Store::replace_qc_flags(const std::vector<StoredFlag>& flags) {
+  std::lock_guard<std::recursive_mutex> lock(mutex_);
+  Transaction t(db_, path_);
+  exec("DELETE FROM qc_flags");
+  Stmt ins(db_,
+           "INSERT OR REPLACE INTO qc_flags(subject_id, visit, code, cause, severity, value, unit, "
+           "message) VALUES (?,?,?,?,?,?,?,?)",
+           path_);
+  for (const auto& f : flags) {
+    ins.bind(1, f.subject_id).bind(2, f.visit).bind(3, f.code).bind(4, f.cause);
+    ins.bind(5, f.severity).bind(6, f.value).bind(7, f.unit).bind(8, f.message).run();
+  }
+  t.commit();
+}
+
+std::vector<StoredFlag> Store::qc_flags() {
+  std::lock_guard<std::recursive_mutex> lock(mutex_);
+  std::vector<StoredFlag> out;
+  if (!has_table("qc_flags")) return out;
+  Stmt s(db_, "SELECT subject_id, visit, code, cause, severity, value, unit, message FROM qc_flags "
+              "ORDER BY rowid", path_);
+  while (s.step()) {
+    out.push_back(StoredFlag{s.text(0), s.text(1), s.text(2), s.text(3), s.text(4), s.opt_real(5),
+                             s.text(6), s.text(7)});
+  }
+  return out;
+}
+
+std::map<std::pair<std::string, std::string>, int> Store::failure_exit_codes() {
+  std::lock_guard<std::recursive_mutex> lock(mutex_);
+  std::map<std::pair<std::string, std::string>, int> out;
+  Stmt s(db_, "SELECT subject_id, visit, exit_code FROM failures ORDER BY failure_id", path_);
+  while (s.step()) out[{s.text(0), s.text(1)}] = static_cast<int>(s.i64(2));
+  return out;
+}
+
+void Store::save_review(const ReviewDecision& d) {
+  std::lock_guard<std::recursive_mutex> lock(mutex_);
+  Transaction t(db_, path_);
+  for (const char* sql :
+       {"INSERT OR REPLACE INTO reviews(subject_id, visit, decision, reason, lungs_mask, "
+        "lesions_mask, reader, decided_at, scan_input_sha256, scan_analyzed_at) "
+        "VALUES (?,?,?,?,?,?,?,?,?,?)",
+        "INSERT INTO review_log(subject_id, visit, decision, reason, lungs_mask, lesions_mask, "
+        "reader, decided_at, scan_input_sha256, scan_analyzed_at) VALUES (?,?,?,?,?,?,?,?,?,?)"}) {
+    Stmt s(db_, sql, path_);
+    s.bind(1, d.subject_id).bind(2, d.visit).bind(3, d.decision).bind(4, d.reason);
+    s.bind(5, d.lungs_mask).bind(6, d.lesions_mask).bind(7, d.reader).bind(8, d.decided_at);
+    s.bind(9, d.scan_input_sha256).bind(10, d.scan_analyzed_at).run();
+  }
+  t.commit();
+}
+
+namespace {
+std::vector<ReviewDecision> read_reviews(sqlite3* db, const std::string& path, const char* table) {
+  std::vector<ReviewDecision> out;
+  Stmt s(db, std::string("SELECT subject_id, visit, decision, reason, lungs_mask, lesions_mask, "
+                         "reader, decided_at, scan_input_sha256, scan_analyzed_at FROM ") +
+                 table + " ORDER BY rowid",
+         path);
+  while (s.step()) {
+    out.push_back(ReviewDecision{s.text(0), s.text(1), s.text(2), s.text(3), s.text(4), s.text(5),
+                                 s.text(6), s.text(7), s.text(8), s.text(9)});
+  }
+  return out;
+}
+}  // namespace
+
+std::vector<ReviewDecision> Store::reviews() {
+  std::lock_guard<std::recursive_mutex> lock(mutex_);
+  if (!has_table("reviews")) return {};
+  return read_reviews(db_, path_, "reviews");
+}
+
+std::vector<ReviewDecision> Store::review_log() {
+  std::lock_guard<std::recursive_mutex> lock(mutex_);
+  if (!has_table("review_log")) return {};
+  return read_reviews(db_, path_, "review_log");
+}
+
+std::optional<ReviewLock> Store::review_lock() {
+  std::lock_guard<std::recursive_mutex> lock(mutex_);
+  Stmt s(db_, "SELECT key, value FROM meta WHERE key LIKE 'review_locked_%'", path_);
+  ReviewLock l;
+  while (s.step()) {
+    const std::string k = s.text(0);
+    if (k == "review_locked_at") l.locked_at = s.text(1);
+    if (k == "review_locked_by") l.locked_by = s.text(1);
+    if (k == "review_locked_state") l.state = s.text(1);
+  }
+  if (l.locked_at.empty()) return std::nullopt;
+  return l;
+}
+
+void Store::set_review_lock(const std::optional<ReviewLock>& l) {
+  std::lock_guard<std::recursive_mutex> lock(mutex_);
+  Transaction t(db_, path_);
+  exec("DELETE FROM meta WHERE key LIKE 'review_locked_%'");
+  if (l) {
+    Stmt s(db_, "INSERT INTO meta(key, value) VALUES (?, ?)", path_);
+    s.bind(1, "review_locked_at").bind(2, l->locked_at).run();
+    s.bind(1, "review_locked_by").bind(2, l->locked_by).run();
+    s.bind(1, "review_locked_state").bind(2, l->state).run();
+  }
+  t.commit();
+}
+
 std::string Store::results_state() {
   std::lock_guard<std::recursive_mutex> lock(mutex_);
   Sha256 h;
@@ -977,6 +1112,13 @@ std::string Store::results_state() {
   add_query("identity_flags",
             has_table("identity_flags")
                 ? "SELECT subject_id, visit, flag, detail FROM identity_flags ORDER BY 1, 2, 3"
+                : "SELECT 1 WHERE 0");
+  // The reader's decisions (an exclusion changes the endpoints). Before schema 3: none, the same
+  // (empty) section as a store without any.
+  add_query("reviews",
+            has_table("reviews")
+                ? "SELECT subject_id, visit, decision, reason, lungs_mask, lesions_mask, reader, "
+                  "decided_at, scan_input_sha256, scan_analyzed_at FROM reviews ORDER BY 1, 2"
                 : "SELECT 1 WHERE 0");
   add_query("run",
             "SELECT protocol_sha256, lesion_low_hu, lesion_split_hu, lesion_high_hu, schedule_toml "

@@ -6,6 +6,7 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -24,7 +25,11 @@ namespace lungvol::batch {
 // columns patient_id, study_instance_uid, image_sha256, input_patients; meta keys
 // results_state, results_generation. A version-1 store is upgraded when opened for writing and
 // read as it is when opened read-only.
-inline constexpr int kSchemaVersion = 2;
+// 3: scans column `flags` (the scan's QC flags from its metrics.json, JSON), tables `qc_flags`
+// (every QC flag of the manifest's scans, recomputed at the end of every run), `reviews` (the
+// reader's current decision per scan) and `review_log` (every decision ever recorded); meta keys
+// review_locked_at, review_locked_by, review_locked_state. Versions 1 and 2 are upgraded.
+inline constexpr int kSchemaVersion = 3;
 
 struct RunInfo {
   std::string started_at, software_version;
@@ -60,6 +65,33 @@ struct ScanRecord {
   // StudyInstanceUID of the analyzed series, the image (series) hash without masks, and the
   // distinct PatientIDs of every CT series in the input folder (one per line).
   std::string patient_id, study_uid, image_sha256, input_patients;
+  // The scan's own QC flags (metrics.json "flags", pipeline/flags.hpp) as JSON; "" when unknown
+  // (a store written before schema 3).
+  std::string flags;
+};
+
+// A QC flag of one subject x visit (pipeline::QcFlag fields; table `qc_flags`).
+struct StoredFlag {
+  std::string subject_id, visit;
+  std::string code, cause, severity;
+  std::optional<double> value;
+  std::string unit, message;
+};
+
+// A reader's decision on one scan (docs/batch.md, "Review").
+struct ReviewDecision {
+  std::string subject_id, visit;
+  std::string decision;  // accepted | excluded | corrected
+  std::string reason;    // excluded: why (required); others: optional note
+  std::string lungs_mask, lesions_mask;  // corrected: absolute paths of the given masks
+  std::string reader, decided_at;        // who (--reader, else the login name), UTC ISO 8601
+  std::string scan_input_sha256, scan_analyzed_at;  // the scan that was reviewed
+};
+
+// The review lock: every manifest scan had a decision when it was taken; it holds while the
+// results state is still `state`.
+struct ReviewLock {
+  std::string locked_at, locked_by, state;
 };
 
 // A cross-visit identity finding (docs/batch.md, "Identity checks").
@@ -171,6 +203,20 @@ class Store {
   // visit order, several patients in one input folder), in one transaction.
   void update_identity_flags(const trial::VisitSchedule& schedule);
   std::vector<IdentityFlag> identity_flags();
+
+  // QC flags of the manifest's scans (table qc_flags), replaced as a whole.
+  void replace_qc_flags(const std::vector<StoredFlag>& flags);
+  std::vector<StoredFlag> qc_flags();  // empty for a store before schema 3
+  // The exit code of the latest failed attempt of every subject x visit (table failures).
+  std::map<std::pair<std::string, std::string>, int> failure_exit_codes();
+
+  // The reader's decisions: save_review() replaces the scan's decision and appends it to
+  // review_log, in one transaction.
+  void save_review(const ReviewDecision& d);
+  std::vector<ReviewDecision> reviews();     // current decisions (empty before schema 3)
+  std::vector<ReviewDecision> review_log();  // every decision, oldest first
+  std::optional<ReviewLock> review_lock();
+  void set_review_lock(const std::optional<ReviewLock>& lock);  // nullopt: unlock
 
   // The state of the results: SHA-256 over everything a derived file (endpoint, sweep, report,
   // export) can depend on: the manifest, every scans row (ids and run ids aside), measurement,

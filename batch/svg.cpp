@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <limits>
 #include <sstream>
 
@@ -190,6 +191,49 @@ std::string svg_plot(const std::string& title, const std::string& x_label,
   }
   o << fmt::format("<text x=\"{:.1f}\" y=\"{:.1f}\" text-anchor=\"middle\">{}</text>\n",
                    kLeft + plot_w / 2, height - 14, esc(x_label));
+  o << "</svg>\n";
+  return o.str();
+}
+
+namespace {
+double svg_attribute(const std::string& svg, const char* name) {
+  const std::string key = std::string(" ") + name + "=\"";
+  const auto at = svg.find(key);
+  return at == std::string::npos ? 0.0 : std::atof(svg.c_str() + at + key.size());
+}
+}  // namespace
+
+std::string svg_grid(const std::string& title, const std::vector<std::string>& cells,
+                     std::size_t columns) {
+  columns = std::max<std::size_t>(1, columns);
+  double cell_w = 0, cell_h = 0;
+  for (const auto& c : cells) {
+    cell_w = std::max(cell_w, svg_attribute(c, "width"));
+    cell_h = std::max(cell_h, svg_attribute(c, "height"));
+  }
+  const std::size_t rows = (cells.size() + columns - 1) / columns;
+  const double top = 40;
+  const double width = cell_w * static_cast<double>(columns);
+  const double height = top + cell_h * static_cast<double>(rows);
+  std::ostringstream o;
+  o << fmt::format(
+      "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{:.0f}\" height=\"{:.0f}\" "
+      "viewBox=\"0 0 {:.0f} {:.0f}\" font-family=\"sans-serif\" font-size=\"12\">\n",
+      width, height, width, height);
+  o << "<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n";
+  o << fmt::format("<text x=\"{:.1f}\" y=\"26\" text-anchor=\"middle\" font-size=\"15\">{}</text>\n",
+                   width / 2, esc(title));
+  for (std::size_t i = 0; i < cells.size(); ++i) {
+    const double x = cell_w * static_cast<double>(i % columns);
+    const double y = top + cell_h * static_cast<double>(i / columns);
+    // A nested <svg> placed at (x, y): the cell's own coordinate system is kept.
+    std::string cell = cells[i];
+    const auto open = cell.find("<svg ");
+    if (open != std::string::npos) {
+      cell.insert(open + 5, fmt::format("x=\"{:.0f}\" y=\"{:.0f}\" ", x, y));
+    }
+    o << cell;
+  }
   o << "</svg>\n";
   return o.str();
 }

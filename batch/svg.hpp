@@ -24,6 +24,11 @@ struct PlotPanel {
 std::string svg_plot(const std::string& title, const std::string& x_label,
                      const std::vector<PlotPanel>& panels);
 
+// Complete svg_plot() pictures as a grid of `columns` cells per row (small multiples), in one
+// SVG under one title; each cell keeps its own axes.
+std::string svg_grid(const std::string& title, const std::vector<std::string>& cells,
+                     std::size_t columns);
+
 // "Nice" tick positions covering [lo, hi] (1, 2, 5 x 10^k steps).
 std::vector<double> nice_ticks(double lo, double hi, int target = 6);
 

@@ -318,47 +318,69 @@ std::string sweep_csv(const std::vector<SweepSetting>& settings) {
   return out.str();
 }
 
+// Small multiples: one row per plotted endpoint x line (value of the threshold not on the x
+// axis), the Hodges-Lehmann difference with its 95% CI band on the left and the Wilcoxon p-value
+// of the same settings beside it, so no band hides another.
 std::string sweep_svg(const std::vector<SweepSetting>& settings, const SweepOptions& o) {
   std::set<double> lows, splits;
   for (const auto& s : settings) {
     lows.insert(s.low_hu);
     splits.insert(s.split_hu);
   }
-  // x = the threshold with more values; one line per value of the other.
+  // x = the threshold with more values; one row per value of the other.
   const bool x_is_split = splits.size() >= lows.size();
-  std::map<double, PlotSeries> hl_series, p_series;
-  for (const auto& s : settings) {
-    const double x = x_is_split ? s.split_hu : s.low_hu;
-    const double key = x_is_split ? s.low_hu : s.split_hu;
-    const std::string label =
-        fmt::format("{} {:g} HU", x_is_split ? "low" : "split", key);
-    auto& hl = hl_series[key];
-    auto& p = p_series[key];
-    hl.label = p.label = label;
-    const trial::ComparisonRow* c = s.result.find(o.plot_endpoint, o.plot_visit, o.plot_population);
-    const auto& t = c ? c->test : std::nullopt;
-    hl.x.push_back(x);
-    hl.y.push_back(t ? t->estimate : std::nullopt);
-    hl.band_lo.push_back(t ? t->ci_low : std::nullopt);
-    hl.band_hi.push_back(t ? t->ci_high : std::nullopt);
-    p.x.push_back(x);
-    p.y.push_back(t ? t->p_value : std::nullopt);
+  const std::string x_label =
+      x_is_split ? "split ground-glass / solid (HU)" : "lesion low threshold (HU)";
+  std::vector<std::string> endpoints;
+  {
+    std::stringstream in(o.plot_endpoint);
+    std::string e;
+    while (std::getline(in, e, ',')) {
+      e.erase(0, e.find_first_not_of(' '));
+      e.erase(e.find_last_not_of(' ') + 1);
+      if (!e.empty()) endpoints.push_back(e);
+    }
   }
   std::string arms;
   if (!settings.empty()) arms = settings[0].result.arm_a + " minus " + settings[0].result.arm_b;
-  PlotPanel top, bottom;
-  top.y_label = "HL difference (" + arms + ")";
-  top.reference_y = 0.0;
-  bottom.y_label = "Wilcoxon p-value";
-  bottom.reference_y = 0.05;
-  bottom.reference_label = "p = 0.05";
-  bottom.log_y = true;
-  for (auto& [k, s] : hl_series) top.series.push_back(std::move(s));
-  for (auto& [k, s] : p_series) bottom.series.push_back(std::move(s));
-  const std::string title = fmt::format("{} at {} ({}): Hodges-Lehmann difference with 95% CI",
-                                        o.plot_endpoint, o.plot_visit, o.plot_population);
-  return svg_plot(title, x_is_split ? "split ground-glass / solid (HU)" : "lesion low threshold (HU)",
-                  {top, bottom});
+  std::vector<std::string> cells;
+  for (const std::string& endpoint : endpoints) {
+    std::map<double, std::pair<PlotSeries, PlotSeries>> rows;  // key -> (HL, p)
+    for (const auto& s : settings) {
+      const double x = x_is_split ? s.split_hu : s.low_hu;
+      const double key = x_is_split ? s.low_hu : s.split_hu;
+      auto& [hl, p] = rows[key];
+      hl.label = p.label = fmt::format("{} {:g} HU", x_is_split ? "low" : "split", key);
+      const trial::ComparisonRow* c = s.result.find(endpoint, o.plot_visit, o.plot_population);
+      const auto& t = c ? c->test : std::nullopt;
+      hl.x.push_back(x);
+      hl.y.push_back(t ? t->estimate : std::nullopt);
+      hl.band_lo.push_back(t ? t->ci_low : std::nullopt);
+      hl.band_hi.push_back(t ? t->ci_high : std::nullopt);
+      p.x.push_back(x);
+      p.y.push_back(t ? t->p_value : std::nullopt);
+    }
+    for (auto& [key, series] : rows) {
+      PlotPanel estimate, p_value;
+      estimate.y_label = "HL difference (" + arms + ")";
+      estimate.reference_y = 0.0;
+      estimate.series.push_back(std::move(series.first));
+      p_value.y_label = "Wilcoxon p-value";
+      p_value.reference_y = 0.05;
+      p_value.reference_label = "p = 0.05";
+      p_value.log_y = true;
+      const std::string line = p_value.series.empty() ? series.second.label : "";
+      p_value.series.push_back(std::move(series.second));
+      const std::string where = fmt::format("{} at {} ({}), {}", endpoint, o.plot_visit,
+                                            o.plot_population, line);
+      cells.push_back(svg_plot(where + ": difference, 95% CI", x_label, {estimate}));
+      cells.push_back(svg_plot(where + ": p-value", x_label, {p_value}));
+    }
+  }
+  return svg_grid(fmt::format("Threshold sweep at {} ({}): Hodges-Lehmann difference ({}) with "
+                              "95% CI, and the Wilcoxon p-value beside it",
+                              o.plot_visit, o.plot_population, arms),
+                  cells, 2);
 }
 
 }  // namespace lungvol::batch

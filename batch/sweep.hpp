@@ -58,7 +58,9 @@ struct SweepOptions {
   std::string arms;        // "A,B"; "" = the two arms, sorted
   std::string schedule;    // TOML; "" = the schedule of the latest batch run
   std::string digits_rank;  // ties convention, as `endpoint --digits-rank`; "" = 10
-  std::string plot_endpoint = "lesion_pct_change";
+  // Endpoints drawn in sweep.svg, comma-separated: by default the two that depend on the split
+  // (the total lesion endpoint does not).
+  std::string plot_endpoint = "ggo_pct_change,solid_pct_change";
   std::string plot_visit;  // a follow-up visit of the schedule; "" = its last one
   std::string plot_population = trial::kPopulationMITT;
 };

@@ -37,6 +37,22 @@ Level level_from_string(const std::string& name) {
   return Level::kInfo;
 }
 
-void write(Level level, const std::string& message) { logger().log(to_spd(level), message); }
+namespace {
+thread_local std::string t_context;
+}
+
+ScopedContext::ScopedContext(std::string context) : previous_(std::move(t_context)) {
+  t_context = std::move(context);
+}
+ScopedContext::~ScopedContext() { t_context = std::move(previous_); }
+const std::string& context() { return t_context; }
+
+void write(Level level, const std::string& message) {
+  if (t_context.empty()) {
+    logger().log(to_spd(level), message);
+  } else {
+    logger().log(to_spd(level), "[" + t_context + "] " + message);
+  }
+}
 
 }  // namespace lungvol::log

@@ -11,6 +11,9 @@ Code morphologically_abnormal_structure() {
 }
 Code lung() { return {"39607008", "SCT", "Lung"}; }
 Code trachea() { return {"44567001", "SCT", "Trachea"}; }
+// CID 6111 (Bronchovascular Anatomy Finding or Feature): the airway label holds the trachea and
+// the main bronchi, which "Trachea" (CID 7155) would misname.
+Code airway_structure() { return {"89187006", "SCT", "Airway structure"}; }
 Code ground_glass_opacity() { return {"112120", "DCM", "Ground glass opacity"}; }
 Code lesion() { return {"52988006", "SCT", "Lesion"}; }
 Code chest() { return {"816094009", "SCT", "Chest"}; }
@@ -20,6 +23,9 @@ Code left() { return {"7771000", "SCT", "Left"}; }
 Code volume() { return {"118565006", "SCT", "Volume"}; }
 Code mean_attenuation() { return {"112181", "DCM", "Mean Attenuation Coefficient"}; }
 Code median_attenuation() { return {"112182", "DCM", "Median Attenuation Coefficient"}; }
+Code sd_attenuation() {
+  return {"112183", "DCM", "Standard Deviation of Attenuation Coefficient"};
+}
 Code unit_ml() { return {"ml", "UCUM", "ml"}; }
 Code unit_hu() { return {"[hnsf'U]", "UCUM", "Hounsfield Unit"}; }
 Code unit_percent() { return {"%", "UCUM", "Percent"}; }

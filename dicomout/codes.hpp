@@ -20,6 +20,7 @@ Code morphologically_abnormal_structure();
 // Segmented property types / anatomy (CID 7155 Thoracic Segmentation Type, CID 6104, CID 7159).
 Code lung();
 Code trachea();
+Code airway_structure();  // SCT 89187006, CID 6111: trachea and main bronchi together
 Code ground_glass_opacity();
 Code lesion();
 Code chest();
@@ -30,6 +31,7 @@ Code left();
 Code volume();
 Code mean_attenuation();
 Code median_attenuation();
+Code sd_attenuation();
 Code unit_ml();
 Code unit_hu();
 Code unit_percent();

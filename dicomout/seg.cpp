@@ -101,7 +101,7 @@ const std::vector<SegmentDefinition>& segment_definitions() {
             codes::anatomical_structure(), codes::lung(), {codes::left()}, codes::chest(), {},
             {241, 214, 145}, false, labels::kLeftLung};
     d[2] = {kSegAirway, "Airway", "Trachea and main bronchi (lungvol label 3)", "airway",
-            codes::anatomical_structure(), codes::trachea(), {}, codes::chest(), {},
+            codes::anatomical_structure(), codes::airway_structure(), {}, codes::chest(), {},
             {182, 228, 255}, false, labels::kAirway};
     d[3] = {kSegGroundGlass, "Ground-glass opacity",
             "Ground-glass lesion voxels (lungvol lesion label 1)", "ground_glass",
@@ -166,10 +166,36 @@ SegWriteResult write_dicom_seg(const Geometry& g, const LabelImage& lungs,
   check(seg->getSeries().setSeriesNumber(std::to_string(options.series_number).c_str()), path,
         "series number");
 
+  const auto& defs = segment_definitions();
+  const std::size_t nz = g.size[2];
+  std::vector<std::size_t> counts(defs.size() * nz, 0);
+#pragma omp parallel for schedule(dynamic, 8)
+  for (std::ptrdiff_t f = 0; f < std::ptrdiff_t(counts.size()); ++f) {
+    const SegmentDefinition& def = defs[std::size_t(f) / nz];
+    counts[std::size_t(f)] = count_in_slice(def.from_lesion_map ? lesions : lungs,
+                                            def.label_value, std::size_t(f) % nz);
+  }
+  const std::size_t n_frames =
+      std::size_t(std::count_if(counts.begin(), counts.end(), [](std::size_t c) { return c > 0; }));
+  if (n_frames == 0) {
+    throw Error(ExitCode::kOutput,
+                "cannot write DICOM SEG '" + path + "': every segment is empty (no lungs found)");
+  }
+  // Only segments with voxels are declared, numbered 1..n in definition order.
+  std::vector<std::uint16_t> number_of(defs.size(), 0);
+  {
+    std::uint16_t next = 1;
+    for (std::size_t d = 0; d < defs.size(); ++d) {
+      bool any = false;
+      for (std::size_t k = 0; k < nz && !any; ++k) any = counts[d * nz + k] > 0;
+      if (any) number_of[d] = next++;
+    }
+  }
   SegWriteResult result;
   result.path = path;
   const std::string algorithm = options.software_name + " " + options.software_version;
   for (const SegmentDefinition& def : segment_definitions()) {
+    if (number_of[def.number - 1u] == 0) continue;  // empty: not declared
     DcmSegment* s = nullptr;
     check(DcmSegment::create(s, def.label.c_str(), code_macro(def.category), code_macro(def.type),
                              DcmSegTypes::SAT_AUTOMATIC, algorithm.c_str()),
@@ -186,7 +212,7 @@ SegWriteResult write_dicom_seg(const Geometry& g, const LabelImage& lungs,
     const auto lab = rgb_to_dicom_lab(def.rgb);
     check(s->setRecommendedDisplayCIELabValue(lab[0], lab[1], lab[2]), path, "display colour");
     SegmentSummary summary;
-    summary.number = def.number;
+    summary.number = number_of[def.number - 1u];
     summary.label = def.label;
     summary.tracking_id = def.tracking_id;
     summary.tracking_uid = generate_uid();
@@ -195,7 +221,7 @@ SegWriteResult write_dicom_seg(const Geometry& g, const LabelImage& lungs,
     Uint16 number = 0;
     check(seg->addSegment(s, number), path, "add segment " + def.label);
     owned.release();  // the segmentation owns it now
-    if (number != def.number) {
+    if (number != summary.number) {
       throw Error(ExitCode::kOutput, "cannot write DICOM SEG '" + path + "': segment numbering");
     }
     result.segments.push_back(summary);
@@ -242,21 +268,6 @@ SegWriteResult write_dicom_seg(const Geometry& g, const LabelImage& lungs,
   // (PS3.5 8.1.1).
   // The frames (segment, slice) are found first, so that the packed PixelData is sized once:
   // growing it frame by frame reallocated and re-zeroed it, a fifth of the SEG's time on POPI.
-  const auto& defs = segment_definitions();
-  const std::size_t nz = g.size[2];
-  std::vector<std::size_t> counts(defs.size() * nz, 0);
-#pragma omp parallel for schedule(dynamic, 8)
-  for (std::ptrdiff_t f = 0; f < std::ptrdiff_t(counts.size()); ++f) {
-    const SegmentDefinition& def = defs[std::size_t(f) / nz];
-    counts[std::size_t(f)] = count_in_slice(def.from_lesion_map ? lesions : lungs,
-                                            def.label_value, std::size_t(f) % nz);
-  }
-  const std::size_t n_frames =
-      std::size_t(std::count_if(counts.begin(), counts.end(), [](std::size_t c) { return c > 0; }));
-  if (n_frames == 0) {
-    throw Error(ExitCode::kOutput,
-                "cannot write DICOM SEG '" + path + "': every segment is empty (no lungs found)");
-  }
   std::vector<Uint8> mask(g.slice_voxels());
   // Packed straight into the PixelData element's own (zeroed) buffer: no copy of it afterwards.
   std::size_t packed_bytes = (n_frames * mask.size() + 7) / 8;
@@ -273,7 +284,10 @@ SegWriteResult write_dicom_seg(const Geometry& g, const LabelImage& lungs,
   for (std::size_t d = 0; d < defs.size(); ++d) {
     const SegmentDefinition& def = defs[d];
     const LabelImage& map = def.from_lesion_map ? lesions : lungs;
-    SegmentSummary& summary = result.segments[def.number - 1u];
+    if (number_of[d] == 0) continue;
+    const std::uint16_t seg_number = number_of[d];
+    SegmentSummary& summary = *std::find_if(result.segments.begin(), result.segments.end(),
+                                            [&](const SegmentSummary& x) { return x.number == seg_number; });
     for (std::size_t k = 0; k < nz; ++k) {
       const std::size_t voxels = counts[d * nz + k];
       if (voxels == 0) continue;
@@ -287,7 +301,7 @@ SegWriteResult write_dicom_seg(const Geometry& g, const LabelImage& lungs,
       std::unique_ptr<FGPlanePosPatient> position(FGPlanePosPatient::createMinimal(
           ds(pos[0]).c_str(), ds(pos[1]).c_str(), ds(pos[2]).c_str()));
       FGFrameContent frame_content;
-      check(frame_content.setDimensionIndexValues(def.number, 0), path, "dimension values");
+      check(frame_content.setDimensionIndexValues(seg_number, 0), path, "dimension values");
       check(frame_content.setDimensionIndexValues(static_cast<Uint32>(k + 1), 1), path,
             "dimension values");
       const SourceSlice& ref = src.slices[k];
@@ -320,7 +334,7 @@ SegWriteResult write_dicom_seg(const Geometry& g, const LabelImage& lungs,
       groups.push_back(position.get());
       groups.push_back(&frame_content);
       groups.push_back(derivation.get());
-      check(seg->addFrame(mask.data(), def.number, groups), path,
+      check(seg->addFrame(mask.data(), seg_number, groups), path,
             "frame of slice " + std::to_string(k));
       std::size_t p = 0;
       if (bit % 8 == 0) {  // frame starts on a byte: eight 0/1 mask bytes per output byte
@@ -355,6 +369,11 @@ SegWriteResult write_dicom_seg(const Geometry& g, const LabelImage& lungs,
   const OFCondition inserted = file.getDataset()->insert(pixel_data.get(), OFTrue);
   if (inserted.good()) pixel_data.release();  // the dataset owns it now
   check(inserted, path, "pixel data");
+  // Lesion voxels lie inside the lung segments: the segments overlap whenever a lesion segment
+  // is present (PS3.3 C.8.20.2; DCMTK 3.6.7 has no setter for it).
+  const bool lesion_segment = number_of[kSegGroundGlass - 1u] || number_of[kSegSolid - 1u];
+  check(file.getDataset()->putAndInsertString(DCM_SegmentsOverlap, lesion_segment ? "YES" : "NO"),
+        path, "segments overlap");
   write_file_atomic(path, [&](const std::string& tmp) {
     check(file.saveFile(tmp.c_str(), EXS_LittleEndianExplicit), path, "save");
   });

@@ -14,8 +14,11 @@ namespace lungvol::dicomout {
 
 struct SourceSlices;  // dicomout/source.hpp
 
-// Fixed segment numbers: the same in every SEG lungvol writes, so the SR and downstream tools
-// can rely on them. Segments without voxels are kept (with no frames).
+// The five segment definitions, in this order. A SEG holds only the non-empty ones (a segment
+// declared without frames makes viewers drop it and the SR fail to load), numbered 1..n in this
+// order; SegWriteResult::segments lists them in SEG order, and the SR's measurement groups follow
+// the same order (docs/dicom-outputs.md). These constants name the definitions, not the numbers
+// in a particular SEG.
 inline constexpr std::uint16_t kSegRightLung = 1;
 inline constexpr std::uint16_t kSegLeftLung = 2;
 inline constexpr std::uint16_t kSegAirway = 3;

@@ -70,6 +70,7 @@ std::vector<Measure> lung_measures(const SrRegion& r) {
   if (d.empty) return m;
   m.push_back({codes::mean_attenuation(), d.mean_hu, codes::unit_hu()});
   m.push_back({codes::median_attenuation(), d.median_hu, codes::unit_hu()});
+  m.push_back({codes::sd_attenuation(), d.sd_hu, codes::unit_hu()});
   for (const auto& [q, hu] : d.percentiles) {
     if (std::abs(q - 15.0) < 1e-9) m.push_back({codes::percentile15_density(), hu, codes::unit_hu()});
   }
@@ -127,13 +128,14 @@ SrWriteResult write_dicom_sr(const Geometry& g, const io::SeriesInfo& source,
   // No TID 1600 image library (optional): the CT instances are listed in the evidence sequence
   // and each group names the source series.
   const std::string algorithm_version = options.software_version;
-  auto add_group = [&](const SegmentSummary& segment, const Code& finding,
-                       const std::vector<Measure>& measures) {
+  auto add_group = [&](const SegmentSummary& segment, const Code& finding, const Code& site,
+                       const CID244e_Laterality& laterality, const std::vector<Measure>& measures) {
     check(report.addVolumetricROIMeasurements(), path, "measurement group");
     Groups& grp = report.getVolumetricROIMeasurements();
     check(grp.setTrackingIdentifier(segment.label.c_str()), path, "tracking identifier");
     check(grp.setTrackingUniqueIdentifier(segment.tracking_uid.c_str()), path, "tracking uid");
     check(grp.setFinding(coded(finding)), path, "finding");
+    check(grp.addFindingSite(coded(site), laterality), path, "finding site");
     DSRImageReferenceValue ref(UID_SegmentationStorage, seg.sop_instance_uid.c_str());
     ref.getSegmentList().addItem(segment.number);
     check(grp.setReferencedSegment(ref), path, "referenced segment");
@@ -149,22 +151,37 @@ SrWriteResult write_dicom_sr(const Geometry& g, const io::SeriesInfo& source,
     ++result.measurement_groups;
   };
 
-  const auto& segs = seg.segments;
-  if (segs.size() != kSegmentCount) {
-    throw Error(ExitCode::kOutput, "cannot write DICOM SR '" + path + "': SEG has no segments");
-  }
+  // One group per SEG segment, in the SEG's order (viewers such as Slicer's
+  // QuantitativeReporting pair groups and segments by position); empty segments are in neither.
   const SrRegion* right = find_region(regions, "right");
   const SrRegion* left = find_region(regions, "left");
   const SrRegion* lungs = find_region(regions, "lungs");
-  if (right) add_group(segs[kSegRightLung - 1u], codes::lung(), lung_measures(*right));
-  if (left) add_group(segs[kSegLeftLung - 1u], codes::lung(), lung_measures(*left));
+  const double voxel_ml = g.voxel_volume_ml();
+  for (const SegmentSummary& segment : seg.segments) {
+    const std::string& id = segment.tracking_id;
+    if (id == "right_lung" && right) {
+      add_group(segment, codes::lung(), codes::lung(), CID244e_Laterality(CID244_Laterality::Right),
+                lung_measures(*right));
+    } else if (id == "left_lung" && left) {
+      add_group(segment, codes::lung(), codes::lung(), CID244e_Laterality(CID244_Laterality::Left),
+                lung_measures(*left));
+    } else if (id == "airway") {
+      add_group(segment, codes::airway_structure(), codes::airway_structure(), CID244e_Laterality(),
+                {{codes::volume(), static_cast<double>(segment.voxels) * voxel_ml, codes::unit_ml()}});
+    } else if (id == "ground_glass" && lungs) {
+      add_group(segment, codes::ground_glass_opacity(), codes::lung(), CID244e_Laterality(),
+                {{codes::volume(), lungs->volumes.ggo_ml, codes::unit_ml()},
+                 {codes::ggo_percent(), lungs->volumes.ggo_pct, codes::unit_percent()}});
+    } else if (id == "solid" && lungs) {
+      add_group(segment, codes::lesion(), codes::lung(), CID244e_Laterality(),
+                {{codes::volume(), lungs->volumes.solid_ml, codes::unit_ml()},
+                 {codes::solid_percent(), lungs->volumes.solid_pct, codes::unit_percent()}});
+    } else {
+      throw Error(ExitCode::kOutput, "cannot write DICOM SR '" + path + "': no measurements for "
+                                     "segment '" + segment.label + "'");
+    }
+  }
   if (lungs) {
-    add_group(segs[kSegGroundGlass - 1u], codes::ground_glass_opacity(),
-              {{codes::volume(), lungs->volumes.ggo_ml, codes::unit_ml()},
-               {codes::ggo_percent(), lungs->volumes.ggo_pct, codes::unit_percent()}});
-    add_group(segs[kSegSolid - 1u], codes::lesion(),
-              {{codes::volume(), lungs->volumes.solid_ml, codes::unit_ml()},
-               {codes::solid_percent(), lungs->volumes.solid_pct, codes::unit_percent()}});
     // Both lungs are two segments; TID 1411 references one, so this group is TID 1501.
     check(report.addIndividualMeasurements(), path, "measurement group");
     auto& grp = report.getIndividualMeasurements();

@@ -14,10 +14,13 @@ struct ExportSummary {
 };
 
 // For a batch folder (OUTDIR/results.sqlite written by `lungvol batch`, opened read-only):
+//  Table 2     table2_sheet() of the endpoint results
 //  visits      the visits_wide table built from the store's current state (never a CSV that
 //              may be older than it)
 //  changes, comparison  OUTDIR/endpoint/*.csv as below; refused (Error(kInput)) unless
 //              OUTDIR/endpoint/provenance.json records the store's current results state
+//  scans       per scan: series UID, input and image hashes, protocol and version, software,
+//              analyzed_at, QC score and flags, the reader's decision (who, when, why, masks)
 //  provenance  the `runs` table
 //  source      results store, results state, protocol name / version / sha256, software
 //              versions, schedule, when the endpoint was computed
@@ -32,7 +35,16 @@ struct ExportSummary {
 //              distinct provenance columns of OUTDIR/measurements.csv
 // Throws Error(kInput) naming the missing file (and the command that makes it).
 std::vector<Sheet> outdir_sheets(const std::string& outdir, std::string* provenance_source = nullptr);
+// Error(kUsage) unless xlsx_path ends in .xlsx; Error(kOutput) when its folder does not exist.
 ExportSummary export_outdir(const std::string& outdir, const std::string& xlsx_path);
+
+// The paper's Table 2 laid out for trial staff: per population (mITT, PP) one row per outcome x
+// visit with "median (Q1, Q3)" per arm, "difference (95% CI)" (Hodges-Lehmann), P (3 decimals,
+// "<0.001"), n per arm, footnotes naming subjects excluded by the reader or with a zero
+// baseline, the method, the review status and the source. Numbers as text at the paper's
+// precision (2 decimals).
+Sheet table2_sheet(const report::CsvTable& comparison, const report::CsvTable& changes,
+                   const std::string& review_sentence, const std::string& source);
 
 // Every column of the `runs` table of a lungvol results.sqlite, typed by SQLite's storage class.
 Sheet runs_sheet(const std::string& sqlite_path);

@@ -364,7 +364,8 @@ void assemble(SeriesRecord& rec, const std::vector<Header>& headers) {
         const std::size_t at = static_cast<std::size_t>(hi - steps.begin());
         rec.nonuniform_problem = fmt::format(
             "non-uniform slice spacing: steps {:.3f} to {:.3f} mm (median {:.3f}); largest gap "
-            "{:.3f} mm between positions {:.2f} and {:.2f} (missing slice?)",
+            "{:.3f} mm between positions {:.2f} and {:.2f} (missing slice? --resample-nonuniform "
+            "resamples to uniform spacing)",
             *lo, *hi, median, *hi, rec.slices[at].s, rec.slices[at + 1].s);
         rec.step = median;
       } else {

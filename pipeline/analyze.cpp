@@ -21,6 +21,7 @@
 #include "dicomout/source.hpp"
 #include "dicomout/sr.hpp"
 #include "io/image_io.hpp"
+#include "pipeline/flags.hpp"
 #include "pipeline/tables.hpp"
 #include "report/qc_images.hpp"
 
@@ -56,8 +57,17 @@ namespace {
 // lesion proportion, and a reviewer sorts by them.
 struct DenseReview {
   double left_out_ml = 0, left_out_pct = 0, blobs_pct = 0;
-  bool left_out_flag = false, blobs_flag = false;
+  double right_share = 0;  // right lung / both lungs; 0 when the sides are unknown
+  bool left_out_flag = false, blobs_flag = false, share_flag = false;
 };
+
+// The right lung holds a little more than half of the lung volume (three lobes to the left's
+// two and the heart on the left; CIP 10002K 53 %, POPI 52 %). A share outside this range means
+// a lung lost or gained a lobe's worth: a consolidated lobe left out of the mask (which the
+// costal completion cannot see when no aerated lung borders it from outside), atelectasis, a
+// pneumothorax or a lobectomy; each needs a reader. Not a protocol setting: it is a plausibility
+// check on anatomy, not a measurement threshold.
+constexpr double kRightShareLo = 0.45, kRightShareHi = 0.62;
 
 DenseReview dense_review(const Analysis& a) {
   DenseReview r;
@@ -66,6 +76,10 @@ DenseReview dense_review(const Analysis& a) {
   if (lungs_ml > 0) {
     r.left_out_pct = 100.0 * r.left_out_ml / lungs_ml;
     r.blobs_pct = 100.0 * a.lungs.blobs_added_ml / lungs_ml;
+  }
+  if (!a.regions.empty() && !a.sides_unknown() && lungs_ml > 0) {
+    r.right_share = a.region("right").volumes.volume_ml / lungs_ml;
+    r.share_flag = r.right_share < kRightShareLo || r.right_share > kRightShareHi;
   }
   r.left_out_flag = r.left_out_pct > a.protocol.lung.left_out_flag_pct;
   r.blobs_flag = r.blobs_pct > a.protocol.lung.left_out_flag_pct;
@@ -82,6 +96,13 @@ std::vector<std::string> dense_warnings(const Analysis& a) {
         "{:.2f} %): consolidation on the diaphragm or in a whole lobe may be missing; review the "
         "coronal QC image",
         r.left_out_ml, r.left_out_pct, a.protocol.lung.left_out_flag_pct));
+  }
+  if (r.share_flag) {
+    out.push_back(fmt::format(
+        "dense tissue may be missing from one lung: the right lung holds {:.1f} % of the lung "
+        "volume (expected {:.0f}-{:.0f} %): a consolidated lobe left out of the mask, "
+        "atelectasis, pneumothorax or resection; review the coronal QC image",
+        100 * r.right_share, 100 * kRightShareLo, 100 * kRightShareHi));
   }
   if (r.blobs_flag) {
     out.push_back(fmt::format(
@@ -107,7 +128,9 @@ nlohmann::json dense_json(const Analysis& a) {
           {"flag_threshold_pct", a.protocol.lung.left_out_flag_pct},
           {"left_out_flagged", r.left_out_flag},
           {"blobs_flagged", r.blobs_flag},
-          {"flagged", r.left_out_flag || r.blobs_flag}};
+          {"right_share", r.right_share > 0 ? nlohmann::json(r.right_share) : nlohmann::json(nullptr)},
+          {"right_share_flagged", r.share_flag},
+          {"flagged", r.left_out_flag || r.blobs_flag || r.share_flag}};
 }
 
 }  // namespace
@@ -201,6 +224,7 @@ bool output_file_is_replaceable(const std::string& name) {
   static const char* const kNames[] = {
       "metrics.json",   "measurements.csv",   "histograms.csv",  "lungs.nii.gz",
       "lesions.nii.gz", "qc_axial.png",       "qc_coronal.png",  "qc_sagittal.png",
+      "qc_sagittal_right.png", "qc_sagittal_left.png", "qc_axial_lesion_levels.png",
       "qc_axial_max_lesion.png", "qc_3d.png", "seg.dcm",         "sr.dcm",
       "protocol.toml",  "meshes"};
   for (const char* n : kNames) {
@@ -247,6 +271,8 @@ void check_uids(Analysis& a) {
   }
 }
 
+constexpr std::size_t kMinSlices = 3;
+
 Analysis analyze_into(const AnalyzeOptions& options, StagedDirectory* out) {
   Stopwatch total;
   Analysis a;
@@ -255,6 +281,15 @@ Analysis analyze_into(const AnalyzeOptions& options, StagedDirectory* out) {
   if (out) a.protocol_toml = protocol_text(a.protocol);
   Stopwatch sw;
   a.input = io::load_ct(options.input, options.read);
+  // A lung volume needs a stack of slices: two images (a scout pair, a stray localizer) are not
+  // a chest CT, whatever the segmentation would make of them.
+  if (const std::size_t nz = a.input.image.geom.size[2]; nz < kMinSlices) {
+    throw Error(ExitCode::kDicom,
+                "'" + options.input + "': too few slices (" + std::to_string(nz) +
+                    "): a chest CT volume needs at least " + std::to_string(kMinSlices) +
+                    " (is this a localizer or a single-slice series? `lungvol inspect` lists the "
+                    "series)");
+  }
   check_uids(a);
   canonicalize_input(a);
   a.calibrate_air = options.calibrate_air;
@@ -365,6 +400,29 @@ nlohmann::json stats_json(const dens::RegionStats& s) {
           {"median_hu", or_null(s.median_hu)}, {"n", s.n}, {"found", s.found}};
 }
 
+// Lung and lesion voxels on the first and last slice (k = 0 and k = nz - 1): the lungs or a
+// lesion may continue outside the scanned range (the coverage QC flags, pipeline/flags.hpp).
+nlohmann::json end_slices_json(const Analysis& a) {
+  const LabelImage& lungs = a.lungs.lungs;
+  const LabelImage& lesions = a.lesions.lesions;
+  const std::size_t nz = lungs.geom.size[2];
+  const std::size_t slice = lungs.geom.slice_voxels();
+  std::size_t lung_end = 0, lung_all = 0, lesion_end = 0;
+  const auto is_lung = [](std::uint8_t v) { return v == labels::kRightLung || v == labels::kLeftLung; };
+  if (nz > 0 && lungs.data.size() >= slice * nz) {
+    for (std::size_t n = 0; n < lungs.data.size(); ++n) lung_all += is_lung(lungs.data[n]);
+    for (const std::size_t k : {std::size_t{0}, nz - 1}) {
+      for (std::size_t i = k * slice; i < (k + 1) * slice; ++i) {
+        lung_end += is_lung(lungs.data[i]);
+        if (lesions.data.size() == lungs.data.size()) lesion_end += lesions.data[i] != 0;
+      }
+      if (nz == 1) break;
+    }
+  }
+  return {{"lung_voxels", lung_end},
+          {"lesion_voxels", lesion_end},
+          {"lung_fraction", lung_all ? static_cast<double>(lung_end) / static_cast<double>(lung_all) : 0.0}};
+}
 
 nlohmann::json calibration_json(const Analysis& a) {
   const dens::CalibrationParams p = dens::calibration_params(a.protocol.air_check);
@@ -456,7 +514,8 @@ nlohmann::json metrics_json(const Analysis& a) {
         {"airway_ml", a.lungs.airway_ml},
         {"dense_added_ml", a.lungs.dense_added_ml},
         {"dense", dense_json(a)},
-        {"lungs_touching", a.lungs.lungs_touching}}},
+        {"lungs_touching", a.lungs.lungs_touching},
+        {"end_slices", end_slices_json(a)}}},
       {"calibration", calibration_json(a)},
       {"coverage", coverage_json(a.coverage)},
       {"regions", regions},
@@ -470,6 +529,10 @@ nlohmann::json metrics_json(const Analysis& a) {
         {"total", a.timings.total_s}}},
   };
   if (a.meshes) j["meshes"] = mesh::mesh_outputs_json(*a.meshes);
+  // QC flags from what this file says, so that a reader of an older file computes the same.
+  const std::vector<QcFlag> flags = scan_flags(j);
+  j["flags"] = flags_json(flags);
+  j["qc_score"] = qc_score(flags);
   return j;
 }
 
@@ -560,7 +623,9 @@ void write_outputs(Analysis& a, const AnalyzeOptions& options) {
 #pragma omp section
     guarded([&] {
       if (options.write_qc_images) {
-        report::write_qc_images(a.input.image, a.lungs.lungs, a.lesions.lesions, dir);
+        report::QcOptions qc;
+        qc.min_side = 384;  // a 64 x 64 scan (CIP) is drawn at 384 px, not 64
+        report::write_qc_images(a.input.image, a.lungs.lungs, a.lesions.lesions, dir, qc);
       }
     });
 #pragma omp section

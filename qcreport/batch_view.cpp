@@ -72,6 +72,15 @@ void read_metrics_json(Visit& v) {
     return;
   }
   v.metrics_json = true;
+  v.metrics_analyzed_at = j.value("analyzed_at", std::string());
+  if (const auto in = j.find("input"); in != j.end() && in->is_object()) {
+    v.metrics_image_sha256 = in->value("sha256", std::string());
+  }
+  if (const auto seg = j.find("segmentation"); seg != j.end() && seg->is_object()) {
+    v.metrics_end_slices = seg->contains("end_slices");
+    v.given_masks = seg->value("lungs", std::string()) == "given" ||
+                    seg->value("lesions", std::string()) == "given";
+  }
   if (const auto in = j.find("input"); in != j.end() && in->contains("warnings")) {
     for (const auto& w : (*in)["warnings"]) {
       if (w.is_string()) add_unique(v.warnings, w.get<std::string>());
@@ -273,12 +282,49 @@ BatchView load_batch_view(const std::string& outdir) {
           }
         }
         read_metrics_json(v);
+        // Only the images of the analysis the store holds are shown, never an earlier run's.
+        if (it->status != "ok") {
+          v.images_note = "failed scan: no image";
+        } else if (v.scan_dir.empty()) {
+          v.images_note = "no scan folder";
+        } else if (!v.metrics_json) {
+          v.images_note = "the scan folder holds no readable metrics.json: its images cannot be "
+                          "matched to this analysis and are not shown";
+        } else if (v.metrics_analyzed_at != it->analyzed_at ||
+                   (!v.metrics_image_sha256.empty() && !it->image_sha256.empty() &&
+                    v.metrics_image_sha256 != it->image_sha256)) {
+          v.images_note = "the scan folder holds another analysis (metrics.json analyzed_at " +
+                          v.metrics_analyzed_at + ", results.sqlite " + it->analyzed_at +
+                          "): its images are not shown";
+        } else {
+          v.images_current = true;
+        }
       }
       subject.visits.push_back(std::move(v));
     }
     view.subjects.push_back(std::move(subject));
   }
   read_changes(view);
+  // The reader's decisions and failures' exit codes.
+  const batch::ReviewStatus review = batch::review_status(store);
+  view.review_sentence = review.sentence();
+  view.review_locked = review.lock_holds;
+  const auto history = store.review_log();
+  const auto codes = store.failure_exit_codes();
+  for (auto& s : view.subjects) {
+    for (auto& v : s.visits) {
+      if (const auto* r = review.find(s.id, v.visit)) {
+        v.review = r->decision;
+        v.review_state = r->state;
+      }
+      for (const auto& d : history) {
+        if (d.subject_id == s.id && d.visit == v.visit) v.review_history.push_back(d);
+      }
+      if (const auto c = codes.find({s.id, v.visit}); c != codes.end() && v.status == VisitStatus::kFailed) {
+        v.exit_code = c->second;
+      }
+    }
+  }
   // A visit without a usable scan that the endpoint analysis carried forward is "imputed".
   for (auto& s : view.subjects) {
     for (auto& v : s.visits) {

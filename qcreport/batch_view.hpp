@@ -8,19 +8,18 @@
 #include <string>
 #include <vector>
 
+#include "batch/review.hpp"
 #include "batch/store.hpp"
+#include "pipeline/flags.hpp"
 
 namespace lungvol::qcreport {
 
 enum class VisitStatus { kDone, kFailed, kImputed, kOutOfWindow, kMissing };
 const char* status_name(VisitStatus s);  // "done", "failed", "imputed", "out of window", "missing"
 
-// One QC finding on one subject x visit.
-struct Flag {
-  std::string kind;     // lung_volume_change | lesion_at_border | input_warning | calibration |
-                        // low_baseline_lesion
-  std::string message;  // human-readable, with the numbers
-};
+// One QC finding on one subject x visit: code, cause, severity, value, unit, message
+// (pipeline/flags.hpp has the table of codes).
+using Flag = pipeline::QcFlag;
 
 struct Visit {
   std::string subject, arm, visit;
@@ -37,7 +36,21 @@ struct Visit {
   std::optional<bool> calibration_ok;
   std::vector<std::string> calibration_flags;
   std::vector<std::string> warnings;  // input warnings and the store's scan warnings, deduplicated
-  std::vector<Flag> flags;            // filled by add_flags()
+  bool metrics_end_slices = false;    // metrics.json counts lesion voxels on the end slices
+  std::string metrics_analyzed_at;    // metrics.json analyzed_at ("" when absent)
+  std::string metrics_image_sha256;   // metrics.json input.sha256
+  bool given_masks = false;           // measured with reviewer-given masks (metrics.json)
+  // The images in scan_dir belong to the stored scan: its metrics.json was written by the same
+  // analysis (analyzed_at and input hash as in results.sqlite). Otherwise none is shown.
+  bool images_current = false;
+  std::string images_note;  // why no image is shown
+  int exit_code = 0;        // failed scans: the exit code of the latest attempt
+  std::vector<Flag> flags;  // filled by add_flags()
+  int qc_score = 0;         // filled by add_flags() (pipeline::qc_score)
+  // The reader's decision (batch/review.hpp) and every earlier one, oldest first.
+  std::optional<batch::ReviewDecision> review;
+  batch::DecisionState review_state = batch::DecisionState::kNone;
+  std::vector<batch::ReviewDecision> review_history;
   // The follow-up's stored registration to the baseline (docs/batch.md, "Registration"), when it
   // describes the scan stored now, and its folder ("" when none).
   std::optional<batch::RegistrationRecord> registration;
@@ -67,6 +80,8 @@ struct BatchView {
   std::string results_state;
   std::string changes_note;
   std::size_t n_failures_logged = 0;  // rows in the store's `failures` history
+  std::string review_sentence;        // batch::ReviewStatus::sentence()
+  bool review_locked = false;
 };
 
 // Reads OUTDIR/results.sqlite read-only (Error(kInput) naming the path when absent; works on

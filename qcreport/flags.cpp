@@ -9,7 +9,9 @@
 #include <vector>
 
 #include "core/log.hpp"
+#include "batch/qc.hpp"
 #include "io/image_io.hpp"
+#include <map>
 
 namespace fs = std::filesystem;
 
@@ -31,38 +33,22 @@ std::size_t lesion_voxels_on_end_slices(const std::string& lesions_path) {
 
 namespace {
 
-void flag_lung_volume(Subject& s, double limit_pct) {
-  const Visit* previous = nullptr;
-  for (auto& v : s.visits) {
-    const auto it = v.lungs.find("volume_ml");
-    if (it == v.lungs.end()) continue;
-    if (previous) {
-      const double before = previous->lungs.at("volume_ml");
-      const double change = before > 0 ? 100.0 * (it->second - before) / before : NAN;
-      if (!std::isfinite(change) || std::abs(change) > limit_pct) {
-        v.flags.push_back({"lung_volume_change",
-                           fmt::format("lung volume {:.0f} mL at {} -> {:.0f} mL ({:+.1f} %, limit "
-                                       "{:g} %)",
-                                       before, previous->visit, it->second, change, limit_pct)});
-      }
-    }
-    previous = &v;
-  }
-}
-
 std::optional<Flag> border_flag(const Visit& v) {
-  if (v.scan_dir.empty()) return std::nullopt;
+  if (v.scan_dir.empty() || v.metrics_end_slices || !v.scan || v.scan->status != "ok") {
+    return std::nullopt;
+  }
   const fs::path file = fs::path(v.scan_dir) / "lesions.nii.gz";
   if (!fs::exists(file)) return std::nullopt;
   try {
     const std::size_t n = lesion_voxels_on_end_slices(file.string());
     if (n == 0) return std::nullopt;
-    return Flag{"lesion_at_border",
-                fmt::format("{} lesion voxels on the first/last slice: the lesion may extend "
-                            "beyond the scanned range",
-                            n)};
+    return pipeline::make_flag("lesion_at_border", static_cast<double>(n), "voxels",
+                               fmt::format("{} lesion voxels on the first/last slice: the lesion "
+                                           "may extend beyond the scanned range",
+                                           n));
   } catch (const std::exception& e) {
-    return Flag{"lesion_at_border", "lesions.nii.gz cannot be read: " + std::string(e.what())};
+    return pipeline::make_flag("lesion_at_border", std::nullopt, "",
+                               "lesions.nii.gz cannot be read: " + std::string(e.what()));
   }
 }
 
@@ -84,30 +70,27 @@ std::vector<std::optional<Flag>> border_flags(const BatchView& view) {
 }  // namespace
 
 void add_flags(BatchView& view, const FlagOptions& options) {
-  const std::string baseline = view.visit_names.empty() ? "" : view.visit_names.front();
+  batch::QcOptions o;
+  o.lung_change_pct = options.lung_change_pct;
+  o.inspiration_mass_pct = options.inspiration_mass_pct;
+  o.min_baseline_lesion_pct = options.min_baseline_lesion_pct;
+  std::map<batch::QcKey, batch::ScanQc> qc;
+  {
+    batch::Store store((fs::path(view.outdir) / "results.sqlite").string(),
+                       batch::Store::Mode::kReadOnly);
+    qc = batch::compute_qc(store, view.visit_names, o);
+  }
   const auto border =
       options.check_border ? border_flags(view) : std::vector<std::optional<Flag>>();
   std::size_t n = 0;
   for (auto& s : view.subjects) {
-    flag_lung_volume(s, options.lung_change_pct);
     for (auto& v : s.visits) {
-      if (n < border.size() && border[n]) v.flags.push_back(*border[n]);
+      v.flags.clear();
+      if (const auto it = qc.find({s.id, v.visit}); it != qc.end()) v.flags = it->second.flags;
+      if (n < border.size() && border[n]) pipeline::add_flag(v.flags, *border[n]);
+      pipeline::sort_flags(v.flags);
       ++n;
-      for (const auto& w : v.warnings) v.flags.push_back({"input_warning", w});
-      if (v.calibration_ok && !*v.calibration_ok) {
-        std::string why;
-        for (const auto& f : v.calibration_flags) why += (why.empty() ? "" : "; ") + f;
-        v.flags.push_back({"calibration", "HU calibration out of tolerance" +
-                                              (why.empty() ? std::string() : ": " + why)});
-      }
-      const auto lesion = v.lungs.find("lesion_pct");
-      if (v.visit == baseline && lesion != v.lungs.end() &&
-          lesion->second < options.min_baseline_lesion_pct) {
-        v.flags.push_back(
-            {"low_baseline_lesion", fmt::format("baseline lesion {:.2f} % of lung is below {:g} %: "
-                                                "relative changes are unstable",
-                                                lesion->second, options.min_baseline_lesion_pct)});
-      }
+      v.qc_score = pipeline::qc_score(v.flags);
     }
   }
 }

@@ -47,6 +47,15 @@ figcaption{font-size:.8em;color:#555}
 .swatch{display:inline-block;width:1em;height:1em;vertical-align:middle;margin-right:.3em;border:1px solid #666}
 dl.meta{display:grid;grid-template-columns:max-content auto;gap:.15em 1em;font-size:.88em}
 dl.meta dt{color:#555}dl.meta dd{margin:0;word-break:break-all}
+img.thumb{width:96px;height:96px;object-fit:contain;background:#000;border:1px solid #999;image-rendering:auto;max-width:none}
+.sev-fail{color:#fff;background:#c62828;padding:0 .3em;border-radius:.2em}
+.sev-warn{color:#000;background:#ffb300;padding:0 .3em;border-radius:.2em}
+.sev-info{color:#000;background:#cfd8dc;padding:0 .3em;border-radius:.2em}
+.score{font-weight:700;text-align:right}
+.given{color:#fff;background:#1565c0;padding:0 .3em;border-radius:.2em;font-size:.85em}
+.dec-accepted{color:#2e7d32;font-weight:600}.dec-excluded{color:#c62828;font-weight:600}
+.dec-corrected{color:#1565c0;font-weight:600}.dec-none{color:#777}
+pre.cmd{background:#f1f1f1;padding:.5em;font-size:.85em;overflow-x:auto}
 )css";
 
 const char* kStatusClasses[] = {"st-done", "st-failed", "st-imputed", "st-out-of-window",
@@ -180,17 +189,117 @@ std::string cohort_section(const BatchView& view) {
   return h + "<div class=\"charts\">\n" + charts + "</div>\n";
 }
 
-std::string flags_cell(const Visit& v) {
-  if (v.flags.empty()) return "<td></td>";
-  std::string kinds;
-  for (const auto& f : v.flags) {
-    if (kinds.find(f.kind) == std::string::npos) kinds += (kinds.empty() ? "" : ", ") + f.kind;
-  }
-  return "<td class=\"flag\">" + html_escape(kinds) + "</td>";
+std::string flag_badge(const Flag& f) {
+  return "<span class=\"sev-" + html_escape(f.severity) + "\" title=\"" + html_escape(f.message) +
+         "\">" + html_escape(f.code) + "</span>";
 }
 
-std::string index_page(const BatchView& view, const QcReportOptions& options,
-                       const std::map<std::pair<std::string, std::string>, std::string>& stems) {
+std::string flags_cell(const Visit& v) {
+  if (v.flags.empty()) return "<td class=\"flags\"></td>";
+  std::string h;
+  for (const auto& f : v.flags) h += (h.empty() ? "" : " ") + flag_badge(f);
+  return "<td class=\"flags\">" + h + "</td>";
+}
+
+// The reader's decision as text: "accepted by R 2026-...", with its state when not valid.
+std::string decision_text(const Visit& v) {
+  if (!v.review) return "";
+  std::string t = v.review->decision + " by " + v.review->reader + " " + v.review->decided_at;
+  if (!v.review->reason.empty()) t += " (" + v.review->reason + ")";
+  if (v.review_state == batch::DecisionState::kPending) t += " [pending: re-run the batch]";
+  if (v.review_state == batch::DecisionState::kStale) t += " [stale: analyzed again since]";
+  return t;
+}
+
+std::string decision_cell(const Visit& v) {
+  if (!v.review) return "<td class=\"decision dec-none\">none</td>";
+  return "<td class=\"decision dec-" + html_escape(v.review->decision) + "\">" +
+         html_escape(decision_text(v)) + "</td>";
+}
+
+using Stems = std::map<std::pair<std::string, std::string>, std::string>;
+
+// Every manifest scan, the riskiest first (QC score, then failed before the rest, then subject
+// and visit order): a thumbnail of its max-lesion axial slice linked to the full image, its
+// flags, the reader's decision.
+std::string scans_by_risk(const BatchView& view, const Stems& stems, const Stems& thumbs) {
+  struct Row {
+    const Subject* s;
+    const Visit* v;
+    std::size_t order;
+  };
+  std::vector<Row> rows;
+  std::size_t order = 0;
+  for (const auto& s : view.subjects) {
+    for (const auto& v : s.visits) {
+      if (!v.in_manifest && v.status == VisitStatus::kMissing) continue;
+      rows.push_back({&s, &v, order++});
+    }
+  }
+  std::stable_sort(rows.begin(), rows.end(), [](const Row& a, const Row& b) {
+    if (a.v->qc_score != b.v->qc_score) return a.v->qc_score > b.v->qc_score;
+    return a.order < b.order;
+  });
+  std::string h =
+      "<h2 id=\"scans\">Scans by risk</h2>\n<p class=\"note\">Highest QC score first (the score "
+      "adds each cause's weight once: failed 100, identity 50, dense tissue left out 30, lung "
+      "volume jump 25, calibration 20, coverage 20, border lesion 10, given masks 5, other "
+      "warnings 5, low baseline 5; docs/outputs.md). Click a thumbnail to enlarge it, a visit for "
+      "its page.</p>\n<table class=\"scans\">\n<tr><th>image</th><th>QC score</th><th>subject</th>"
+      "<th>arm</th><th>visit</th><th>status</th><th>flags</th><th>decision</th><th>day</th>"
+      "<th>lung (mL)</th><th>lesion (%)</th><th>ground glass (%)</th><th>solid (%)</th>"
+      "<th>mean HU</th></tr>\n";
+  for (const auto& r : rows) {
+    const Subject& s = *r.s;
+    const Visit& v = *r.v;
+    const auto stem = stems.find({s.id, v.visit});
+    const auto thumb = thumbs.find({s.id, v.visit});
+    std::string image = "<td class=\"thumbcell\"></td>";
+    if (thumb != thumbs.end()) {
+      image = "<td class=\"thumbcell\"><a href=\"" + html_escape(thumb->second) +
+              "\"><img class=\"thumb\" src=\"" + html_escape(thumb->second) + "\" alt=\"" +
+              html_escape(s.id + " " + v.visit) + "\"></a></td>";
+    }
+    const std::string day = v.scan && v.scan->days_from_baseline
+                                ? fmt::format("{:g}", *v.scan->days_from_baseline)
+                                : std::string("&mdash;");
+    std::string status = badge(v);
+    if (v.status == VisitStatus::kFailed && v.scan) {
+      status += fmt::format("<br><span class=\"msg\">exit {}: {}</span>", v.exit_code,
+                            html_escape(v.scan->error));
+    }
+    if (v.given_masks) status += " <span class=\"given\">reviewer-given masks</span>";
+    h += "<tr data-score=\"" + std::to_string(v.qc_score) + "\">" + image +
+         "<td class=\"score\">" + std::to_string(v.qc_score) + "</td><td>" + html_escape(s.id) +
+         "</td><td>" + html_escape(s.arm) + "</td><td>" +
+         (stem == stems.end() ? html_escape(v.visit)
+                              : "<a href=\"scans/" + html_escape(stem->second) + ".html\">" +
+                                    html_escape(v.visit) + "</a>") +
+         "</td><td>" + status + "</td>" + flags_cell(v) + decision_cell(v) +
+         "<td class=\"num\">" + day + "</td>" + metric_cell(v, "volume_ml", "{:.0f}") +
+         metric_cell(v, "lesion_pct") + metric_cell(v, "ggo_pct") + metric_cell(v, "solid_pct") +
+         metric_cell(v, "mean_hu", "{:.1f}") + "</tr>\n";
+  }
+  return h + "</table>\n";
+}
+
+std::string review_help(const BatchView& view) {
+  const std::string dir = view.outdir;
+  return "<h2 id=\"review\">Recording decisions</h2>\n<p>" + html_escape(view.review_sentence) +
+         "</p>\n<p>Record one decision per scan with <code>lungvol review</code> (stored in "
+         "results.sqlite with who and when; the report shows it after the next <code>lungvol "
+         "report</code>):</p>\n<pre class=\"cmd\">lungvol review " + html_escape(dir) +
+         " SUBJECT VISIT --accept [--reader NAME]\nlungvol review " + html_escape(dir) +
+         " SUBJECT VISIT --exclude \"REASON\"     # missing for the endpoints: LOCF in mITT, absent in PP\n"
+         "lungvol review " + html_escape(dir) +
+         " SUBJECT VISIT --lungs-mask F [--lesions-mask F]   # re-measured by the next lungvol batch\n"
+         "lungvol review " + html_escape(dir) + "                 # every decision and the lock status\n"
+         "lungvol review " + html_escape(dir) +
+         " --lock          # once every scan has a valid decision</pre>\n";
+}
+
+std::string index_page(const BatchView& view, const QcReportOptions& options, const Stems& stems,
+                       const Stems& thumbs) {
   std::string h = page_head(options.title);
   h += "<h1>" + html_escape(options.title) + "</h1>\n<dl class=\"meta\">\n";
   auto meta = [&](const std::string& k, const std::string& v) {
@@ -223,21 +332,23 @@ std::string index_page(const BatchView& view, const QcReportOptions& options,
   meta("subjects x visits", fmt::format("{} x {} = {}: {}", view.subjects.size(),
                                         view.visit_names.size(), expected, tally));
   meta("QC flags", fmt::format("{} on {} visits", n_flags, flagged_visits));
-  h += "</dl>\n<p><a href=\"#subjects\">subjects</a> &middot; <a href=\"#flags\">QC flags</a> "
-       "&middot; <a href=\"#cohort\">cohort plots</a> &middot; <a href=\"#scans\">all "
-       "scans</a></p>\n";
+  meta("review", view.review_sentence);
+  h += "</dl>\n<p><a href=\"#scans\">scans by risk</a> &middot; <a href=\"#subjects\">subjects</a> "
+       "&middot; <a href=\"#flags\">QC flags</a> &middot; <a href=\"#review\">recording decisions</a> "
+       "&middot; <a href=\"#cohort\">cohort plots</a></p>\n";
+  h += scans_by_risk(view, stems, thumbs);
 
   // Subjects x visits grid with trajectories.
   h += "<h2 id=\"subjects\">Subjects</h2>\n<table "
        "class=\"subjects\">\n<tr><th>subject</th><th>arm</th>";
   for (const auto& name : view.visit_names) h += "<th>" + html_escape(name) + "</th>";
-  h += "<th>flags</th><th>lesion / ground glass / solid, % of lung</th></tr>\n";
+  h += "<th>highest QC score</th><th>lesion / ground glass / solid, % of lung</th></tr>\n";
   for (const auto& s : view.subjects) {
     h += "<tr><td id=\"subject-" + html_escape(slug(s.id)) + "\">" + html_escape(s.id) +
          "</td><td>" + html_escape(s.arm) + "</td>";
-    std::size_t nf = 0;
+    int worst = 0;
     for (const auto& v : s.visits) {
-      nf += v.flags.size();
+      worst = std::max(worst, v.qc_score);
       const auto stem = stems.find({s.id, v.visit});
       h += "<td>" +
            (stem == stems.end()
@@ -245,7 +356,7 @@ std::string index_page(const BatchView& view, const QcReportOptions& options,
                 : "<a href=\"scans/" + html_escape(stem->second) + ".html\">" + badge(v) + "</a>") +
            "</td>";
     }
-    h += nf ? fmt::format("<td class=\"flagcount\">{}</td>", nf) : std::string("<td>0</td>");
+    h += worst ? fmt::format("<td class=\"flagcount\">{}</td>", worst) : std::string("<td>0</td>");
     h += "<td>" + trajectory(view, s, 260, 90, false) + "</td></tr>\n";
   }
   h += "</table>\n<p class=\"note\">Trajectory lines: <b style=\"color:#222\">lesion</b>, "
@@ -257,7 +368,8 @@ std::string index_page(const BatchView& view, const QcReportOptions& options,
     h += "<p>No QC flags.</p>\n";
   } else {
     h += "<table "
-         "class=\"flags\">\n<tr><th>subject</th><th>visit</th><th>flag</th><th>detail</th></tr>\n";
+         "class=\"flags\">\n<tr><th>subject</th><th>visit</th><th>flag</th><th>severity</th>"
+         "<th>value</th><th>detail</th></tr>\n";
     for (const auto& s : view.subjects) {
       for (const auto& v : s.visits) {
         const auto stem = stems.find({s.id, v.visit});
@@ -266,43 +378,26 @@ std::string index_page(const BatchView& view, const QcReportOptions& options,
                (stem == stems.end() ? html_escape(v.visit)
                                     : "<a href=\"scans/" + html_escape(stem->second) + ".html\">" +
                                           html_escape(v.visit) + "</a>") +
-               "</td><td class=\"flag\">" + html_escape(f.kind) + "</td><td>" +
-               html_escape(f.message) + "</td></tr>\n";
+               "</td><td>" + flag_badge(f) + "</td><td>" + html_escape(f.severity) +
+               "</td><td class=\"num\">" +
+               (f.value ? num(*f.value, "{:.4g}") + " " + html_escape(f.unit) : std::string()) +
+               "</td><td>" + html_escape(f.message) + "</td></tr>\n";
         }
       }
     }
     h += "</table>\n";
   }
   h += fmt::format(
-      "<p class=\"note\">Flags: lung volume change above {:g} % between visits; lesion voxels on "
-      "the first/last slice (from lesions.nii.gz, when the batch wrote label maps); reading "
-      "warnings; HU calibration out of tolerance; baseline lesion below {:g} % of lung.</p>\n",
-      options.flags.lung_change_pct, options.flags.min_baseline_lesion_pct);
-
+      "<p class=\"note\">Each cause is flagged once per scan. Lung volume jump: above {:g} % "
+      "between measured visits while the lung tissue mass changes more than {:g} % (a breath "
+      "changes air, not tissue); low baseline: lesion below {:g} % of lung; the other flags and "
+      "their weights: docs/outputs.md.</p>\n",
+      options.flags.lung_change_pct, options.flags.inspiration_mass_pct,
+      options.flags.min_baseline_lesion_pct);
+  h += review_help(view);
   h += cohort_section(view);
 
-  // Every subject x visit with its main numbers.
-  h += "<h2 id=\"scans\">All scans</h2>\n<table class=\"scans\">\n<tr><th>subject</th><th>arm</th>"
-       "<th>visit</th><th>status</th><th>day</th><th>lung (mL)</th><th>lesion (%)</th>"
-       "<th>ground glass (%)</th><th>solid (%)</th><th>mean HU</th><th>flags</th></tr>\n";
-  for (const auto& s : view.subjects) {
-    for (const auto& v : s.visits) {
-      if (!v.in_manifest && v.status == VisitStatus::kMissing) continue;
-      const auto stem = stems.find({s.id, v.visit});
-      const std::string day = v.scan && v.scan->days_from_baseline
-                                  ? fmt::format("{:g}", *v.scan->days_from_baseline)
-                                  : std::string("&mdash;");
-      h += "<tr><td>" + html_escape(s.id) + "</td><td>" + html_escape(s.arm) + "</td><td>" +
-           (stem == stems.end() ? html_escape(v.visit)
-                                : "<a href=\"scans/" + html_escape(stem->second) + ".html\">" +
-                                      html_escape(v.visit) + "</a>") +
-           "</td><td>" + badge(v) + "</td><td class=\"num\">" + day + "</td>" +
-           metric_cell(v, "volume_ml", "{:.0f}") + metric_cell(v, "lesion_pct") +
-           metric_cell(v, "ggo_pct") + metric_cell(v, "solid_pct") +
-           metric_cell(v, "mean_hu", "{:.1f}") + flags_cell(v) + "</tr>\n";
-    }
-  }
-  h += "</table>\n<p class=\"note\">Written by lungvol report. Self-contained: no scripts, no "
+  h += "<p class=\"note\">Written by lungvol report. Self-contained: no scripts, no "
        "network resources.</p>\n</body>\n</html>\n";
   return h;
 }
@@ -348,17 +443,45 @@ std::string scan_page(const BatchView& view, const Subject& s, const Visit& v,
   }
   h += "</dl>\n";
 
-  h += "<h2>QC flags</h2>\n";
+  h += "<h2>QC flags</h2>\n<p>QC score <b class=\"score\">" + std::to_string(v.qc_score) +
+       "</b>" + (v.given_masks ? " <span class=\"given\">measured with reviewer-given masks</span>" : "") +
+       "</p>\n";
   if (v.flags.empty()) {
     h += "<p>None.</p>\n";
   } else {
-    h += "<ul>\n";
+    h += "<table class=\"flags\">\n<tr><th>flag</th><th>cause</th><th>severity</th><th>value</th>"
+         "<th>detail</th></tr>\n";
     for (const auto& f : v.flags) {
-      h += "<li><span class=\"flag\">" + html_escape(f.kind) +
-           "</span>: " + html_escape(f.message) + "</li>\n";
+      h += "<tr><td>" + flag_badge(f) + "</td><td>" + html_escape(f.cause) + "</td><td>" +
+           html_escape(f.severity) + "</td><td class=\"num\">" +
+           (f.value ? num(*f.value, "{:.4g}") + " " + html_escape(f.unit) : std::string()) +
+           "</td><td>" + html_escape(f.message) + "</td></tr>\n";
+    }
+    h += "</table>\n";
+  }
+  h += "<h2 id=\"decision\">Reader's decision</h2>\n";
+  if (!v.review) {
+    h += "<p class=\"decision dec-none\">No decision yet.</p>\n";
+  } else {
+    h += "<p class=\"decision dec-" + html_escape(v.review->decision) + "\">" +
+         html_escape(decision_text(v)) + "</p>\n";
+    if (!v.review->lungs_mask.empty()) {
+      h += "<p>Masks: " + html_escape(v.review->lungs_mask) +
+           (v.review->lesions_mask.empty() ? "" : ", " + html_escape(v.review->lesions_mask)) +
+           "</p>\n";
+    }
+  }
+  if (v.review_history.size() > 1) {
+    h += "<p class=\"note\">Earlier decisions:</p><ul class=\"note\">";
+    for (std::size_t i = 0; i + 1 < v.review_history.size(); ++i) {
+      const auto& d = v.review_history[i];
+      h += "<li>" + html_escape(d.decision + " by " + d.reader + " " + d.decided_at +
+                                (d.reason.empty() ? "" : " (" + d.reason + ")")) + "</li>";
     }
     h += "</ul>\n";
   }
+  h += "<pre class=\"cmd\">lungvol review " + html_escape(view.outdir + " " + s.id + " " + v.visit) +
+       " --accept | --exclude \"REASON\" | --lungs-mask F [--lesions-mask F]</pre>\n";
   if (!v.calibration_flags.empty()) {
     h += "<p>Calibration notes:</p><ul>";
     for (const auto& f : v.calibration_flags) h += "<li>" + html_escape(f) + "</li>";
@@ -367,12 +490,21 @@ std::string scan_page(const BatchView& view, const Subject& s, const Visit& v,
 
   h += "<h2>QC images</h2>\n";
   if (images.src_caption.empty()) {
-    h += "<p class=\"note\">No QC images (failed scan, or the batch ran with --no-qc).</p>\n";
+    h += "<p class=\"note\">No QC images (" +
+         html_escape(v.images_note.empty() ? "the batch ran with --no-qc" : v.images_note) +
+         ").</p>\n";
   } else {
-    h += report::qc_image_legend_html();
+    if (v.given_masks) {
+      h += "<p><span class=\"given\">reviewer-given masks</span> the contours are the reader's "
+           "masks, not lungvol's segmentation.</p>\n";
+    }
+    h += report::qc_image_legend_html() + "<p class=\"note\">Click an image to enlarge it.</p>\n";
     for (const auto& [src, caption] : images.src_caption) {
-      h += "<figure><img src=\"" + html_escape(src) + "\" alt=\"" + html_escape(caption) +
-           "\"><figcaption>" + html_escape(caption) + "</figcaption></figure>\n";
+      const bool wide = caption.find("levels") != std::string::npos;
+      h += std::string("<figure") + (wide ? " class=\"wide\"" : "") + "><a href=\"" +
+           html_escape(src) + "\"><img src=\"" + html_escape(src) + "\" alt=\"" +
+           html_escape(caption) + "\"" + (wide ? " style=\"max-width:100%\"" : "") +
+           "></a><figcaption>" + html_escape(caption) + "</figcaption></figure>\n";
     }
   }
   if (v.registration) {
@@ -449,8 +581,16 @@ QcReportSummary write_qc_report(const std::string& batch_outdir, const std::stri
 QcReportSummary write_qc_report(const BatchView& view, const std::string& report_dir,
                                 const QcReportOptions& options) {
   // qc_3d.png (the anterior surface render) exists when the scan ran with --meshes.
-  static const char* kImages[] = {"qc_axial.png", "qc_coronal.png", "qc_sagittal.png",
-                                  "qc_axial_max_lesion.png", "qc_3d.png"};
+  // qc_sagittal.png: the midline view of scans analyzed before the per-lung views.
+  static const std::pair<const char*, const char*> kImages[] = {
+      {"qc_axial_max_lesion.png", "axial, slice with the most lesion"},
+      {"qc_axial_lesion_levels.png", "axial slices through the lesion-bearing levels"},
+      {"qc_axial.png", "axial through the lungs' centre"},
+      {"qc_coronal.png", "coronal through the lungs' centre"},
+      {"qc_sagittal_right.png", "sagittal through the right lung"},
+      {"qc_sagittal_left.png", "sagittal through the left lung"},
+      {"qc_sagittal.png", "sagittal (midline)"},
+      {"qc_3d.png", "3D surfaces, anterior view"}};
   // A follow-up's registration QC (registration/qc_images.hpp), when the batch registered it.
   static const char* kRegistrationImages[] = {"qc_change_axial.png", "qc_change_coronal.png",
                                               "qc_checker_axial.png", "qc_checker_coronal.png"};
@@ -460,6 +600,7 @@ QcReportSummary write_qc_report(const BatchView& view, const std::string& report
   summary.files.push_back((root / "index.html").string());
   summary.subjects = view.subjects.size();
   const auto stems = page_stems(view);
+  Stems thumbs;  // subject x visit -> thumbnail src relative to index.html
 
   std::vector<std::pair<const Subject*, const Visit*>> pages;
   for (const auto& s : view.subjects) {
@@ -473,22 +614,38 @@ QcReportSummary write_qc_report(const BatchView& view, const std::string& report
     const Visit& v = *pages[n].second;
     const std::string& stem = stems.at({s.id, v.visit});
     PageImages images, registration_images;
-    std::vector<std::pair<std::string, PageImages*>> wanted;  // (source file, page images)
-    if (!v.scan_dir.empty()) {
-      for (const char* file : kImages) wanted.emplace_back((fs::path(v.scan_dir) / file).string(), &images);
-    }
-    if (!v.registration_dir.empty()) {
-      for (const char* file : kRegistrationImages) {
-        wanted.emplace_back((fs::path(v.registration_dir) / file).string(), &registration_images);
+    struct Wanted {
+      fs::path src;
+      PageImages* target;
+      std::string caption;
+      bool thumb;  // may be the index's thumbnail
+    };
+    std::vector<Wanted> wanted;
+    // Never an image of another analysis than the stored one (BatchView::images_current).
+    if (!v.scan_dir.empty() && v.images_current) {
+      for (const auto& [file, what] : kImages) {
+        const bool thumb = std::string(file) == "qc_axial_max_lesion.png" ||
+                           std::string(file) == "qc_axial.png";
+        wanted.push_back({fs::path(v.scan_dir) / file, &images,
+                          std::string(what) + " (" + file + ")", thumb});
       }
     }
-    for (const auto& [src_name, target] : wanted) {
-      const fs::path src(src_name);
+    // registration_dir is set only for a registration of the scan stored now.
+    if (!v.registration_dir.empty()) {
+      for (const char* file : kRegistrationImages) {
+        wanted.push_back({fs::path(v.registration_dir) / file, &registration_images, file, false});
+      }
+    }
+    for (const auto& w : wanted) {
+      const fs::path& src = w.src;
       const std::string file = src.filename().string();
       if (!fs::is_regular_file(src)) continue;
+      const bool thumb = w.thumb && !thumbs.count({s.id, v.visit});
       if (options.embed_images) {
-        target->src_caption.emplace_back(
-            "data:image/png;base64," + report::base64_encode(read_text_file(src.string())), file);
+        const std::string uri =
+            "data:image/png;base64," + report::base64_encode(read_text_file(src.string()));
+        w.target->src_caption.emplace_back(uri, w.caption);
+        if (thumb) thumbs[{s.id, v.visit}] = uri;
       } else {
         // Copied, so the report folder stands alone (zip it, move it, mail it).
         const fs::path dst = root / "images" / stem / file;
@@ -502,7 +659,8 @@ QcReportSummary write_qc_report(const BatchView& view, const std::string& report
           }
         });
         summary.files.push_back(dst.string());
-        target->src_caption.emplace_back("../images/" + stem + "/" + file, file);
+        w.target->src_caption.emplace_back("../images/" + stem + "/" + file, w.caption);
+        if (thumb) thumbs[{s.id, v.visit}] = "images/" + stem + "/" + file;
       }
       ++summary.images;
     }
@@ -515,7 +673,7 @@ QcReportSummary write_qc_report(const BatchView& view, const std::string& report
     summary.files.push_back(page.string());
     ++summary.scan_pages;
   }
-  write_text_atomic(summary.files.front(), index_page(view, options, stems));
+  write_text_atomic(summary.files.front(), index_page(view, options, stems, thumbs));
   // Which state of results.sqlite the report shows (batch/derived.hpp).
   const nlohmann::json provenance = {{"format", "lungvol.provenance/1"},
                                      {"what", "lungvol report"},
@@ -523,6 +681,7 @@ QcReportSummary write_qc_report(const BatchView& view, const std::string& report
                                      {"software", {{"name", kSoftwareName}, {"version", kSoftwareVersion}}},
                                      {"results_store", view.outdir + "/results.sqlite"},
                                      {"results_state", view.results_state},
+                                     {"review", view.review_sentence},
                                      {"endpoint_changes", view.changes_note.empty() ? "as in endpoint/" : view.changes_note}};
   write_text_atomic((root / "provenance.json").string(), provenance.dump(2) + "\n");
   summary.files.push_back((root / "provenance.json").string());

@@ -141,12 +141,14 @@ QcPlan plan_qc(const LabelImage& lungs, const LabelImage& lesions) {
   const std::size_t nx = g.size[0], ny = g.size[1], nz = g.size[2];
 
   std::uint64_t count = 0, si = 0, sj = 0, sk = 0;
+  std::array<std::uint64_t, 4> right{0, 0, 0, 0};  // count, sum i, sum j, sum k of label 1
   std::vector<std::uint64_t> hist(g.size[axial_axis], 0);
   const std::uint8_t* lung = lungs.data.data();
   const std::uint8_t* les = have_lesions ? lesions.data.data() : nullptr;
 #pragma omp parallel
   {
     std::uint64_t c = 0, a = 0, b = 0, d = 0;
+    std::array<std::uint64_t, 4> rr{0, 0, 0, 0};
     std::vector<std::uint64_t> h(hist.size(), 0);
 #pragma omp for schedule(static) nowait
     for (std::ptrdiff_t k = 0; k < static_cast<std::ptrdiff_t>(nz); ++k) {
@@ -154,16 +156,23 @@ QcPlan plan_qc(const LabelImage& lungs, const LabelImage& lesions) {
         const std::size_t row = nx * (j + ny * static_cast<std::size_t>(k));
         // Branch-free sums: this loop reads the whole label volume, so it must stream.
         const std::uint8_t* lr = lung + row;
-        std::uint64_t row_count = 0, row_i = 0;
+        std::uint64_t row_count = 0, row_i = 0, r_count = 0, r_i = 0;
         for (std::size_t i = 0; i < nx; ++i) {
-          const std::uint64_t in = (lr[i] == labels::kRightLung) | (lr[i] == labels::kLeftLung);
+          const std::uint64_t is_r = lr[i] == labels::kRightLung;
+          const std::uint64_t in = is_r | (lr[i] == labels::kLeftLung);
           row_count += in;
           row_i += in * i;
+          r_count += is_r;
+          r_i += is_r * i;
         }
         c += row_count;
         a += row_i;
         b += row_count * j;
         d += row_count * static_cast<std::uint64_t>(k);
+        rr[0] += r_count;
+        rr[1] += r_i;
+        rr[2] += r_count * j;
+        rr[3] += r_count * static_cast<std::uint64_t>(k);
         if (les == nullptr) continue;
         const std::uint8_t* er = les + row;
         if (axial_axis == 0) {
@@ -181,6 +190,7 @@ QcPlan plan_qc(const LabelImage& lungs, const LabelImage& lesions) {
       si += a;
       sj += b;
       sk += d;
+      for (std::size_t n = 0; n < 4; ++n) right[n] += rr[n];
       for (std::size_t n = 0; n < h.size(); ++n) hist[n] += h[n];
     }
   }
@@ -195,7 +205,20 @@ QcPlan plan_qc(const LabelImage& lungs, const LabelImage& lesions) {
   } else {
     plan.centre = {nx / 2, ny / 2, nz / 2};
   }
+  // Each lung's centroid; the left lung's sums are the total minus the right lung's.
+  const auto centroid = [&](std::uint64_t n, std::uint64_t a, std::uint64_t b, std::uint64_t d)
+      -> std::optional<std::array<std::size_t, 3>> {
+    if (n == 0) return std::nullopt;
+    const auto m = [&](std::uint64_t s, std::size_t size) {
+      return std::min(size - 1, static_cast<std::size_t>(std::lround(static_cast<double>(s) /
+                                                                     static_cast<double>(n))));
+    };
+    return std::array<std::size_t, 3>{m(a, nx), m(b, ny), m(d, nz)};
+  };
+  plan.centre_right = centroid(right[0], right[1], right[2], right[3]);
+  plan.centre_left = centroid(count - right[0], si - right[1], sj - right[2], sk - right[3]);
   for (std::size_t n = 0; n < hist.size(); ++n) {
+    if (hist[n] > 0) plan.lesion_slices.push_back(n);
     if (hist[n] > plan.max_lesion_voxels) {
       plan.max_lesion_voxels = hist[n];
       plan.max_lesion_slice = n;
@@ -204,14 +227,52 @@ QcPlan plan_qc(const LabelImage& lungs, const LabelImage& lesions) {
   return plan;
 }
 
+std::vector<std::size_t> spread_levels(const std::vector<std::size_t>& slices, std::size_t n) {
+  if (slices.size() <= n || n == 0) return n == 0 ? std::vector<std::size_t>{} : slices;
+  std::vector<std::size_t> out;
+  for (std::size_t m = 0; m < n; ++m) {
+    // Evenly spaced positions from the first to the last lesion-bearing slice.
+    const double pos = n == 1 ? 0.5 * static_cast<double>(slices.size() - 1)
+                              : static_cast<double>(m) * static_cast<double>(slices.size() - 1) /
+                                    static_cast<double>(n - 1);
+    const std::size_t s = slices[static_cast<std::size_t>(std::lround(pos))];
+    if (out.empty() || out.back() != s) out.push_back(s);
+  }
+  return out;
+}
+
+Raster montage(const std::vector<Raster>& tiles, std::size_t gap) {
+  std::size_t w = 0, h = 0;
+  for (const auto& t : tiles) {
+    w += t.width + (w ? gap : 0);
+    h = std::max(h, t.height);
+  }
+  Raster out(std::max<std::size_t>(1, w), std::max<std::size_t>(1, h), 3, 40);
+  std::size_t x0 = 0;
+  for (const auto& t : tiles) {
+    for (std::size_t y = 0; y < t.height; ++y) {
+      for (std::size_t x = 0; x < t.width; ++x) {
+        const std::uint8_t* src = t.at(x, y);
+        std::uint8_t* dst = out.at(x0 + x, y);
+        for (int c = 0; c < 3; ++c) dst[c] = src[t.channels == 3 ? c : 0];
+      }
+    }
+    x0 += t.width + gap;
+  }
+  return out;
+}
+
 std::array<std::size_t, 2> qc_image_size(const Geometry& geom, QcPlane plane,
-                                         std::size_t max_side) {
+                                         std::size_t max_side, std::size_t min_side) {
   const PlaneAxes ax = plane_axes(geom, plane);
   const double w_mm = static_cast<double>(geom.size[ax.across]) * geom.spacing[ax.across];
   const double h_mm = static_cast<double>(geom.size[ax.down]) * geom.spacing[ax.down];
   double pixel = std::min(geom.spacing[ax.across], geom.spacing[ax.down]);
   if (max_side > 0 && std::max(w_mm, h_mm) / pixel > static_cast<double>(max_side)) {
     pixel = std::max(w_mm, h_mm) / static_cast<double>(max_side);
+  }
+  if (min_side > 0 && std::max(w_mm, h_mm) / pixel < static_cast<double>(min_side)) {
+    pixel = std::max(w_mm, h_mm) / static_cast<double>(min_side);  // enlarge a small matrix
   }
   const auto side = [&](double mm) {
     return std::max<std::size_t>(1, static_cast<std::size_t>(std::lround(mm / pixel)));
@@ -234,7 +295,7 @@ Raster render_qc_plane(const CtImage& ct, const LabelImage& lungs, const LabelIm
     throw Error(ExitCode::kProcessing, std::string("QC images: ") + plane_name(plane) + " slice " +
                                            std::to_string(slice) + " is outside the image");
   }
-  const std::array<std::size_t, 2> wh = qc_image_size(g, plane, options.max_side);
+  const std::array<std::size_t, 2> wh = qc_image_size(g, plane, options.max_side, options.min_side);
   const std::size_t w = wh[0], h = wh[1];
   const std::array<std::size_t, 3> stride{1, g.size[0], g.size[0] * g.size[1]};
   const std::size_t base = slice * stride[ax.normal];
@@ -318,9 +379,23 @@ std::vector<std::string> write_qc_images(const CtImage& ct, const LabelImage& lu
   };
   emit(QcPlane::kAxial, centre_along(QcPlane::kAxial), "qc_axial.png");
   emit(QcPlane::kCoronal, centre_along(QcPlane::kCoronal), "qc_coronal.png");
-  emit(QcPlane::kSagittal, centre_along(QcPlane::kSagittal), "qc_sagittal.png");
+  // Sagittal through each lung, not the midline (which shows the trachea and slivers of lung).
+  const int sagittal_axis = plane_axes(ct.geom, QcPlane::kSagittal).normal;
+  if (plan.centre_right) emit(QcPlane::kSagittal, (*plan.centre_right)[sagittal_axis], "qc_sagittal_right.png");
+  if (plan.centre_left) emit(QcPlane::kSagittal, (*plan.centre_left)[sagittal_axis], "qc_sagittal_left.png");
   if (plan.max_lesion_slice) {
     emit(QcPlane::kAxial, *plan.max_lesion_slice, "qc_axial_max_lesion.png");
+    // A row of axial slices through the lesion-bearing levels, each tile at most 256 px.
+    QcOptions tile = options;
+    tile.max_side = 256;
+    tile.min_side = std::min<std::size_t>(options.min_side, 256);
+    std::vector<Raster> tiles;
+    for (const std::size_t k : spread_levels(plan.lesion_slices, options.max_levels)) {
+      tiles.push_back(render_qc_plane(ct, lungs, lesions, QcPlane::kAxial, k, tile));
+    }
+    const std::string path = (dir / "qc_axial_lesion_levels.png").string();
+    write_png(path, montage(tiles), options.png_level);
+    written.push_back(path);
   } else {
     log::info("QC images: no lesion voxel, qc_axial_max_lesion.png not written");
   }

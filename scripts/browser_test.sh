@@ -46,6 +46,12 @@ else
     bash scripts/demo_trial.sh "$LV" "$WORK/trial" >/dev/null
   fi
 fi
+# A reader's decision, so that the decision display is checked too (only on the demo trial this
+# script builds; a given OUTDIR is never modified).
+if [ $# -eq 0 ]; then
+  "$LV" --log-level warn review "$OUTDIR" S01 baseline --accept --reader "browser test" >/dev/null
+  "$LV" --log-level warn review "$OUTDIR" S05 day10 --exclude "corrupt series" --reader "browser test" >/dev/null
+fi
 REPORT="$WORK/report"
 rm -rf "$REPORT"
 "$LV" --log-level warn report "$OUTDIR" -o "$REPORT"
@@ -97,7 +103,24 @@ grep -q '<svg class="chart"' "$DOM" || fail "index: no SVG chart in the DOM"
 while read -r s; do
   grep -qF "\">$s</td>" "$DOM" || fail "index: subject $s missing"
 done <<<"$SUBJECTS"
-echo "browser_test: index.html OK ($(wc -l <<<"$SUBJECTS") subjects present)"
+# Scans by risk: rows in descending QC score, the failed scan (score 100) first with its exit code.
+SCORES=$(grep -o '<tr data-score="[0-9]*"' "$DOM" | grep -o '[0-9]*')
+[ -n "$SCORES" ] || fail "index: no scored scan rows"
+[ "$SCORES" = "$(sort -rn <<<"$SCORES")" ] || fail "index: scans not sorted by QC score: $(tr '\n' ' ' <<<"$SCORES")"
+if [ $# -eq 0 ]; then
+  [ "$(head -1 <<<"$SCORES")" = 100 ] || fail "index: the failed scan is not first"
+  grep -q 'exit 4:' "$DOM" || fail "index: the failed scan's exit code is not shown"
+  grep -q 'excluded by browser test' "$DOM" || fail "index: the exclusion is not shown"
+  grep -q 'accepted by browser test' "$DOM" || fail "index: the acceptance is not shown"
+fi
+# Thumbnails: each links to its full image, which exists in the report folder.
+n_thumb=$(grep -o '<img class="thumb" src="[^"]*"' "$DOM" | wc -l)
+[ "$n_thumb" -ge 1 ] || fail "index: no thumbnails"
+for src in $(grep -o '<img class="thumb" src="[^"]*"' "$INDEX" | sed 's/.*src="//; s/"$//'); do
+  [ -s "$REPORT/$src" ] || fail "index: thumbnail $src not in the report folder"
+  grep -qF "<a href=\"$src\"><img class=\"thumb\"" "$INDEX" || fail "index: thumbnail $src does not link to its image"
+done
+echo "browser_test: index.html OK ($(wc -l <<<"$SUBJECTS") subjects present, $n_thumb thumbnails, sorted by QC score)"
 
 # The first scan page with images.
 PAGE=$(grep -l '<img src="../images/' "$REPORT"/scans/*.html | head -1)

@@ -257,6 +257,7 @@ CostalResult costal_completion(const CostalInput& in, const LungParams& p) {
   const double sx = g.spacing[0], sy = g.spacing[1];
   CostalResult result;
   result.fill = MaskImage(g, 0);
+  result.beyond_pleura = MaskImage(g, 0);
   if (nz == 0 || nx < 3 || ny < 3) return result;
 
   Stopwatch tsw;
@@ -380,19 +381,25 @@ CostalResult costal_completion(const CostalInput& in, const LungParams& p) {
   // no wall is assumed, for at the apex the cupula rises above it, with the subclavian vessels
   // and the scalene muscles between the lung and the first rib and clavicle.
   {
-    // Through an intercostal space a ray may meet the scapula, far outside the ribs. The hits
-    // within kRibDepthMm of the innermost hit over the slab are ribs; the others are dropped.
+    // Through an intercostal space a ray may meet the scapula, far outside the ribs. A hit more
+    // than kRibDepthMm beyond another hit at the same angle, plus their height difference
+    // (the cage widens by up to about 1 mm per mm of height, at the apex), is no rib. The
+    // envelope must be local: against the innermost hit over the whole slab, the ribs of a
+    // widening upper chest were taken for scapula and the posterior wall was lost.
     std::vector<double> hits = r_rib;
+    const double dz = g.spacing[2];
     for (std::size_t m = 0; m < std::size_t(kAngles); ++m) {
+      const double* h0 = &r_rib[m * nz];
       double* h = &hits[m * nz];
-      std::vector<double> env(nz, kNone);
       for (std::size_t k = 0; k < nz; ++k) {
+        if (std::isnan(h0[k])) continue;
         for (std::size_t q = k >= slab ? k - slab : 0; q <= std::min(nz - 1, k + slab); ++q) {
-          if (!std::isnan(h[q])) env[k] = std::isnan(env[k]) ? h[q] : std::min(env[k], h[q]);
+          const double dzmm = dz * double(k > q ? k - q : q - k);
+          if (!std::isnan(h0[q]) && h0[k] > h0[q] + kRibDepthMm + dzmm) {
+            h[k] = kNone;
+            break;
+          }
         }
-      }
-      for (std::size_t k = 0; k < nz; ++k) {
-        if (!std::isnan(h[k]) && h[k] > env[k] + kRibDepthMm) h[k] = kNone;
       }
     }
     for (std::size_t m = 0; m < std::size_t(kAngles); ++m) {
@@ -510,7 +517,7 @@ CostalResult costal_completion(const CostalInput& in, const LungParams& p) {
       }
       const auto sr = blur(wr, nz, sd_deg * deg, sd_mm / dz);
       for (std::size_t q = 0; q < gap.size(); ++q) {
-        spread[q] = den[q] > 0.15 ? std::sqrt(sr[q] / den[q]) : 0.0;
+        spread[q] = den[q] > 0.15 ? std::sqrt(std::max(0.0, sr[q] / den[q])) : 0.0;
       }
       first = false;
     }
@@ -524,10 +531,14 @@ CostalResult costal_completion(const CostalInput& in, const LungParams& p) {
   log::debug("costal: ghat {:.3f}", tsw.lap());
   const std::vector<double> dent = outline_dents(r_air, gap, nz, g.spacing[2]);
   std::vector<std::uint8_t> abnormal(gap.size(), 0);
+  // Wide gaps whatever the outline: a dent wider than the largest closing window (a whole
+  // consolidated lobe) is no dent, and is not completed, but its tissue must be reported.
+  std::vector<std::uint8_t> wide(gap.size(), 0);
   std::vector<double> r_pl(gap.size(), kNone);
   for (std::size_t q = 0; q < gap.size(); ++q) {
     if (std::isnan(gap[q]) || std::isnan(ghat[q])) continue;
     const double tol = std::max({kMinToleranceMm, 1.5 * voxel, 2.0 * spread[q]});
+    wide[q] = gap[q] > ghat[q] + tol;
     if (gap[q] > ghat[q] + tol && dent[q] > tol) {
       abnormal[q] = 1;
       // Half a voxel beyond the interpolated pleura: the partial-volume voxel at the wall is
@@ -566,7 +577,7 @@ CostalResult costal_completion(const CostalInput& in, const LungParams& p) {
   for (std::size_t m = 0; m < std::size_t(kAngles); ++m) {
     if (dir_y[m] >= kAnterior) continue;
     for (std::size_t k = 0; k < nz; ++k) {
-      if (medial(m) > margin_w[k] + 1e-9) abnormal[m * nz + k] = 0;
+      if (medial(m) > margin_w[k] + 1e-9) abnormal[m * nz + k] = wide[m * nz + k] = 0;
     }
   }
   // The top of the cupula is cut tangentially by the slices: its rays run along the dome of the
@@ -584,7 +595,7 @@ CostalResult costal_completion(const CostalInput& in, const LungParams& p) {
     const double apex_slices = kApexMm / g.spacing[2];
     for (std::size_t k = 0; k < nz && top >= 0; ++k) {
       if (double(std::abs(std::ptrdiff_t(k) - top)) > apex_slices) continue;
-      for (std::size_t m = 0; m < std::size_t(kAngles); ++m) abnormal[m * nz + k] = 0;
+      for (std::size_t m = 0; m < std::size_t(kAngles); ++m) abnormal[m * nz + k] = wide[m * nz + k] = 0;
     }
   }
   // An abnormal ray alone among normal ones is the grid's staircase or noise, not a lesion.
@@ -611,6 +622,27 @@ CostalResult costal_completion(const CostalInput& in, const LungParams& p) {
   // Voxels inside the wedge of an abnormal ray, between the aerated lung and the pleura.
   const std::vector<std::int32_t>& floor = *in.floor;
   const double step_deg = 2 * M_PI / kAngles;
+  // The chest wall as the model sees it: beyond the interpolated pleura by more than the ray's
+  // tolerance. Where aerated lung meets the ribs, the closing's bays there are wall (CIP's
+  // 4 mm lateral wall: a 12 mm crescent of intercostal muscle had been admitted).
+#pragma omp parallel for schedule(dynamic, 2)
+  for (std::ptrdiff_t kk = 0; kk < std::ptrdiff_t(nz); ++kk) {
+    const std::size_t k = std::size_t(kk);
+    const double ci = axis.ci[k], cj = axis.cj[k];
+    if (std::isnan(ci)) continue;
+    for (std::size_t j = 0; j < ny; ++j) {
+      for (std::size_t i = 0; i < nx; ++i) {
+        const double dx = (double(i) - ci) * sx, dy = (double(j) - cj) * sy;
+        double a = std::atan2(dy, dx);
+        if (a < 0) a += 2 * M_PI;
+        const std::size_t m = std::size_t(std::lround(a / step_deg)) % std::size_t(kAngles);
+        const std::size_t q = m * nz + k;
+        if (std::isnan(gap[q]) || std::isnan(ghat[q])) continue;
+        const double tol = std::max({kMinToleranceMm, 1.5 * voxel, 2.0 * spread[q]});
+        if (std::hypot(dx, dy) > r_rib[q] - ghat[q] + tol) result.beyond_pleura.at(i, j, k) = 1;
+      }
+    }
+  }
   MaskImage candidate(g, 0);
   std::size_t blocked = 0;
 #pragma omp parallel for schedule(dynamic, 2) reduction(+ : blocked)
@@ -690,10 +722,40 @@ CostalResult costal_completion(const CostalInput& in, const LungParams& p) {
     total += candidate[n];
     added += result.fill[n];
   }
-  result.left_out_ml = double(blocked + (total - added)) * g.voxel_volume_ml();
-  log::debug("costal: gap median {:.1f} mm, {} rays, {} abnormal, {} voxels added, "
-             "{:.1f} mL left out",
-             med, result.rays, result.abnormal_rays, added, result.left_out_ml);
+  // Dense tissue inside the interpolated pleura on wide rays that was not added: what the
+  // completion could not take (below the diaphragm limit, not connected) and what it did not
+  // try (no outline dent: a lobe-sized consolidation). Soft tissue only: fat and aerated lung
+  // are no consolidation.
+  std::size_t wide_left = 0;
+#pragma omp parallel for schedule(dynamic, 2) reduction(+ : wide_left)
+  for (std::ptrdiff_t kk = 0; kk < std::ptrdiff_t(nz); ++kk) {
+    const std::size_t k = std::size_t(kk);
+    const double ci = axis.ci[k], cj = axis.cj[k];
+    if (std::isnan(ci)) continue;
+    for (std::size_t j = 0; j < ny; ++j) {
+      for (std::size_t i = 0; i < nx; ++i) {
+        const std::size_t n = k * sxy + j * nx + i;
+        if (lung[n] || result.fill[n]) continue;
+        const std::size_t f = full(i, j, k);
+        if (labels[f] != labels::kBackground || outside[f]) continue;
+        const double hu = ct[f];
+        if (hu < p.fat_hu.hi_hu || hu >= p.fill_max_hu) continue;
+        const double dx = (double(i) - ci) * sx, dy = (double(j) - cj) * sy;
+        double a = std::atan2(dy, dx);
+        if (a < 0) a += 2 * M_PI;
+        const std::size_t m = std::size_t(std::lround(a / step_deg)) % std::size_t(kAngles);
+        const std::size_t q = m * nz + k;
+        if (!wide[q]) continue;
+        const double r = std::hypot(dx, dy);
+        if (r > r_air[q] && r <= r_rib[q] - ghat[q]) ++wide_left;
+      }
+    }
+  }
+  result.left_out_ml = double(wide_left) * g.voxel_volume_ml();
+  log::debug("costal: gap median {:.1f} mm, {} rays, {} abnormal, {} voxels added ({} of {} "
+             "candidates; {} below the floor), {:.1f} mL left out",
+             med, result.rays, result.abnormal_rays, added, added, total, blocked,
+             result.left_out_ml);
   return result;
 }
 

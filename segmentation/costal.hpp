@@ -41,6 +41,10 @@ struct CostalInput {
 
 struct CostalResult {
   MaskImage fill;           // voxels to add to the lung (box grid)
+  // Voxels beyond the interpolated pleural surface (farther out than the normal gap from the
+  // rib wall, plus a tolerance) on every ray that has a wall: chest wall, never lung. The
+  // rolling-ball bays use it (box grid).
+  MaskImage beyond_pleura;
   double gap_median_mm = 0;  // the scan's normal pleural gap (rib inner surface to aerated lung)
   std::size_t rays = 0;      // rays that met aerated lung and then a rib
   std::size_t abnormal_rays = 0;  // rays whose gap exceeds the normal gap by more than the tolerance

@@ -210,6 +210,40 @@ std::size_t drop_regions_below_floor(MaskImage& region, const std::vector<std::i
   return dropped;
 }
 
+// Drops the regions of `region` (a box at `box` of a full grid `full`) that come within
+// kFovEdgeVoxels of the full grid's in-plane border: there the field of view cuts the body, the
+// ribs beyond are unseen, and a bay cannot be told from the chest wall (CIP ct-64's lateral
+// wall lies on the image edge: a 12 mm crescent of intercostal tissue had been admitted).
+// Returns the voxels dropped.
+constexpr std::size_t kFovEdgeVoxels = 2;
+std::size_t drop_regions_at_fov_edge(MaskImage& region, const Box& box, const Geometry& full) {
+  const Geometry& g = region.geom;
+  const Components c = label_components(region);
+  const std::size_t nc = c.sizes.size();
+  if (nc <= 1) return 0;
+  std::vector<std::uint8_t> edge(nc, 0);
+  const auto near_edge = [&](std::size_t v, std::size_t n) {
+    return v < kFovEdgeVoxels || v + kFovEdgeVoxels >= n;
+  };
+  for (std::size_t k = 0; k < g.size[2]; ++k) {
+    for (std::size_t j = 0; j < g.size[1]; ++j) {
+      for (std::size_t i = 0; i < g.size[0]; ++i) {
+        const auto id = c.labels[g.index(i, j, k)];
+        if (id && (near_edge(box.lo[0] + i, full.size[0]) || near_edge(box.lo[1] + j, full.size[1]))) {
+          edge[id] = 1;
+        }
+      }
+    }
+  }
+  std::size_t dropped = 0;
+  for (std::size_t id = 1; id < nc; ++id) dropped += edge[id] ? c.sizes[id] : 0;
+  if (dropped == 0) return 0;
+  for_each_voxel(region.size(), [&](std::size_t n) {
+    if (c.labels[n] && edge[c.labels[n]]) region[n] = 0;
+  });
+  return dropped;
+}
+
 void fill_lung_holes(MaskImage& lung, const std::vector<std::int32_t>& floor, int superior) {
   MaskImage holes = lung;
   fill_holes_2d(holes);
@@ -786,6 +820,7 @@ GrownLung include_dense_tissue(const CtImage& ct, const LabelImage& labels, std:
   const std::vector<std::int32_t> mirrored_floor = box_floor(floors.mirrored);
   fill_lung_holes(grown, own_floor, superior);
   log::debug("dense: crop+holes {:.2f}", dsw.lap());
+  MaskImage chest_wall;  // beyond the costal model's pleura (box grid)
   {
     const std::vector<std::int32_t>& floor = mirrored_floor;
     const Geometry& sg = sub.geom;
@@ -799,12 +834,13 @@ GrownLung include_dense_tissue(const CtImage& ct, const LabelImage& labels, std:
     ci.midline_x = midline_x;
     ci.floor = &floor;
     ci.superior = superior;
-    const CostalResult costal = costal_completion(ci, p);
+    CostalResult costal = costal_completion(ci, p);
     for_each_voxel(grown.size(), [&](std::size_t n) {
       if (costal.fill[n]) grown[n] = 1;
     });
     result.costal_left_out_ml = costal.left_out_ml;
     result.costal_added_ml = double(count_nonzero(costal.fill)) * sg.voxel_volume_ml();
+    chest_wall = std::move(costal.beyond_pleura);
     log::debug("dense: costal {:.2f}", dsw.lap());
   }
   if (p.closing_radius_mm > 0) {
@@ -839,6 +875,7 @@ GrownLung include_dense_tissue(const CtImage& ct, const LabelImage& labels, std:
           ++n_bay;
           const std::size_t full = ct.geom.index(box.lo[0] + i, box.lo[1] + j, box.lo[2] + k);
           if (ct[full] >= p.fill_max_hu || outside[full] || p.fat_hu.contains(ct[full])) continue;
+          if (chest_wall[n]) continue;
           ++n_tissue;
           const bool near_wall =
               gates.passes(box.lo[0] + i, box.lo[1] + j, box.lo[2] + k, p.chest_wall_mm);
@@ -930,6 +967,9 @@ GrownLung include_dense_tissue(const CtImage& ct, const LabelImage& labels, std:
     // lesion on the diaphragm of a lung whose base it hides: counted as left out.
     const std::size_t dropped = drop_regions_below_floor(admit, mirrored_floor, superior);
     result.bays_left_out_ml = double(dropped) * g.voxel_volume_ml();
+    // Left out, but counted: a lesion may lie there too.
+    const std::size_t at_edge = drop_regions_at_fov_edge(admit, box, ct.geom);
+    result.bays_left_out_ml += double(at_edge) * g.voxel_volume_ml();
     std::size_t blobs = 0;
     for (std::size_t n = 0; n < far.size(); ++n) blobs += far[n] && admit[n];
     result.blobs_added_ml = double(blobs) * g.voxel_volume_ml();

@@ -17,8 +17,9 @@ struct LungSegmentation {
   // Dense tissue between aerated lung and ribs, beyond the normal pleural gap, that was not
   // added (below the diaphragm limit or not connected): what may be missing from the lungs.
   double costal_left_out_ml = 0;
-  // Bays of tissue the rolling ball cannot enter that lie below the diaphragm limit and were
-  // left out (the domes' creases, bowel, or a lesion on the diaphragm).
+  // Bays of tissue the rolling ball cannot enter that lie below the diaphragm limit or at the
+  // edge of the field of view and were left out (the domes' creases, bowel, the chest wall cut
+  // by the image border, or a lesion there).
   double bays_left_out_ml = 0;
   // Tissue admitted from bays away from the chest wall (against the heart, the mediastinum or
   // the diaphragm) as lesion-shaped blobs: a paracardiac or basal consolidation, or, in a chest

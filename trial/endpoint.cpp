@@ -121,7 +121,7 @@ std::optional<bool> parse_bool(const std::string& s, bool* ok) {
 
 const std::set<std::string>& reserved_columns() {
   static const std::set<std::string> names{"subject_id", "arm", "visit", "visit_day", "in_window",
-                                           "status"};
+                                           "status", "qc_score", "qc_flags", "review"};
   return names;
 }
 
@@ -216,7 +216,8 @@ VisitTable parse_visit_table(const std::string& csv_text, const std::string& sou
   std::vector<bool> failed(records.size(), false);
   if (col.count("status")) {
     for (std::size_t r = 1; r < records.size(); ++r) {
-      failed[r] = lower(records[r].fields[col["status"]]) == "failed";
+      const std::string st = lower(records[r].fields[col["status"]]);
+      failed[r] = st == "failed" || st == "excluded";
     }
   }
   VisitTable table;
@@ -268,10 +269,11 @@ VisitTable parse_visit_table(const std::string& csv_text, const std::string& sou
     }
     if (col.count("status")) {
       const std::string s = lower(rec.fields[col["status"]]);
-      if (s == "failed") {
+      if (s == "failed" || s == "excluded") {
         row.failed = true;
+        row.excluded = s == "excluded";
       } else if (!(s.empty() || s == "ok")) {
-        throw usage(fmt::format("{} line {}: status '{}' is neither ok nor failed", source, rec.line, rec.fields[col["status"]]));
+        throw usage(fmt::format("{} line {}: status '{}' is not ok, failed or excluded", source, rec.line, rec.fields[col["status"]]));
       }
     }
     for (std::size_t c : metric_cols) {
@@ -506,6 +508,11 @@ EndpointResult run_endpoints(const VisitTable& table, const VisitSchedule& sched
     }
   }
   const std::vector<Subject> subjects = collect_subjects(table, schedule, &result.warnings);
+  // Scans a reader excluded: missing like failed ones, and every change they touch is flagged.
+  std::set<std::pair<std::string, std::string>> excluded;
+  for (const VisitRow& row : table.rows) {
+    if (row.excluded) excluded.emplace(row.subject_id, row.visit);
+  }
   for (const ScheduledVisit* fu : follow_ups) {
     const bool any = std::any_of(subjects.begin(), subjects.end(),
                                  [&](const Subject& s) { return s.visits.count(fu->name) > 0; });
@@ -538,6 +545,9 @@ EndpointResult run_endpoints(const VisitTable& table, const VisitSchedule& sched
           rec.endpoint = ep.name;
           rec.population = pop == 0 ? kPopulationMITT : kPopulationPP;
           const VisitRow* v = observed(s, fu.name);
+          if (excluded.count({s.id, fu.name}) || excluded.count({s.id, base.name})) {
+            rec.flags.push_back("excluded");
+          }
           if (!b) {
             rec.flags.push_back("no_baseline");
             if (v) rec.value = *v->values[*mi];

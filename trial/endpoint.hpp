@@ -21,6 +21,7 @@ struct VisitRow {
   std::optional<double> visit_day;
   std::optional<bool> in_window;
   bool failed = false;                        // status "failed": counts as a missing scan
+  bool excluded = false;  // status "excluded" (a reader's decision): missing too, and flagged
   std::vector<std::optional<double>> values;  // one per VisitTable::metrics
 };
 
@@ -32,7 +33,9 @@ struct VisitTable {
 };
 
 // CSV with a header; required columns subject_id, arm, visit; optional visit_day,
-// in_window (true/false/1/0/yes/no), status (ok/failed); every other column whose values
+// in_window (true/false/1/0/yes/no), status (ok/failed/excluded: a scan the reader excluded is
+// missing, like a failed one, and its changes are flagged "excluded"); qc_score, qc_flags and
+// review are QC columns, never metrics; every other column whose values
 // are all numbers (empty / NA = missing) is a metric. Throws Error(kUsage) naming the line.
 VisitTable parse_visit_table(const std::string& csv_text, const std::string& source);
 VisitTable read_visit_table(const std::string& path);  // Error(kInput) if missing
@@ -100,7 +103,9 @@ struct ChangeRecord {
   std::string source_visit;  // visit whose measurement was used (differs under LOCF)
   std::optional<double> baseline, value, abs_change, rel_change;
   std::optional<double> change;  // the analysed value (rel_change or abs_change)
-  std::vector<std::string> flags;  // no_baseline, baseline_zero, imputed_locf, missing, ...
+  std::vector<std::string> flags;  // no_baseline, baseline_zero, imputed_locf, missing,
+                                   // excluded (the visit's or the baseline's scan excluded by
+                                   // the reader), ...
   bool included = false;           // contributes to the comparison
 };
 

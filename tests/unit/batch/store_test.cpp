@@ -1,5 +1,6 @@
 #include <gtest/gtest.h>
 
+#include "batch/qc.hpp"
 #include "batch/store.hpp"
 #include "core/error.hpp"
 #include "core/protocol.hpp"
@@ -139,13 +140,15 @@ TEST(Store, ReadsAndUpgradesSchemaVersion1) {
   }
   {
     Store rw(path);
-    EXPECT_EQ(rw.schema_version(), 2);
+    EXPECT_EQ(rw.schema_version(), 3);  // upgraded through 2 to 3 in one transaction
     EXPECT_EQ(rw.count("identity_flags"), 0u);
+    EXPECT_EQ(rw.count("reviews"), 0u);
+    EXPECT_TRUE(rw.scans()[0].flags.empty());
     EXPECT_EQ(rw.scans()[0].subject_id, "S1");
     EXPECT_EQ(rw.results_state(), state_v1) << "the same results, the same state";
   }
   Store again(path, Store::Mode::kReadOnly);
-  EXPECT_EQ(again.schema_version(), 2);
+  EXPECT_EQ(again.schema_version(), 3);
 }
 
 TEST(Store, ResultsStateFollowsEveryChange) {
@@ -171,6 +174,81 @@ TEST(Store, ResultsStateFollowsEveryChange) {
   EXPECT_NE(s.results_state(), b);
   s.record_results_state();
   EXPECT_EQ(s.results_generation(), 2);
+}
+
+// The registration step's lung-mask consistency raises segmentation_disagreement on the target
+// visit, only while the registration describes the scans stored now.
+TEST(StoreQc, FlaggedMaskConsistencyRaisesSegmentationDisagreement) {
+  const std::string dir = test::temp_dir("store_qc_consistency");
+  Store store(dir + "/results.sqlite");
+  RunInfo info;
+  info.started_at = "2020-01-01T00:00:00Z";
+  info.software_version = "test";
+  const auto run = store.begin_run(info);
+  Manifest m;
+  for (const char* visit : {"baseline", "week4"}) {
+    ManifestEntry e;
+    e.subject_id = "S1";
+    e.arm = "A";
+    e.visit = visit;
+    e.path = e.full_path = std::string("/x/") + visit;
+    m.entries.push_back(e);
+  }
+  store.set_manifest(m);
+  for (const char* visit : {"baseline", "week4"}) {
+    ScanRecord rec;
+    rec.subject_id = "S1";
+    rec.arm = "A";
+    rec.visit = visit;
+    rec.path = std::string("/x/") + visit;
+    rec.status = "ok";
+    rec.input_sha256 = std::string("sha-") + visit;
+    rec.run_id = run;
+    store.save_scan(rec, {lungs_region(250, 100)});
+  }
+  RegistrationRecord r;
+  r.subject_id = "S1";
+  r.visit = "week4";
+  r.baseline_visit = "baseline";
+  r.status = "ok";
+  r.baseline_input_sha256 = "sha-baseline";
+  r.followup_input_sha256 = "sha-week4";
+  r.run_id = run;
+  store.save_registration(r, {});
+  RegistrationSubjectRecord subject;
+  subject.subject_id = "S1";
+  subject.baseline_visit = "baseline";
+  subject.status = "ok";
+  subject.run_id = run;
+  ConsistencyRecord c;
+  c.subject_id = "S1";
+  c.target_visit = "week4";
+  c.source_visit = "baseline";
+  c.source_role = "baseline";
+  c.dice = 0.85;
+  c.flagged = true;
+  c.reason = "Dice below 0.93";
+  store.save_registration_subject(subject, {c});
+  const std::vector<std::string> order = {"baseline", "week4"};
+  const auto has_flag = [&](const std::string& visit) {
+    const auto qc = compute_qc(store, order);
+    const auto it = qc.find({"S1", visit});
+    if (it == qc.end()) return false;
+    for (const auto& f : it->second.flags) {
+      if (f.code == "segmentation_disagreement") {
+        EXPECT_DOUBLE_EQ(*f.value, 0.85);
+        EXPECT_NE(f.message.find("Dice below 0.93"), std::string::npos) << f.message;
+        return true;
+      }
+    }
+    return false;
+  };
+  EXPECT_TRUE(has_flag("week4"));
+  EXPECT_FALSE(has_flag("baseline"));
+  // The follow-up analyzed again (another input): the stored registration no longer describes it.
+  r.followup_input_sha256 = "sha-older";
+  store.save_registration(r, {});
+  EXPECT_FALSE(has_flag("week4"));
 }
 
 }  // namespace

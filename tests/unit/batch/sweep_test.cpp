@@ -226,7 +226,20 @@ TEST(SweepLimits, PlotVisitMustBeInTheSchedule) {
   o.plot_visit = "";
   run_sweep(o);
   const std::string svg = read_text_file(dir + "/sweep/sweep.svg");
-  EXPECT_NE(svg.find("lesion_pct_change at week4 (mITT)"), std::string::npos);
+  // By default the two endpoints that depend on the split, as small multiples: each row the
+  // estimate with its band and, beside it, the p-value.
+  EXPECT_NE(svg.find("ggo_pct_change at week4 (mITT)"), std::string::npos);
+  EXPECT_NE(svg.find("solid_pct_change at week4 (mITT)"), std::string::npos);
+  EXPECT_EQ(svg.find("lesion_pct_change at"), std::string::npos);
+  EXPECT_NE(svg.find(": p-value"), std::string::npos);
+  // 2 endpoints x 1 line x (estimate, p-value) cells, nested in one picture.
+  std::size_t n_svg = 0;
+  for (auto at = svg.find("<svg "); at != std::string::npos; at = svg.find("<svg ", at + 1)) ++n_svg;
+  EXPECT_EQ(n_svg, 1u + 2u * 2u);
+  o.plot_endpoint = "lesion_pct_change";
+  run_sweep(o);
+  EXPECT_NE(read_text_file(dir + "/sweep/sweep.svg").find("lesion_pct_change at week4 (mITT)"),
+            std::string::npos);
   // The plot has data: the Hodges-Lehmann estimate's point and its CI band, not empty series.
   EXPECT_NE(svg.find("<circle"), std::string::npos);
   EXPECT_NE(svg.find("<polygon"), std::string::npos);

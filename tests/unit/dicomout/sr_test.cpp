@@ -2,6 +2,7 @@
 // written content tree; groups reference the SEG's segments; dciodvfy reports no error.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <fstream>
 #include <map>
 #include <set>
@@ -13,6 +14,7 @@
 #include <dcmtk/dcmdata/dcuid.h>
 
 #include "core/error.hpp"
+#include "core/labels.hpp"
 #include "dicomout/sr.hpp"
 #include "tests/support/test_paths.hpp"
 #include "tests/unit/dicomout/scan_fixture.hpp"
@@ -29,6 +31,9 @@ std::string str(DcmItem& item, const DcmTagKey& tag) {
 struct Num {
   std::string code, unit, value;
 };
+
+// CODE content items in document order: concept name code and value code.
+std::vector<std::pair<std::string, std::string>> g_codes;
 
 // Every NUM content item (concept code, unit, value) and every referenced segment, depth first.
 void walk(DcmItem& item, std::vector<Num>& nums, std::vector<std::pair<std::string, int>>& segs) {
@@ -47,6 +52,12 @@ void walk(DcmItem& item, std::vector<Num>& nums, std::vector<std::pair<std::stri
         nums.push_back({str(*name, DCM_CodeValue), str(*unit, DCM_CodeValue),
                         str(*mv, DCM_NumericValue)});
       }
+    } else if (type == "CODE") {
+      DcmItem* name = nullptr;
+      DcmItem* value = nullptr;
+      ci->findAndGetSequenceItem(DCM_ConceptNameCodeSequence, name);
+      ci->findAndGetSequenceItem(DCM_ConceptCodeSequence, value);
+      if (name && value) g_codes.push_back({str(*name, DCM_CodeValue), str(*value, DCM_CodeValue)});
     } else if (type == "IMAGE") {
       DcmItem* ref = nullptr;
       if (ci->findAndGetSequenceItem(DCM_ReferencedSOPSequence, ref).good()) {
@@ -93,9 +104,11 @@ TEST(Sr, CarriesTheMeasuresCodedAndReferencesTheSegments) {
   options.protocol = "covid-ggo-solid 1";
   const std::string path = dir + "/sr.dcm";
   const SrWriteResult r = write_dicom_sr(scan.ct.geom, scan.series, seg, regions, path, options);
-  EXPECT_EQ(r.measurement_groups, 5u);  // right, left, ground-glass, solid, both lungs
-  // 13 per lung region (7 volume + 6 density) x 3, and 2 per lesion segment.
-  EXPECT_EQ(r.measurements, 3u * 13u + 2u * 2u);
+  // One group per SEG segment in the SEG's order (right, left, airway, ground glass, solid), then
+  // both lungs.
+  EXPECT_EQ(r.measurement_groups, 6u);
+  // 14 per lung region (7 volume + 7 density) x 3, 2 per lesion segment, the airway's volume.
+  EXPECT_EQ(r.measurements, 3u * 14u + 2u * 2u + 1u);
 
   DcmFileFormat ff;
   ASSERT_TRUE(ff.loadFile(path.c_str()).good());
@@ -112,6 +125,7 @@ TEST(Sr, CarriesTheMeasuresCodedAndReferencesTheSegments) {
 
   std::vector<Num> nums;
   std::vector<std::pair<std::string, int>> segs;
+  g_codes.clear();
   walk(ds, nums, segs);
   std::multimap<std::string, Num> by_code;
   for (const auto& n : nums) by_code.emplace(n.code, n);
@@ -121,7 +135,13 @@ TEST(Sr, CarriesTheMeasuresCodedAndReferencesTheSegments) {
     EXPECT_EQ(it->second.unit, "ml");
     volumes.insert(it->second.value);
   }
-  EXPECT_EQ(volumes, (std::multiset<std::string>{"100", "1900", "2100", "300", "4000"}));
+  // ... and the airway's volume from its voxels.
+  const auto airway = std::find_if(seg.segments.begin(), seg.segments.end(),
+                                   [](const SegmentSummary& s) { return s.tracking_id == "airway"; });
+  ASSERT_NE(airway, seg.segments.end());
+  EXPECT_EQ(volumes.size(), 6u);
+  for (const char* v : {"100", "1900", "2100", "300", "4000"}) EXPECT_EQ(volumes.count(v), 1u) << v;
+  EXPECT_EQ(by_code.count("112183"), 3u);  // SD of attenuation, standard DCM code
   EXPECT_EQ(by_code.count("112181"), 3u);  // mean attenuation, per lung region
   EXPECT_EQ(by_code.find("112181")->second.value, "-812.5");
   EXPECT_EQ(by_code.find("112181")->second.unit, "[hnsf'U]");
@@ -144,7 +164,21 @@ TEST(Sr, CarriesTheMeasuresCodedAndReferencesTheSegments) {
     EXPECT_EQ(uid, seg.sop_instance_uid);
     numbers.insert(n);
   }
-  EXPECT_EQ(numbers, (std::multiset<int>{1, 2, 4, 5}));
+  EXPECT_EQ(numbers, (std::multiset<int>{1, 2, 3, 4, 5}));
+  // In the SEG's order: group n references segment n (position matching, as Slicer does).
+  std::vector<int> order;
+  for (const auto& p : segs) order.push_back(p.second);
+  EXPECT_EQ(order, (std::vector<int>{1, 2, 3, 4, 5}));
+  // Finding Site (SCT 363698007) of the lung groups, each with its laterality (SCT 272741003):
+  // right (24028007) then left (7771000); the airway coded as Airway structure (89187006).
+  std::vector<std::string> lateralities;
+  bool airway_finding = false;
+  for (const auto& [concept_code, value] : g_codes) {
+    if (concept_code == "272741003") lateralities.push_back(value);
+    airway_finding |= value == "89187006";
+  }
+  EXPECT_EQ(lateralities, (std::vector<std::string>{"24028007", "7771000"}));
+  EXPECT_TRUE(airway_finding);
 
   if (test::run_command("command -v dciodvfy", "/dev/null") != 0) {
     GTEST_SKIP() << "dciodvfy not installed (scripts/setup.sh installs it)";
@@ -159,6 +193,38 @@ TEST(Sr, CarriesTheMeasuresCodedAndReferencesTheSegments) {
     if (line.rfind("Warning", 0) == 0) std::cout << "[dciodvfy] " << line << "\n";
   }
   EXPECT_TRUE(errors.empty()) << errors.size() << " errors, first: " << errors.front();
+}
+
+TEST(Sr, EmptySegmentsAreInNeitherSegNorSr) {
+  const std::string dir = test::temp_dir("dicomout_sr_empty");
+  auto scan = test_support::make_scan(dir, 0);
+  for (auto& v : scan.lesions.data) {
+    if (v == labels::kSolid) v = labels::kGroundGlass;  // a scan without solid lesion
+  }
+  const SegWriteResult seg =
+      write_dicom_seg(scan.ct.geom, scan.lungs, scan.lesions, scan.series, dir + "/seg.dcm");
+  ASSERT_EQ(seg.segments.size(), 4u);
+  for (std::size_t i = 0; i < 4; ++i) EXPECT_EQ(seg.segments[i].number, i + 1);  // 1..n
+  EXPECT_EQ(seg.segments[3].tracking_id, "ground_glass");
+  DcmFileFormat sf;
+  ASSERT_TRUE(sf.loadFile((dir + "/seg.dcm").c_str()).good());
+  DcmSequenceOfItems* items = nullptr;
+  ASSERT_TRUE(sf.getDataset()->findAndGetSequence(DCM_SegmentSequence, items).good());
+  EXPECT_EQ(items->card(), 4u);  // no segment declared without frames
+  EXPECT_EQ(str(*sf.getDataset(), DCM_SegmentsOverlap), "YES");  // lesions lie inside lungs
+
+  const std::vector<SrRegion> regions = {region("lungs", 4000, 300, 0), region("right", 2100, 200, 0),
+                                         region("left", 1900, 100, 0)};
+  const SrWriteResult r = write_dicom_sr(scan.ct.geom, scan.series, seg, regions, dir + "/sr.dcm");
+  EXPECT_EQ(r.measurement_groups, 5u);  // 4 segments + both lungs
+  DcmFileFormat ff;
+  ASSERT_TRUE(ff.loadFile((dir + "/sr.dcm").c_str()).good());
+  std::vector<Num> nums;
+  std::vector<std::pair<std::string, int>> segs;
+  walk(*ff.getDataset(), nums, segs);
+  std::vector<int> order;
+  for (const auto& p : segs) order.push_back(p.second);
+  EXPECT_EQ(order, (std::vector<int>{1, 2, 3, 4}));
 }
 
 TEST(Sr, RefusesInputWithoutDicomSource) {

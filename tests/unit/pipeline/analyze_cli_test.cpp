@@ -27,10 +27,11 @@ TEST(AnalyzeCli, CipDicomWritesEveryOutputWithTheDesignSchema) {
             0)
       << read_text_file(log);
   for (const char* f : {"metrics.json", "measurements.csv", "histograms.csv", "lungs.nii.gz",
-                        "lesions.nii.gz", "qc_axial.png", "qc_coronal.png", "qc_sagittal.png",
-                        "seg.dcm", "sr.dcm"}) {
+                        "lesions.nii.gz", "qc_axial.png", "qc_coronal.png",
+                        "qc_sagittal_right.png", "qc_sagittal_left.png", "seg.dcm", "sr.dcm"}) {
     EXPECT_TRUE(fs::exists(out + "/" + f)) << f;
   }
+  EXPECT_FALSE(fs::exists(out + "/qc_sagittal.png"));  // no midline view any more
   const auto m = nlohmann::json::parse(read_text_file(out + "/metrics.json"));
   EXPECT_EQ(m.at("schema"), "lungvol.metrics/1");
   EXPECT_EQ(m.at("input").at("n_slices"), 79);

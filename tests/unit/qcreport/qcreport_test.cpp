@@ -81,6 +81,7 @@ Batch make_batch(const std::string& tag, bool with_changes) {
   auto r = record("A1", "MSC", "baseline");
   store.save_scan(r, {lungs(950, 50)});  // 1000 mL, 5 % lesion
   write_text_atomic(r.outdir + "/qc_axial.png", kPng);
+  write_text_atomic(r.outdir + "/metrics.json", "{}");  // the same (unstamped) analysis
   r = record("A1", "MSC", "day10");
   store.save_scan(r, {lungs(770, 30)});  // 800 mL
   r = record("A1", "MSC", "day28");
@@ -130,7 +131,7 @@ const Visit& visit(const BatchView& v, const std::string& s, const std::string& 
 
 std::vector<std::string> kinds(const Visit& v) {
   std::vector<std::string> k;
-  for (const auto& f : v.flags) k.push_back(f.kind);
+  for (const auto& f : v.flags) k.push_back(f.code);
   return k;
 }
 
@@ -170,18 +171,28 @@ TEST(QcReportFlags, FireOnConstructedCases) {
   FlagOptions options;  // 10 %, 0.5 %
   add_flags(view, options);
   // A1: 1000 -> 800 mL is -20 %.
-  ASSERT_EQ(kinds(visit(view, "A1", "day10")), std::vector<std::string>{"lung_volume_change"});
+  // A1: 1000 -> 800 mL (-20 %) with the tissue mass 167.5 -> 130.5 g (-22 %): not a breath.
+  ASSERT_EQ(kinds(visit(view, "A1", "day10")), std::vector<std::string>{"lung_volume_jump"});
   EXPECT_NE(visit(view, "A1", "day10").flags[0].message.find("-20.0 %"), std::string::npos);
+  EXPECT_NEAR(*visit(view, "A1", "day10").flags[0].value, -20.0, 1e-9);
+  EXPECT_EQ(visit(view, "A1", "day10").qc_score, 25);
   EXPECT_TRUE(visit(view, "A1", "baseline").flags.empty());
+  // A failed scan is flagged with its reason and exit code, never "0 flags".
+  ASSERT_EQ(kinds(visit(view, "A1", "day28")), std::vector<std::string>{"scan_failed"});
+  EXPECT_EQ(*visit(view, "A1", "day28").flags[0].value, 6.0);
+  EXPECT_NE(visit(view, "A1", "day28").flags[0].message.find("no lungs found"), std::string::npos);
+  EXPECT_EQ(visit(view, "A1", "day28").qc_score, 100);
   // A2: 2000 -> 2030 mL (+1.5 %) and 5 % lesion: nothing.
   EXPECT_TRUE(visit(view, "A2", "baseline").flags.empty());
   EXPECT_TRUE(visit(view, "A2", "day10").flags.empty());
-  // A3: border lesion (1 voxel on the first slice), reading warning, calibration, 0.2 % lesion.
+  // A3: calibration, border lesion (1 voxel on the first slice), reading warning, 0.2 % lesion:
+  // each once, in the flag table's order; score 20 + 10 + 5 + 5.
   const auto a3 = kinds(visit(view, "A3", "baseline"));
-  EXPECT_EQ(a3, (std::vector<std::string>{"lesion_at_border", "input_warning", "calibration",
+  EXPECT_EQ(a3, (std::vector<std::string>{"calibration", "lesion_at_border", "input_warning",
                                           "low_baseline_lesion"}));
-  EXPECT_NE(visit(view, "A3", "baseline").flags[0].message.find("1 lesion voxels"),
+  EXPECT_NE(visit(view, "A3", "baseline").flags[1].message.find("1 lesion voxels"),
             std::string::npos);
+  EXPECT_EQ(visit(view, "A3", "baseline").qc_score, 40);
 
   // A 25 % limit lets A1's -20 % pass.
   BatchView loose = load_batch_view(b.dir);
@@ -215,7 +226,7 @@ TEST(QcReport, WritesSelfContainedFolder) {
   EXPECT_EQ(s.subjects, 3u);
   EXPECT_EQ(s.scan_pages, 6u);  // every stored scan, failed included
   EXPECT_EQ(s.images, 1u);
-  EXPECT_EQ(s.flags, 5u);
+  EXPECT_EQ(s.flags, 6u);
   for (const auto& f : s.files) EXPECT_TRUE(fs::is_regular_file(f)) << f;
   for (const char* page :
        {"A1-baseline", "A1-day10", "A1-day28", "A2-baseline", "A2-day10", "A3-baseline"}) {
@@ -244,7 +255,7 @@ TEST(QcReport, WritesSelfContainedFolder) {
   ASSERT_NE(p_imp, std::string::npos);
   EXPECT_LT(p_done, p_oow);
   EXPECT_LT(p_oow, p_imp);
-  EXPECT_NE(index.find("lung_volume_change"), std::string::npos);
+  EXPECT_NE(index.find("lung_volume_jump"), std::string::npos);
   EXPECT_NE(index.find("calibration"), std::string::npos);
   EXPECT_NE(index.find("<svg class=\"chart\""), std::string::npos);
 
@@ -257,6 +268,72 @@ TEST(QcReport, WritesSelfContainedFolder) {
     EXPECT_EQ(html.find("src=\"/"), std::string::npos) << f;
     EXPECT_EQ(html.find("href=\"/"), std::string::npos) << f;
   }
+}
+
+TEST(QcReport, ScansSortedByRiskWithThumbnailsAndDecisions) {
+  const Batch b = make_batch("qcreport_risk", false);
+  {
+    batch::Store store(b.dir + "/results.sqlite");
+    batch::ReviewDecision d;
+    d.subject_id = "A2";
+    d.visit = "day10";
+    d.decision = "excluded";
+    d.reason = "motion artefacts";
+    d.reader = "Dr Reader";
+    d.decided_at = "2020-06-01T10:00:00Z";
+    store.save_review(d);
+    d.visit = "baseline";
+    d.decision = "accepted";
+    d.reason = "";
+    store.save_review(d);
+  }
+  const std::string out = b.dir + "/report";
+  write_qc_report(b.dir, out);
+  const std::string index = read(out + "/index.html");
+  // Rows of the scans table in score order: A1 day28 (failed, 100), A3 baseline (40), A1 day10
+  // (25), then the unflagged ones in subject x visit order.
+  std::vector<int> scores;
+  const std::regex row("<tr data-score=\"([0-9]+)\">");
+  for (auto it = std::sregex_iterator(index.begin(), index.end(), row); it != std::sregex_iterator(); ++it) {
+    scores.push_back(std::stoi((*it)[1]));
+  }
+  EXPECT_EQ(scores, (std::vector<int>{100, 40, 25, 0, 0, 0}));
+  const auto failed = index.find("<tr data-score=\"100\">");
+  ASSERT_NE(failed, std::string::npos);
+  const std::string failed_row = index.substr(failed, index.find("</tr>", failed) - failed);
+  EXPECT_NE(failed_row.find("exit 6: no lungs found"), std::string::npos) << failed_row;
+  EXPECT_NE(failed_row.find("scan_failed"), std::string::npos);
+  // A1 baseline's thumbnail links to the full image.
+  EXPECT_NE(index.find("<a href=\"images/A1-baseline/qc_axial.png\"><img class=\"thumb\" "
+                       "src=\"images/A1-baseline/qc_axial.png\""),
+            std::string::npos);
+  // Decisions shown, with who and when; scans without one say so.
+  EXPECT_NE(index.find("excluded by Dr Reader 2020-06-01T10:00:00Z (motion artefacts)"),
+            std::string::npos);
+  EXPECT_NE(index.find("accepted by Dr Reader"), std::string::npos);
+  EXPECT_NE(index.find("dec-none\">none"), std::string::npos);
+  EXPECT_NE(index.find("NOT locked: 4 of 6 scans without a valid decision"), std::string::npos);
+  const std::string page = read(out + "/scans/A2-day10.html");
+  EXPECT_NE(page.find("excluded by Dr Reader"), std::string::npos);
+  EXPECT_NE(page.find("lungvol review "), std::string::npos);
+}
+
+TEST(QcReport, NeverShowsImagesOfAnotherAnalysis) {
+  const Batch b = make_batch("qcreport_stale", false);
+  // The folder's metrics.json belongs to another analysis than the one the store holds.
+  write_text_atomic(b.dir + "/scans/A1/baseline/metrics.json",
+                    R"({"analyzed_at": "2019-01-01T00:00:00Z"})");
+  const std::string out = b.dir + "/report";
+  const QcReportSummary s = write_qc_report(b.dir, out);
+  EXPECT_EQ(s.images, 0u);
+  EXPECT_FALSE(fs::exists(out + "/images/A1-baseline/qc_axial.png"));
+  const std::string page = read(out + "/scans/A1-baseline.html");
+  EXPECT_EQ(page.find("<img"), std::string::npos);
+  EXPECT_NE(page.find("holds another analysis"), std::string::npos);
+  EXPECT_EQ(read(out + "/index.html").find("class=\"thumb\""), std::string::npos);
+  // Without a metrics.json the images cannot be matched: not shown either.
+  fs::remove(b.dir + "/scans/A1/baseline/metrics.json");
+  EXPECT_EQ(write_qc_report(b.dir, b.dir + "/report2").images, 0u);
 }
 
 TEST(QcReport, EmbeddedImagesNeedNoImageFolder) {
@@ -309,7 +386,7 @@ TEST(QcReportCli, ExitStatusAndDefaultFolder) {
                               b.dir + "/log.txt"),
             0);
   const std::string index = read(b.dir + "/report/index.html");
-  EXPECT_EQ(index.find("lung_volume_change"), std::string::npos);  // -20 % under a 25 % limit
+  EXPECT_EQ(index.find("lung_volume_jump"), std::string::npos);  // -20 % under a 25 % limit
   EXPECT_NE(index.find("low_baseline_lesion"), std::string::npos);
 }
 

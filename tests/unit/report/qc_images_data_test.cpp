@@ -46,7 +46,7 @@ TEST(QcImagesData, CipChestIsShownRadiologically) {
   }
   const std::string out = test::temp_dir("qc_cip");
   const auto files = write_qc_images(ct, lungs, lesions, out);
-  ASSERT_EQ(files.size(), 4u);
+  ASSERT_EQ(files.size(), 6u);
 
   // 64 x 64 x 79 voxels of 4.1719 x 4.1719 x 3.9873 mm: 267.0 x 267.0 x 315.0 mm.
   const Raster axial = test::libpng_read(out + "/qc_axial.png");
@@ -55,9 +55,17 @@ TEST(QcImagesData, CipChestIsShownRadiologically) {
   const Raster coronal = test::libpng_read(out + "/qc_coronal.png");
   EXPECT_EQ(coronal.width, 67u);  // 267.0 / 3.9873 = 66.97
   EXPECT_EQ(coronal.height, 79u);
-  const Raster sagittal = test::libpng_read(out + "/qc_sagittal.png");
+  const Raster sagittal = test::libpng_read(out + "/qc_sagittal_right.png");
   EXPECT_EQ(sagittal.width, 67u);
   EXPECT_EQ(sagittal.height, 79u);
+  // As analyze draws them: enlarged to 384 px on the longest side.
+  const std::string big = test::temp_dir("qc_cip_big");
+  QcOptions enlarged;
+  enlarged.min_side = 384;
+  write_qc_images(ct, lungs, lesions, big, enlarged);
+  const Raster big_axial = test::libpng_read(big + "/qc_axial.png");
+  EXPECT_EQ(big_axial.width, 384u);
+  EXPECT_EQ(big_axial.height, 384u);
 
   // The patient's right lung is drawn on the image left in axial and coronal views.
   for (const Raster* r : {&axial, &coronal}) {

@@ -84,14 +84,14 @@ TEST(QcImages, PlanFindsLungCentroidAndMaxLesionSlice) {
   EXPECT_FALSE(plan_qc(p.lungs, LabelImage{}).max_lesion_slice.has_value());
 }
 
-TEST(QcImages, WritesFourFilesWithPhysicalAspect) {
+TEST(QcImages, WritesEveryViewWithPhysicalAspect) {
   const Phantom p = make_phantom();
   const std::string dir = test::temp_dir("qc") + "/qc";  // created by the writer
   const auto files = write_qc_images(p.ct, p.lungs, p.lesions, dir);
-  ASSERT_EQ(files.size(), 4u);
-  const char* names[] = {"qc_axial.png", "qc_coronal.png", "qc_sagittal.png",
-                         "qc_axial_max_lesion.png"};
-  for (std::size_t n = 0; n < 4; ++n) {
+  ASSERT_EQ(files.size(), 6u);
+  const char* names[] = {"qc_axial.png", "qc_coronal.png", "qc_sagittal_right.png",
+                         "qc_sagittal_left.png", "qc_axial_max_lesion.png"};
+  for (std::size_t n = 0; n < 5; ++n) {
     EXPECT_EQ(std::filesystem::path(files[n]).filename(), names[n]);
     ASSERT_TRUE(std::filesystem::exists(files[n]));
     const Raster r = test::libpng_read(files[n]);
@@ -165,22 +165,74 @@ TEST(QcImages, CoronalAndSagittalAreHeadUp) {
   expect_rgb(cor, 25, 71, g, g, g);
   expect_rgb(cor, 25, 76, g, g, g);
 
-  // Sagittal at i = 50 cuts only the airway: j 30..33 across, k 15..24 = rows 0..39.
-  const Raster sag = test::libpng_read(dir + "/qc_sagittal.png");
-  expect_rgb(sag, 30, 20, kAirwayColour);
-  expect_rgb(sag, 33, 20, kAirwayColour);
-  expect_rgb(sag, 31, 39, kAirwayColour);
-  expect_rgb(sag, 31, 0, kAirwayColour);  // touches the top of the image
-  expect_rgb(sag, 31, 40, grey(kBodyHu), grey(kBodyHu), grey(kBodyHu));
+  // A midline sagittal (i = 50) would cut only the airway; the sagittal views go through each
+  // lung's own centroid (i = 27 right, i = 73 left): the lung from j = 20 (anterior, image
+  // left) to 80, k 2..22 (rows 4 * (24 - k)), and no airway.
+  for (const auto& [file, colour] : {std::pair<const char*, Rgb>{"qc_sagittal_right.png", kRightLungColour},
+                                     {"qc_sagittal_left.png", kLeftLungColour}}) {
+    const Raster sag = test::libpng_read(dir + "/" + file);
+    expect_rgb(sag, 20, 50, colour);  // anterior edge
+    expect_rgb(sag, 80, 50, colour);  // posterior edge
+    expect_rgb(sag, 50, 91, colour);  // base, k = 2
+    expect_rgb(sag, 50, 50, grey(kLungHu), grey(kLungHu), grey(kLungHu));  // interior
+    std::size_t airway = 0;
+    for (std::size_t y = 0; y < sag.height; ++y) {
+      for (std::size_t x = 0; x < sag.width; ++x) {
+        const std::uint8_t* px = sag.at(x, y);
+        airway += px[0] == kAirwayColour.r && px[1] == kAirwayColour.g && px[2] == kAirwayColour.b;
+      }
+    }
+    EXPECT_EQ(airway, 0u) << file;
+  }
+  const QcPlan plan = plan_qc(p.lungs, p.lesions);
+  ASSERT_TRUE(plan.centre_right && plan.centre_left);
+  EXPECT_EQ(*plan.centre_right, (std::array<std::size_t, 3>{27, 50, 12}));
+  EXPECT_EQ(*plan.centre_left, (std::array<std::size_t, 3>{73, 50, 12}));
+}
+
+TEST(QcImages, LesionLevelsRowShowsEveryLesionBearingLevel) {
+  const Phantom p = make_phantom();
+  const QcPlan plan = plan_qc(p.lungs, p.lesions);
+  // Ground glass on k 5..7, solid on k 14..15.
+  EXPECT_EQ(plan.lesion_slices, (std::vector<std::size_t>{5, 6, 7, 14, 15}));
+  EXPECT_EQ(spread_levels(plan.lesion_slices, 5), plan.lesion_slices);
+  EXPECT_EQ(spread_levels(plan.lesion_slices, 3), (std::vector<std::size_t>{5, 7, 15}));
+  EXPECT_EQ(spread_levels(plan.lesion_slices, 2), (std::vector<std::size_t>{5, 15}));
+  const std::string dir = test::temp_dir("qc_levels");
+  write_qc_images(p.ct, p.lungs, p.lesions, dir);
+  const Raster row = test::libpng_read(dir + "/qc_axial_lesion_levels.png");
+  EXPECT_EQ(row.width, 5u * 100u + 4u * 4u);  // five 100 px tiles, 4 px gaps
+  EXPECT_EQ(row.height, 100u);
+  // Tile 2 (k = 6) shows the ground glass at (25, 55); tile 4 (k = 14) the solid lesion.
+  const double a = QcOptions{}.lesion_opacity;
+  const int g = grey(kGgoHu), l = grey(kLungHu);
+  const Rgb y = kGroundGlassColour, r = kSolidColour;
+  expect_rgb(row, 104 + 25, 55, blended(g, y.r, a), blended(g, y.g, a), blended(g, y.b, a));
+  expect_rgb(row, 3 * 104 + 67, 42, blended(l, r.r, a), blended(l, r.g, a), blended(l, r.b, a));
+  expect_rgb(row, 101, 50, 40, 40, 40);  // the gap
+}
+
+TEST(QcImages, SmallMatricesAreEnlarged) {
+  Geometry g;
+  g.size = {64, 64, 79};
+  g.spacing = {4.1719, 4.1719, 3.9873};  // CIP's 64-pixel chest: 267 x 267 x 315 mm
+  EXPECT_EQ(qc_image_size(g, QcPlane::kAxial, 512), (std::array<std::size_t, 2>{64, 64}));
+  EXPECT_EQ(qc_image_size(g, QcPlane::kAxial, 512, 384), (std::array<std::size_t, 2>{384, 384}));
+  EXPECT_EQ(qc_image_size(g, QcPlane::kCoronal, 512, 384), (std::array<std::size_t, 2>{325, 384}));  // 267.0 mm at 315.0 / 384 mm
+  // A large matrix is left alone.
+  g.size = {512, 512, 300};
+  g.spacing = {0.7, 0.7, 1.0};
+  EXPECT_EQ(qc_image_size(g, QcPlane::kAxial, 512, 384), (std::array<std::size_t, 2>{512, 512}));
 }
 
 TEST(QcImages, NoLesionMeansNoMaxLesionImage) {
   Phantom p = make_phantom();
   const std::string dir = test::temp_dir("qc_none");
   p.lesions = LabelImage(p.lungs.geom, 0);
-  EXPECT_EQ(write_qc_images(p.ct, p.lungs, p.lesions, dir).size(), 3u);
+  EXPECT_EQ(write_qc_images(p.ct, p.lungs, p.lesions, dir).size(), 4u);
   EXPECT_FALSE(std::filesystem::exists(dir + "/qc_axial_max_lesion.png"));
-  EXPECT_EQ(write_qc_images(p.ct, p.lungs, LabelImage{}, dir).size(), 3u);
+  EXPECT_FALSE(std::filesystem::exists(dir + "/qc_axial_lesion_levels.png"));
+  EXPECT_EQ(write_qc_images(p.ct, p.lungs, LabelImage{}, dir).size(), 4u);
 }
 
 TEST(QcImages, MismatchedGridsAreRefused) {

@@ -55,6 +55,8 @@ const DataProgram kPrograms[] = {
     {REPORT_DATA_TEST, "QcImagesData.*", 1},
     {TRIAL_TEST, "WilcoxonR.*:MedianCI.MatchesReferenceIncludingNulls", 6},
     {REGISTRATION_DATA_TEST, "*", 3},
+    // The stress suite's families and clean controls (the phantom severity series needs no data).
+    {FAMILIES_DATA_TEST, "StressSuite.*:StressSuiteClean.*", 7},
 };
 
 int run(const DataProgram& p, const std::string& empty, bool require, const std::string& log) {
