@@ -221,7 +221,7 @@ TEST(OrientationPipeline, OutputsOfReformatsLieOnTheirOwnGrid) {
     EXPECT_EQ(seg.lesions.data, lesions.data) << name;
 
     // QC images are anatomical views: byte for byte those of the axial series.
-    for (const char* png : {"qc_axial.png", "qc_coronal.png", "qc_sagittal.png",
+    for (const char* png : {"qc_axial.png", "qc_coronal.png", "qc_sagittal_right.png", "qc_sagittal_left.png",
                             "qc_axial_max_lesion.png"}) {
       EXPECT_EQ(read_text_file(out + "/" + png), read_text_file(ref.out + "/" + png))
           << name << " " << png;
