@@ -38,6 +38,7 @@ struct KeySpec {
   Presence presence;
   double lo = 0, hi = 0;  // numbers: the inclusive range of every value
   bool whole = false;     // numbers that name metrics (laa950_pct, p15_hu) must be whole
+  bool superseded = false;  // accepted so that older files load, not used; --show omits it unless set
   const char* unit = "";
   const char* doc = "";
   std::string& (*str)(Protocol&) = nullptr;
@@ -90,6 +91,10 @@ KeySpec numbers(const char* t, const char* k, Presence pr, double lo, double hi,
   s.nums = f;
   return s;
 }
+KeySpec superseded(KeySpec s) {
+  s.superseded = true;
+  return s;
+}
 KeySpec band(const char* t, const char* k, Presence pr, double lo, double hi, const char* doc,
              HuBand& (*f)(Protocol&)) {
   KeySpec s{t, k, Kind::kBand, pr, lo, hi};
@@ -119,8 +124,8 @@ const std::vector<KeySpec>& schema() {
     texts("lesion", "ground_glass", kRequired, "classes whose union is ground-glass", [](Protocol& p) -> std::vector<std::string>& { return p.lesion.ground_glass_classes; }),
     texts("lesion", "solid", kRequired, "classes whose union is solid", [](Protocol& p) -> std::vector<std::string>& { return p.lesion.solid_classes; }),
     number("lesion", "min_lesion_mm3", kRequired, 0, 100000, "mm3", "smaller lesion components are dropped", [](Protocol& p) -> double& { return p.lesion.min_lesion_mm3; }),
-    number("lesion", "vessel_radius_mm", kOptional, 0, 20, "mm", "superseded (protocols before 1.2: vessels removed by thickness); accepted so older files load, not used: vessels are suppressed by shape", [](Protocol& p) -> double& { return p.lesion.vessel_radius_mm; }),
-    numbers("lesion", "vessel_scales_mm", kOptional, 0.3, 20, "mm", "Gaussian scales (sigma) of the bright-tube (vessel) search, one per vessel calibre", [](Protocol& p) -> std::vector<double>& { return p.lesion.vessel_scales_mm; }),
+    superseded(number("lesion", "vessel_radius_mm", kOptional, 0, 20, "mm", "superseded (protocols before 1.2: vessels removed by thickness); accepted so older files load, not used: vessels are suppressed by shape", [](Protocol& p) -> double& { return p.lesion.vessel_radius_mm; })),
+    numbers("lesion", "vessel_scales_mm", kOptional, 0.5, 20, "mm", "Gaussian scales (sigma) of the bright-tube (vessel) search, one per vessel calibre", [](Protocol& p) -> std::vector<double>& { return p.lesion.vessel_scales_mm; }),
     number("lesion", "vesselness_threshold_hu", kOptional, 1, 1000, "HU", "a bright tube of at least this strength (about a third of its contrast) is a vessel, not lesion", [](Protocol& p) -> double& { return p.lesion.vesselness_threshold_hu; }),
     // [densitometry]
     whole_numbers("densitometry", "laa_hu", kRequired, -1024, -500, "HU", "%LAA below each threshold (metric laaNNN_pct)", [](Protocol& p) -> std::vector<double>& { return p.densitometry.laa_hu; }),
@@ -464,6 +469,10 @@ std::string describe_protocol(const Protocol& p_in) {
     out << "\n[" << t << "]\n";
   };
   for (const KeySpec& s : schema()) {
+    if (s.superseded && std::find(p.defaulted.begin(), p.defaulted.end(),
+                                  dotted(s.table, s.key)) != p.defaulted.end()) {
+      continue;  // not in the file and not used: printing it would suggest it matters
+    }
     if (*s.table) emit_table(s.table);
     out << s.key << " = ";
     switch (s.kind) {

@@ -114,7 +114,7 @@ TEST(ProtocolSchema, NonFiniteAndOutOfRangeValuesAreRefused) {
       {"air_max_hu = -500", "air_max_hu = nan", "'lung.air_max_hu' = nan must be a finite number"},
       {"air_max_hu = -500", "air_max_hu = inf", "'lung.air_max_hu' = inf must be a finite number"},
       {"vessel_radius_mm = 4.0", "vessel_radius_mm = -1", "'lesion.vessel_radius_mm' = -1 is outside [0, 20] mm"},
-      {"vessel_radius_mm = 4.0", "vessel_scales_mm = [1, 0.25]", "'lesion.vessel_scales_mm[1]' = 0.25 is outside [0.3, 20] mm"},
+      {"vessel_radius_mm = 4.0", "vessel_scales_mm = [1, 0.25]", "'lesion.vessel_scales_mm[1]' = 0.25 is outside [0.5, 20] mm"},
       {"vessel_radius_mm = 4.0", "vessel_scales_mm = [1, 1]", "'lesion.vessel_scales_mm' lists 1 twice"},
       {"vessel_radius_mm = 4.0", "vessel_scales_mm = []", "'lesion.vessel_scales_mm' must list 1 to 10 values"},
       {"vessel_radius_mm = 4.0", "vesselness_threshold_hu = 0", "'lesion.vesselness_threshold_hu' = 0 is outside [1, 1000] HU"},
