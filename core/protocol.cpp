@@ -38,6 +38,7 @@ struct KeySpec {
   Presence presence;
   double lo = 0, hi = 0;  // numbers: the inclusive range of every value
   bool whole = false;     // numbers that name metrics (laa950_pct, p15_hu) must be whole
+  bool superseded = false;  // accepted so that older files load, not used; --show omits it unless set
   const char* unit = "";
   const char* doc = "";
   std::string& (*str)(Protocol&) = nullptr;
@@ -82,6 +83,18 @@ KeySpec whole_numbers(const char* t, const char* k, Presence pr, double lo, doub
   s.nums = f;
   return s;
 }
+KeySpec numbers(const char* t, const char* k, Presence pr, double lo, double hi, const char* unit,
+                const char* doc, std::vector<double>& (*f)(Protocol&)) {
+  KeySpec s{t, k, Kind::kNumbers, pr, lo, hi, false};
+  s.unit = unit;
+  s.doc = doc;
+  s.nums = f;
+  return s;
+}
+KeySpec superseded(KeySpec s) {
+  s.superseded = true;
+  return s;
+}
 KeySpec band(const char* t, const char* k, Presence pr, double lo, double hi, const char* doc,
              HuBand& (*f)(Protocol&)) {
   KeySpec s{t, k, Kind::kBand, pr, lo, hi};
@@ -111,7 +124,9 @@ const std::vector<KeySpec>& schema() {
     texts("lesion", "ground_glass", kRequired, "classes whose union is ground-glass", [](Protocol& p) -> std::vector<std::string>& { return p.lesion.ground_glass_classes; }),
     texts("lesion", "solid", kRequired, "classes whose union is solid", [](Protocol& p) -> std::vector<std::string>& { return p.lesion.solid_classes; }),
     number("lesion", "min_lesion_mm3", kRequired, 0, 100000, "mm3", "smaller lesion components are dropped", [](Protocol& p) -> double& { return p.lesion.min_lesion_mm3; }),
-    number("lesion", "vessel_radius_mm", kRequired, 0, 20, "mm", "structures thinner than 2 x this are vessels, not lesions", [](Protocol& p) -> double& { return p.lesion.vessel_radius_mm; }),
+    superseded(number("lesion", "vessel_radius_mm", kOptional, 0, 20, "mm", "superseded (protocols before 1.2: vessels removed by thickness); accepted so older files load, not used: vessels are suppressed by shape", [](Protocol& p) -> double& { return p.lesion.vessel_radius_mm; })),
+    numbers("lesion", "vessel_scales_mm", kOptional, 0.5, 20, "mm", "Gaussian scales (sigma) of the bright-tube (vessel) search, one per vessel calibre", [](Protocol& p) -> std::vector<double>& { return p.lesion.vessel_scales_mm; }),
+    number("lesion", "vesselness_threshold_hu", kOptional, 1, 1000, "HU", "a bright tube of at least this strength (about a third of its contrast) is a vessel, not lesion", [](Protocol& p) -> double& { return p.lesion.vesselness_threshold_hu; }),
     // [densitometry]
     whole_numbers("densitometry", "laa_hu", kRequired, -1024, -500, "HU", "%LAA below each threshold (metric laaNNN_pct)", [](Protocol& p) -> std::vector<double>& { return p.densitometry.laa_hu; }),
     band("densitometry", "haa_hu", kRequired, kHuLo, kHuHi, "high-attenuation area band [lo, hi)", [](Protocol& p) -> HuBand& { return p.densitometry.haa; }),
@@ -224,7 +239,8 @@ void apply(const KeySpec& s, const toml::node& n, Protocol& p, const std::string
         const double v = checked_number((*arr)[i], s, origin, what + "[" + std::to_string(i) + "]");
         if (std::find(out.begin(), out.end(), v) != out.end()) {
           fail_at(origin, (*arr)[i].source(),
-                  "'" + what + "' lists " + fmt_number(v) + " twice (each names a metric)");
+                  "'" + what + "' lists " + fmt_number(v) + " twice" +
+                      (s.whole ? " (each names a metric)" : ""));
         }
         out.push_back(v);
       }
@@ -453,6 +469,10 @@ std::string describe_protocol(const Protocol& p_in) {
     out << "\n[" << t << "]\n";
   };
   for (const KeySpec& s : schema()) {
+    if (s.superseded && std::find(p.defaulted.begin(), p.defaulted.end(),
+                                  dotted(s.table, s.key)) != p.defaulted.end()) {
+      continue;  // not in the file and not used: printing it would suggest it matters
+    }
     if (*s.table) emit_table(s.table);
     out << s.key << " = ";
     switch (s.kind) {

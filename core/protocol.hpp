@@ -35,7 +35,17 @@ struct LesionParams {
   HuBand ground_glass;  // derived: union of the ground-glass classes
   HuBand solid;         // derived: union of the solid classes, starts where ground_glass ends
   double min_lesion_mm3 = 10;
-  double vessel_radius_mm = 1.5;  // structures thinner than 2x this are vessels, not lesions
+  // Vessel suppression by shape (segmentation/vesselness.hpp): the Gaussian scales (sigma, mm)
+  // of the multi-scale bright-tube measure, and the tube strength (HU) from which a structure is
+  // a vessel. No scales: no vessel suppression.
+  // No vessel is wider than about 2 x 3 sigma of the largest scale (8 mm at sigma 3 mm: the
+  // lobar and segmental arteries that reach into the lung); the threshold is measured in
+  // docs/validation.md ("Thin ground-glass: vessel suppression by shape").
+  std::vector<double> vessel_scales_mm{1.0, 1.5, 2.0, 3.0};
+  double vesselness_threshold_hu = 25;
+  // Superseded: protocols before 1.2 removed vessels by thickness (an opening of this radius).
+  // Accepted so that older protocol files still load; not used.
+  double vessel_radius_mm = 1.5;
   double low_hu() const { return ground_glass.lo_hu; }
   double split_hu() const { return solid.lo_hu; }
   double high_hu() const { return solid.hi_hu; }

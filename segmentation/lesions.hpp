@@ -12,9 +12,11 @@ struct LesionSegmentation {
   MaskImage suppressed;
 };
 
-// Lesion region: lung voxels whose lightly smoothed HU lies in [low, high), opened with a ball
-// of vessel_radius_mm (removes vessels and their partial-volume sleeves) and without components
-// smaller than min_lesion_mm3. A voxel of the region is ground-glass or solid by its own HU.
+// Lesion region: lung voxels whose lightly smoothed HU (3x3x3 mean over lung) lies in
+// [low, high), without vessels, told by shape (bright tubes: segmentation/vesselness.hpp, at the
+// protocol's vessel_scales_mm and vesselness_threshold_hu), and without components smaller than
+// min_lesion_mm3. Plates and blobs of any thickness stay lesion. A voxel of the region is
+// ground-glass or solid by its own HU.
 LesionSegmentation segment_lesions(const CtImage& ct, const LabelImage& lungs,
                                    const LesionParams& params);
 

@@ -8,6 +8,8 @@
 #include <deque>
 #include <limits>
 
+#include <fmt/format.h>
+
 #include "core/error.hpp"
 #include "core/labels.hpp"
 #include "core/log.hpp"
@@ -1106,7 +1108,7 @@ DiaphragmFloors diaphragm_floors(const LabelImage& lab, double midline_x, int su
 int superior_step(const Geometry& g) { return g.direction[8] >= 0 ? 1 : -1; }
 
 LabelImage separate_left_right(const MaskImage& mask, double midline, double min_lung_ml,
-                               bool* touching) {
+                               bool* touching, std::vector<double>* discarded_ml) {
   const Geometry& g = mask.geom;
   const double voxel_ml = g.voxel_volume_ml();
   if (touching) *touching = false;
@@ -1148,6 +1150,11 @@ LabelImage separate_left_right(const MaskImage& mask, double midline, double min
       lab[v] = right ? labels::kRightLung : labels::kLeftLung;
     }
     if (touching) *touching = true;
+    if (discarded_ml) {
+      for (std::size_t b = 1; b < blobs.size() && blobs[b].voxels >= min_vox; ++b) {
+        discarded_ml->push_back(double(blobs[b].voxels) * voxel_ml);
+      }
+    }
   } else {
     // Two separate lungs: the largest, and the largest region on the other side of the body.
     const bool first_left = first.centroid[0] > midline;
@@ -1166,6 +1173,11 @@ LabelImage separate_left_right(const MaskImage& mask, double midline, double min
     }
     const std::uint32_t left_id = first_left ? first.id : second->id;
     const std::uint32_t right_id = first_left ? second->id : first.id;
+    if (discarded_ml) {
+      for (std::size_t b = 1; b < blobs.size() && blobs[b].voxels >= min_vox; ++b) {
+        if (&blobs[b] != second) discarded_ml->push_back(double(blobs[b].voxels) * voxel_ml);
+      }
+    }
 #pragma omp parallel for schedule(static)
     for (std::ptrdiff_t n = 0; n < std::ptrdiff_t(lab.size()); ++n) {
       const auto id = comps.labels[std::size_t(n)];
@@ -1250,7 +1262,17 @@ LungSegmentation segment_in_box(const CtImage& ct, MaskImage& air, const MaskIma
     if (airway.mask[std::size_t(n)]) air[std::size_t(n)] = 0;
   }
 
-  result.lungs = separate_left_right(air, midline, p.min_lung_ml, &result.lungs_touching);
+  std::vector<double> discarded;
+  result.lungs =
+      separate_left_right(air, midline, p.min_lung_ml, &result.lungs_touching, &discarded);
+  // A lung cut in two (a slice with a bad rescale, a gap) loses its smaller part here: never
+  // silently. Bowel or stomach gas this large also gets the line; a reader dismisses it quickly.
+  for (const double ml : discarded) {
+    result.warnings.push_back(fmt::format(
+        "an air region of {:.0f} mL inside the body was not taken as lung (a lung cut in two, "
+        "a pneumothorax, or bowel gas): check the coronal QC image",
+        ml));
+  }
   if (result.lungs_touching) {
     result.warnings.push_back("the lungs touch; separated by erosion and regrowth");
   }

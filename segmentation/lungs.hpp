@@ -35,8 +35,10 @@ LungSegmentation segment_lungs(const CtImage& ct, const LungParams& params);
 // Right and left lung from a mask holding both: two regions on either side of `midline_x`
 // (LPS mm), or one region split by erosion and regrowth (`touching` set). Regions smaller than
 // min_lung_ml are ignored. Throws Error(kProcessing) when two lungs cannot be told apart.
+// `discarded_ml`, when given, receives the volume of every region of at least min_lung_ml that
+// was not taken as a lung (a lung cut in two by a bad slice, a large pneumothorax, bowel gas).
 LabelImage separate_left_right(const MaskImage& mask, double midline_x, double min_lung_ml,
-                               bool* touching);
+                               bool* touching, std::vector<double>* discarded_ml = nullptr);
 
 // Index step along k that points to the patient's head (+1 or -1), from the direction matrix.
 int superior_step(const Geometry& g);

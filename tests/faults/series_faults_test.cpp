@@ -563,9 +563,9 @@ TEST(SeriesFaults, NiftiInputWritesNoDicomAndNoDcmtkLines) {
 // ---------------------------------------------------------------------------------------------
 // Item 8 through the CLI: a protocol missing a key is exit 5 naming it, not a silent default.
 
-TEST(SeriesFaults, ProtocolWithoutVesselRadiusIsExit5) {
+TEST(SeriesFaults, ProtocolWithoutMinLesionSizeIsExit5) {
   std::string toml = read_file(test::source_dir() + "/protocols/covid-ggo-solid.toml");
-  const auto at = toml.find("vessel_radius_mm = 4.0");
+  const auto at = toml.find("min_lesion_mm3 = 20.0");
   ASSERT_NE(at, std::string::npos);
   toml.erase(at, toml.find('\n', at) - at);
   const std::string dir = test::temp_dir("series_protocol");
@@ -574,7 +574,7 @@ TEST(SeriesFaults, ProtocolWithoutVesselRadiusIsExit5) {
   const Result r = lungvol(analyze(phantom_series("protocol"), out, "--protocol '" + dir + "/site.toml'"));
   EXPECT_EQ(r.code, kProtocol) << r.output;
   EXPECT_TRUE(contains(r.output, dir + "/site.toml")) << r.output;
-  EXPECT_TRUE(contains(r.output, "missing key 'lesion.vessel_radius_mm'")) << r.output;
+  EXPECT_TRUE(contains(r.output, "missing key 'lesion.min_lesion_mm3'")) << r.output;
   expect_no_results(out);
 }
 

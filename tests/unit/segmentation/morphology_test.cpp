@@ -4,7 +4,9 @@
 
 #include <cmath>
 
+#include "core/labels.hpp"
 #include "segmentation/components.hpp"
+#include "segmentation/lungs.hpp"
 #include "segmentation/near_feature.hpp"
 
 namespace lungvol::seg {
@@ -229,6 +231,46 @@ TEST(Components, MatchesAReferenceFloodFillOnRandomMasks) {
     for (std::size_t id = 1; id < c.sizes.size(); ++id) total += c.sizes[id];
     EXPECT_EQ(total, count_nonzero(m));
   }
+}
+
+}  // namespace
+}  // namespace lungvol::seg
+
+namespace lungvol::seg {
+namespace {
+
+// Issue 19 item 2: a lung cut in two by a bad slice loses its smaller part; the part must be
+// named. Three boxes of air (10 mm voxels = 1 mL): right 300 mL, left 250 mL and, on the
+// right, a detached 120 mL piece; a 40 mL piece is below min_lung_ml (100) and not reported.
+TEST(SeparateLeftRight, LargeDiscardedAirRegionsAreReported) {
+  Geometry g;
+  g.size = {40, 20, 30};
+  g.spacing = {10, 10, 10};
+  MaskImage m(g, 0);
+  const auto box = [&](std::size_t i0, std::size_t i1, std::size_t j1, std::size_t k0,
+                       std::size_t k1) {
+    for (std::size_t k = k0; k < k1; ++k)
+      for (std::size_t j = 2; j < j1; ++j)
+        for (std::size_t i = i0; i < i1; ++i) m.at(i, j, k) = 1;
+  };
+  box(2, 12, 12, 10, 13);   // right lung: 10 x 10 x 3 = 300 mL
+  box(25, 35, 7, 10, 15);   // left lung: 10 x 5 x 5 = 250 mL
+  box(2, 8, 12, 20, 22);    // detached right piece: 6 x 10 x 2 = 120 mL
+  box(30, 32, 4, 25, 30);   // small piece: 2 x 2 x 5 = 20 mL
+  const double midline = 20 * 10.0;  // LPS x of the middle column (origin 0, identity)
+  bool touching = false;
+  std::vector<double> discarded;
+  const LabelImage lab = separate_left_right(m, midline, 100, &touching, &discarded);
+  EXPECT_FALSE(touching);
+  ASSERT_EQ(discarded.size(), 1u);
+  EXPECT_NEAR(discarded[0], 120.0, 1e-9);
+  std::size_t right = 0, left = 0;
+  for (std::size_t n = 0; n < lab.size(); ++n) {
+    right += lab[n] == labels::kRightLung;
+    left += lab[n] == labels::kLeftLung;
+  }
+  EXPECT_EQ(right, 300u);
+  EXPECT_EQ(left, 250u);
 }
 
 }  // namespace
