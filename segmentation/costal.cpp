@@ -622,6 +622,17 @@ CostalResult costal_completion(const CostalInput& in, const LungParams& p) {
   // Voxels inside the wedge of an abnormal ray, between the aerated lung and the pleura.
   const std::vector<std::int32_t>& floor = *in.floor;
   const double step_deg = 2 * M_PI / kAngles;
+  // The ray (its index in the (angle, slice) maps) through box voxel (i, j) of slice k, and the
+  // voxel's distance from the axis (mm): the fill, the chest-wall mask and the left-out count
+  // all map voxels to rays the same way.
+  const auto ray_of = [&](std::size_t i, std::size_t j, std::size_t k, double ci, double cj,
+                          double& r) {
+    const double dx = (double(i) - ci) * sx, dy = (double(j) - cj) * sy;
+    double a = std::atan2(dy, dx);
+    if (a < 0) a += 2 * M_PI;
+    r = std::hypot(dx, dy);
+    return (std::size_t(std::lround(a / step_deg)) % std::size_t(kAngles)) * nz + k;
+  };
   // The chest wall as the model sees it: beyond the interpolated pleura by more than the ray's
   // tolerance. Where aerated lung meets the ribs, the closing's bays there are wall (CIP's
   // 4 mm lateral wall: a 12 mm crescent of intercostal muscle had been admitted).
@@ -632,14 +643,11 @@ CostalResult costal_completion(const CostalInput& in, const LungParams& p) {
     if (std::isnan(ci)) continue;
     for (std::size_t j = 0; j < ny; ++j) {
       for (std::size_t i = 0; i < nx; ++i) {
-        const double dx = (double(i) - ci) * sx, dy = (double(j) - cj) * sy;
-        double a = std::atan2(dy, dx);
-        if (a < 0) a += 2 * M_PI;
-        const std::size_t m = std::size_t(std::lround(a / step_deg)) % std::size_t(kAngles);
-        const std::size_t q = m * nz + k;
+        double r = 0;
+        const std::size_t q = ray_of(i, j, k, ci, cj, r);
         if (std::isnan(gap[q]) || std::isnan(ghat[q])) continue;
         const double tol = std::max({kMinToleranceMm, 1.5 * voxel, 2.0 * spread[q]});
-        if (std::hypot(dx, dy) > r_rib[q] - ghat[q] + tol) result.beyond_pleura.at(i, j, k) = 1;
+        if (r > r_rib[q] - ghat[q] + tol) result.beyond_pleura.at(i, j, k) = 1;
       }
     }
   }
@@ -678,12 +686,8 @@ CostalResult costal_completion(const CostalInput& in, const LungParams& p) {
         const std::size_t n = k * sxy + j * nx + i;
         const std::size_t f = full(i, j, k);
         if (lung[n] || labels[f] != labels::kBackground || outside[f]) continue;
-        const double dx = (double(i) - ci) * sx, dy = (double(j) - cj) * sy;
-        const double r = std::hypot(dx, dy);
-        double a = std::atan2(dy, dx);
-        if (a < 0) a += 2 * M_PI;
-        const std::size_t m = std::size_t(std::lround(a / step_deg)) % std::size_t(kAngles);
-        const std::size_t q = m * nz + k;
+        double r = 0;
+        const std::size_t q = ray_of(i, j, k, ci, cj, r);
         if (!keep[q] || r <= r_air[q] || r > r_pl[q]) continue;
         const double hu = ct[f];
         if (hu >= p.fill_max_hu || (hu >= p.fat_hu.lo_hu && hu < p.fat_hu.hi_hu)) continue;
@@ -740,13 +744,9 @@ CostalResult costal_completion(const CostalInput& in, const LungParams& p) {
         if (labels[f] != labels::kBackground || outside[f]) continue;
         const double hu = ct[f];
         if (hu < p.fat_hu.hi_hu || hu >= p.fill_max_hu) continue;
-        const double dx = (double(i) - ci) * sx, dy = (double(j) - cj) * sy;
-        double a = std::atan2(dy, dx);
-        if (a < 0) a += 2 * M_PI;
-        const std::size_t m = std::size_t(std::lround(a / step_deg)) % std::size_t(kAngles);
-        const std::size_t q = m * nz + k;
+        double r = 0;
+        const std::size_t q = ray_of(i, j, k, ci, cj, r);
         if (!wide[q]) continue;
-        const double r = std::hypot(dx, dy);
         if (r > r_air[q] && r <= r_rib[q] - ghat[q]) ++wide_left;
       }
     }
