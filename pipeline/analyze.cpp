@@ -58,7 +58,13 @@ namespace {
 struct DenseReview {
   double left_out_ml = 0, left_out_pct = 0, blobs_pct = 0;
   double right_share = 0;  // right lung / both lungs; 0 when the sides are unknown
+  // How far the back of each lung's base lies above its lowest part (segmentation/lung_base.hpp)
+  // and the limit for the scan's slice spacing.
+  double base_rise_mm[2] = {0, 0};  // right, left
+  double base_limit_mm = 0;
   bool left_out_flag = false, blobs_flag = false, share_flag = false;
+  bool base_flag[2] = {false, false};
+  bool flagged() const { return left_out_flag || blobs_flag || share_flag || base_flag[0] || base_flag[1]; }
 };
 
 // The right lung holds a little more than half of the lung volume (three lobes to the left's
@@ -83,6 +89,15 @@ DenseReview dense_review(const Analysis& a) {
   }
   r.left_out_flag = r.left_out_pct > a.protocol.lung.left_out_flag_pct;
   r.blobs_flag = r.blobs_pct > a.protocol.lung.left_out_flag_pct;
+  if (!a.sides_unknown()) {
+    r.base_limit_mm = seg::base_rise_flag_mm(a.lungs.lungs.geom.spacing[2]);
+    const seg::LungBase* bases[2] = {&a.lungs.right_base, &a.lungs.left_base};
+    for (int s = 0; s < 2; ++s) {
+      if (bases[s]->columns == 0) continue;
+      r.base_rise_mm[s] = bases[s]->rise_mm();
+      r.base_flag[s] = r.base_rise_mm[s] > r.base_limit_mm;
+    }
+  }
   return r;
 }
 
@@ -103,6 +118,15 @@ std::vector<std::string> dense_warnings(const Analysis& a) {
         "volume (expected {:.0f}-{:.0f} %): a consolidated lobe left out of the mask, "
         "atelectasis, pneumothorax or resection; review the coronal QC image",
         100 * r.right_share, 100 * kRightShareLo, 100 * kRightShareHi));
+  }
+  for (int s = 0; s < 2; ++s) {
+    if (!r.base_flag[s]) continue;
+    out.push_back(fmt::format(
+        "dense tissue may be missing from the base of the {} lung: its back ends {:.0f} mm above "
+        "its lowest part (flag above {:.0f} mm; a normal lung is lowest at the back): a "
+        "consolidated lower lobe, dependent consolidation, atelectasis or pleural effusion left "
+        "out of the mask; review the sagittal QC image",
+        s == 0 ? "right" : "left", r.base_rise_mm[s], r.base_limit_mm));
   }
   if (r.blobs_flag) {
     out.push_back(fmt::format(
@@ -130,7 +154,11 @@ nlohmann::json dense_json(const Analysis& a) {
           {"blobs_flagged", r.blobs_flag},
           {"right_share", r.right_share > 0 ? nlohmann::json(r.right_share) : nlohmann::json(nullptr)},
           {"right_share_flagged", r.share_flag},
-          {"flagged", r.left_out_flag || r.blobs_flag || r.share_flag}};
+          {"base_rise_right_mm", r.base_rise_mm[0]},
+          {"base_rise_left_mm", r.base_rise_mm[1]},
+          {"base_rise_limit_mm", r.base_limit_mm},
+          {"base_flagged", r.base_flag[0] || r.base_flag[1]},
+          {"flagged", r.flagged()}};
 }
 
 }  // namespace

@@ -119,6 +119,13 @@ std::vector<QcFlag> scan_flags(const nlohmann::json& m, const ScanFlagLimits& li
         why += fmt::format("{}right lung {:.1f} % of the lungs", why.empty() ? "" : "; ",
                            100 * number_at(*dense, {"right_share"}, 0));
       }
+      if (dense->value("base_flagged", false)) {
+        why += fmt::format("{}lung base higher at the back than its lowest part by {:.0f} mm "
+                           "(right) and {:.0f} mm (left), limit {:.0f} mm",
+                           why.empty() ? "" : "; ", number_at(*dense, {"base_rise_right_mm"}, 0),
+                           number_at(*dense, {"base_rise_left_mm"}, 0),
+                           number_at(*dense, {"base_rise_limit_mm"}, 0));
+      }
       out.push_back(make_flag("dense_left_out", pct, "%",
                               "dense tissue at the lung boundary needs review: " + why +
                                   fmt::format(" (threshold {:g} % of the lung volume)",

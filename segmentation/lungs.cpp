@@ -1318,6 +1318,10 @@ LungSegmentation segment_in_box(const CtImage& ct, MaskImage& air, const MaskIma
   result.costal_left_out_ml = right.costal_left_out_ml + left.costal_left_out_ml;
   result.bays_left_out_ml = right.bays_left_out_ml + left.bays_left_out_ml;
   result.blobs_added_ml = right.blobs_added_ml + left.blobs_added_ml;
+  result.right_base = lung_base(lab, labels::kRightLung);
+  result.left_base = lung_base(lab, labels::kLeftLung);
+  log::debug("lungs: base rise right {:.1f} mm, left {:.1f} mm", result.right_base.rise_mm(),
+             result.left_base.rise_mm());
   log::debug("lungs: dense tissue {:.3f} s", sw.lap());
   return result;
 }

@@ -4,6 +4,7 @@
 #include <vector>
 
 #include "core/image.hpp"
+#include "segmentation/lung_base.hpp"
 #include "core/protocol.hpp"
 
 namespace lungvol::seg {
@@ -27,6 +28,8 @@ struct LungSegmentation {
   // reviewer checks large values.
   double blobs_added_ml = 0;
   bool lungs_touching = false;  // the lungs formed one component and were split
+  // The shape of each lung's base in the final mask (segmentation/lung_base.hpp).
+  LungBase right_base, left_base;
 };
 
 // Throws Error(kProcessing) when two lungs cannot be found.

@@ -66,6 +66,17 @@ TEST(QcFlags, DenseTissueCoverageMasksAndWarnings) {
     EXPECT_NE(fd[0].message.find("90.0 mL (2.40 %) left out"), std::string::npos) << fd[0].message;
     d["segmentation"]["dense"]["flagged"] = false;  // 10 mL limit of the fallback ignored
     EXPECT_TRUE(codes(scan_flags(d)).empty());
+    // A lung base that is missing its back (nothing counted as left out) is the same flag,
+    // and the message says which lung.
+    d["segmentation"]["dense"] = {{"left_out_ml", 0.0}, {"left_out_pct", 0.0},
+                                  {"flag_threshold_pct", 2.0}, {"base_rise_right_mm", 34.0},
+                                  {"base_rise_left_mm", -8.0}, {"base_rise_limit_mm", 10.0},
+                                  {"base_flagged", true}, {"flagged", true}};
+    fd = scan_flags(d);
+    ASSERT_EQ(codes(fd), std::vector<std::string>{"dense_left_out"});
+    EXPECT_NE(fd[0].message.find("by 34 mm (right) and -8 mm (left), limit 10 mm"),
+              std::string::npos)
+        << fd[0].message;
   }
   // Absent dense report = nothing left out; below both limits = no flag.
   m["lungs"]["dense"] = {{"left_out_ml", 3.0}, {"left_out_pct", 0.1}};

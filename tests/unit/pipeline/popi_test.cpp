@@ -47,6 +47,10 @@ TEST_F(Popi, TwoPlausibleLungsAndLowResidual) {
   EXPECT_LT(base_->lungs.airway_ml, 150);
   // A solid tumour is present, so "residual" is not zero; it must stay small.
   EXPECT_LT(l.lesion_pct, 2.0);
+  // No dense-tissue review flag on a clean scan (left out, blobs, right share, lung bases).
+  for (const auto& w : base_->warnings) EXPECT_NE(w.rfind("dense tissue", 0), 0u) << w;
+  EXPECT_LE(base_->lungs.right_base.rise_mm(), 0.0);  // measured -8 mm: lowest at the back
+  EXPECT_LE(base_->lungs.left_base.rise_mm(), 0.0);
 }
 
 // Picks a voxel inside the lung of `label` whose distance to non-lung is about `depth_mm`
