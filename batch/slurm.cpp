@@ -412,6 +412,7 @@ Status read_status(const std::string& outdir, const SlurmOptions& slurm) {
   s.tasks = tasks.at("tasks").size();
   s.skipped = tasks.at("skipped").get<std::size_t>();
   s.merged = already_merged(p, s.run_id);
+  read_registration_status(p, &s);
   Queue q;
   if (!s.merged) q = query_queue(slurm, s.arrays);
   s.queue_known = q.known || s.merged;
@@ -463,6 +464,11 @@ std::string format_status(const Status& s, const std::string& outdir) {
                        s.merge_job_id.empty() ? "(none)" : s.merge_job_id, outdir);
   } else {
     out += "  not merged yet\n";
+  }
+  if (!s.registration_job_id.empty()) {
+    out += fmt::format("  registrations: {} subject(s) as job array {}, {} finished; {}\n",
+                       s.registration_tasks, s.registration_job_id, s.registration_done,
+                       s.registrations_merged ? "stored in results.sqlite" : "not stored yet");
   }
   return out;
 }

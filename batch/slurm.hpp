@@ -91,6 +91,11 @@ struct Status {
   bool merged = false;
   std::string merge_job_id, merge_state;  // merge_state from squeue, "" when not queued
   std::vector<ArrayJob> arrays;
+  // The registration array of the latest submission, if any: its subjects, the tasks that left a
+  // result, and whether its merge stored them.
+  std::string registration_job_id;
+  std::size_t registration_tasks = 0, registration_done = 0;
+  bool registrations_merged = false;
 };
 Status read_status(const std::string& outdir, const SlurmOptions& slurm);
 std::string format_status(const Status& s, const std::string& outdir);

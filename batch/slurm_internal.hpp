@@ -97,6 +97,8 @@ void submit_registrations(const BatchOptions& options, const BatchInputs& inputs
 // An earlier registration submission not merged yet: refused (Error(kOutput)) while its jobs are
 // queued, else merged now. Called with OUTDIR locked.
 void settle_earlier_registrations(Store& store, const Paths& p, const SlurmOptions& slurm);
+// The registration fields of `status` from OUTDIR/slurm/registrations.json and the result files.
+void read_registration_status(const Paths& p, Status* status);
 
 // --- commands (slurm_commands.cpp) ---
 

@@ -352,6 +352,19 @@ void settle_earlier_registrations(Store& store, const Paths& p, const SlurmOptio
   merge_registrations_locked(store, p, regs);
 }
 
+void read_registration_status(const Paths& p, Status* status) {
+  std::error_code ec;
+  if (!fs::is_regular_file(p.registrations_json(), ec)) return;
+  const json regs = read_registrations(p);
+  status->registration_job_id = regs.value("array_job_id", "");
+  if (status->registration_job_id.empty()) return;
+  status->registration_tasks = regs.at("subjects").size();
+  for (std::size_t i = 0; i < status->registration_tasks; ++i) {
+    if (fs::is_regular_file(p.registration_result(i), ec)) ++status->registration_done;
+  }
+  status->registrations_merged = registrations_merged(p, regs);
+}
+
 }  // namespace detail
 
 int RegistrationMerge::exit_status() const {

@@ -323,7 +323,19 @@ TEST(SlurmExecutor, PerSubjectRegistrationTasksGiveTheLocalBatchRegistrations) {
   EXPECT_EQ(run_registration_task(out, 0), 0);  // S01: registers day10
   EXPECT_EQ(run_registration_task(out, 1), 0);  // S02: no analyzed follow-up, nothing to do
   EXPECT_THROW(run_registration_task(out, 2), Error);
+  {
+    const Status st = read_status(out, slurm);
+    EXPECT_EQ(st.registration_job_id, "5003");
+    EXPECT_EQ(st.registration_tasks, 2u);
+    EXPECT_EQ(st.registration_done, 2u);
+    EXPECT_FALSE(st.registrations_merged);
+  }
   const RegistrationMerge m = merge_registrations(out, 5);
+  EXPECT_TRUE(read_status(out, slurm).registrations_merged);
+  EXPECT_NE(format_status(read_status(out, slurm), out)
+                .find("registrations: 2 subject(s) as job array 5003, 2 finished; stored in "
+                      "results.sqlite"),
+            std::string::npos);
   EXPECT_EQ(m.subjects, 1u);
   EXPECT_EQ(m.registered, 1u);
   EXPECT_EQ(m.failed, 0u);
