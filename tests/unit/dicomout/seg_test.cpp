@@ -454,6 +454,9 @@ TEST(ChangeMapSeg, OneSegmentPerNonEmptyClassVoxelForVoxel) {
       {"Resolved lesion", 36}, {"New lesion", 8}, {"Progressed lesion", 1}};
   EXPECT_EQ(n_frames, expected_frames);
   EXPECT_EQ(n_voxels, expected_voxels);
+  if (have_dciodvfy()) {
+    EXPECT_TRUE(dciodvfy_errors(path, dir + "/dciodvfy_change.log").empty());
+  }
 
   const LabelImage nothing(g, labels::kNoChange);
   try {
