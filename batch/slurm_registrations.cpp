@@ -2,12 +2,12 @@
 // scans' merge job, registering that subject's follow-ups with the local batch's planning and
 // registration code (batch/registrations.hpp), and a merge job that stores the outcomes. Tasks
 // never write results.sqlite (they open it read-only): the merge does, under OUTDIR/.lock.
+#include <fmt/format.h>
+
 #include <cmath>
 #include <filesystem>
 #include <limits>
 #include <set>
-
-#include <fmt/format.h>
 
 #include "batch/exports.hpp"
 #include "batch/registrations.hpp"
@@ -38,7 +38,9 @@ json outcome_json(const registration::SubjectOutcome& o) {
   for (const auto& f : o.followups) {
     json ms = json::array();
     for (const auto& m : f.measurements) {
-      ms.push_back(json{{"region", m.region}, {"metric", m.metric}, {"value", number(m.value)},
+      ms.push_back(json{{"region", m.region},
+                        {"metric", m.metric},
+                        {"value", number(m.value)},
                         {"unit", m.unit}});
     }
     followups.push_back(json{{"visit", f.visit},
@@ -98,8 +100,9 @@ registration::SubjectOutcome outcome_from(const json& j) {
     f.consistency_flagged = x.at("consistency_flagged").get<bool>();
     f.record = x.at("record");
     for (const auto& m : x.at("measurements")) {
-      f.measurements.push_back({m.at("region").get<std::string>(), m.at("metric").get<std::string>(),
-                                number_from(m.at("value")), m.at("unit").get<std::string>()});
+      f.measurements.push_back({m.at("region").get<std::string>(),
+                                m.at("metric").get<std::string>(), number_from(m.at("value")),
+                                m.at("unit").get<std::string>()});
     }
     o.followups.push_back(std::move(f));
   }
@@ -131,9 +134,9 @@ json read_registrations(const Paths& p) {
   }
   json j = read_json(p.registrations_json(), "Slurm registration list");
   if (j.value("format", "") != kRegistrationsFormat) {
-    throw Error(ExitCode::kInput, fmt::format("'{}' is not a {} file",
-                                              p.registrations_json().string(),
-                                              kRegistrationsFormat));
+    throw Error(ExitCode::kInput,
+                fmt::format("'{}' is not a {} file", p.registrations_json().string(),
+                            kRegistrationsFormat));
   }
   return j;
 }
@@ -200,9 +203,10 @@ RegistrationMerge merge_registrations_locked(Store& store, const Paths& p, const
           m.skipped += plan.job.followups.size();
           continue;
         }
-        problem = fmt::format("the Slurm registration task found nothing to do ('{}'), but the "
-                              "store says {} still needs registering; submit the batch again",
-                              status, subject);
+        problem = fmt::format(
+            "the Slurm registration task found nothing to do ('{}'), but the "
+            "store says {} still needs registering; submit the batch again",
+            status, subject);
       } catch (const std::exception& err) {
         problem = std::string("unusable Slurm registration result: ") + err.what();
       }
@@ -269,8 +273,9 @@ void submit_registrations(const BatchOptions& options, const BatchInputs& inputs
                           Submission* sub) {
   if (!options.register_followups || subjects.empty()) return;
   if (!options.write_label_maps) {
-    log::warn("batch: follow-ups are not registered: registration needs the label maps, and this "
-              "batch runs with --no-label-maps");
+    log::warn(
+        "batch: follow-ups are not registered: registration needs the label maps, and this "
+        "batch runs with --no-label-maps");
     return;
   }
   const Paths p(options.outdir);
@@ -291,34 +296,38 @@ void submit_registrations(const BatchOptions& options, const BatchInputs& inputs
             {"merge_job_id", ""},
             {"subjects", subjects}};
   write_text_atomic(p.registrations_json().string(), regs.dump(1) + "\n");
-  write_text_atomic(p.registration_script().string(), registration_task_script(binary, p.dir.string()));
+  write_text_atomic(p.registration_script().string(),
+                    registration_task_script(binary, p.dir.string()));
   write_text_atomic(p.registration_merge_script().string(),
                     registration_merge_script(binary, p.dir.string()));
   try {
-    const std::string array_id = submit(
-        slurm, registration_sbatch_args(slurm, p.dir.string(), subjects.size(), options.threads,
+    const std::string array_id =
+        submit(slurm,
+               registration_sbatch_args(slurm, p.dir.string(), subjects.size(), options.threads,
                                         after_job_id),
-        "registration job array");
+               "registration job array");
     regs["array_job_id"] = array_id;
     write_text_atomic(p.registrations_json().string(), regs.dump(1) + "\n");
     sub->registration_job_id = array_id;
     sub->registration_subjects = subjects.size();
-    const std::string merge_id = submit(
-        slurm, registration_merge_sbatch_args(slurm, p.dir.string(), array_id),
-        "registration merge job");
+    const std::string merge_id =
+        submit(slurm, registration_merge_sbatch_args(slurm, p.dir.string(), array_id),
+               "registration merge job");
     regs["merge_job_id"] = merge_id;
     write_text_atomic(p.registrations_json().string(), regs.dump(1) + "\n");
     sub->registration_merge_job_id = merge_id;
   } catch (const Error& e) {
     if (sub->registration_job_id.empty()) {
       fs::remove(p.registrations_json(), ec);  // nothing was submitted
-      log::warn("batch: the registrations were not submitted ({}); once the scans are merged, "
-                "run the same batch command again to register the follow-ups",
-                e.what());
+      log::warn(
+          "batch: the registrations were not submitted ({}); once the scans are merged, "
+          "run the same batch command again to register the follow-ups",
+          e.what());
     } else {
-      log::warn("batch: the registration merge was not submitted ({}); when the registration "
-                "tasks (job {}) have finished, run the same batch command again to store them",
-                e.what(), sub->registration_job_id);
+      log::warn(
+          "batch: the registration merge was not submitted ({}); when the registration "
+          "tasks (job {}) have finished, run the same batch command again to store them",
+          e.what(), sub->registration_job_id);
     }
   }
 }
@@ -329,8 +338,7 @@ void settle_earlier_registrations(Store& store, const Paths& p, const SlurmOptio
   const json regs = read_registrations(p);
   const std::string array_id = regs.value("array_job_id", "");
   if (array_id.empty() || registrations_merged(p, regs)) return;
-  const std::vector<ArrayJob> arrays{
-      ArrayJob{array_id, 0, regs.at("subjects").size()}};
+  const std::vector<ArrayJob> arrays{ArrayJob{array_id, 0, regs.at("subjects").size()}};
   const Queue q = query_queue(slurm, arrays);
   const std::string merge_id = regs.value("merge_job_id", "");
   if (!q.known) {
@@ -341,7 +349,8 @@ void settle_earlier_registrations(Store& store, const Paths& p, const SlurmOptio
                             p.dir.string(), q.error, p.dir.string()));
   }
   const std::string after = regs.value("after_job_id", "");
-  if (!q.tasks.empty() || q.others.count(array_id) || (!merge_id.empty() && q.others.count(merge_id)) ||
+  if (!q.tasks.empty() || q.others.count(array_id) ||
+      (!merge_id.empty() && q.others.count(merge_id)) ||
       (!after.empty() && q.others.count(after))) {
     throw Error(ExitCode::kOutput,
                 fmt::format("earlier Slurm registration jobs on '{}' are still queued or running "
