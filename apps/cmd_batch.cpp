@@ -45,6 +45,8 @@ Action add_batch_command(CLI::App& app, const GlobalOptions& global) {
   auto status_dir = std::make_shared<std::string>();
   auto task = std::make_shared<long>(-1);
   auto merge = std::make_shared<bool>(false);
+  auto register_task = std::make_shared<long>(-1);
+  auto register_merge = std::make_shared<bool>(false);
   // MANIFEST and -o are checked in the action: --status needs neither, the hidden Slurm job
   // steps only -o.
   cmd->add_option("MANIFEST", o->manifest,
@@ -71,6 +73,12 @@ Action add_batch_command(CLI::App& app, const GlobalOptions& global) {
   // The Slurm job steps (written into OUTDIR/slurm/*.sbatch by the controller).
   cmd->add_option("--slurm-task", *task, "run one Slurm array task")->group("");
   cmd->add_flag("--slurm-merge", *merge, "merge the Slurm task results")->group("");
+  cmd->add_option("--slurm-register-task", *register_task,
+                  "register one subject's follow-ups (Slurm array task)")
+      ->group("");
+  cmd->add_flag("--slurm-register-merge", *register_merge,
+                "store the Slurm registration task results")
+      ->group("");
   cmd->add_option("--jobs", o->jobs,
                   "scans analyzed in parallel (threads are split between them; at most the "
                   "number of cores)")
@@ -97,15 +105,29 @@ Action add_batch_command(CLI::App& app, const GlobalOptions& global) {
   cmd->add_flag("--meshes", o->write_meshes,
                 "also write surface meshes and the 3D QC render per scan (see analyze --meshes; "
                 "the render needs an X display or xvfb-run)");
-  return [o, slurm, executor, status_dir, task, merge, &global]() {
+  return [o, slurm, executor, status_dir, task, merge, register_task, register_merge,
+          &global]() {
     o->threads = global.threads;
     if (!status_dir->empty()) {
       const auto st = batch::slurm::read_status(*status_dir, *slurm);
       std::cout << batch::slurm::format_status(st, *status_dir);
       return 0;
     }
-    if ((*task >= 0 || *merge) && o->outdir.empty()) {
-      throw Error(ExitCode::kUsage, "batch: --slurm-task / --slurm-merge need -o OUTDIR");
+    if ((*task >= 0 || *merge || *register_task >= 0 || *register_merge) && o->outdir.empty()) {
+      throw Error(ExitCode::kUsage,
+                  "batch: --slurm-task / --slurm-merge / --slurm-register-task / "
+                  "--slurm-register-merge need -o OUTDIR");
+    }
+    if (*register_task >= 0) {
+      return batch::slurm::run_registration_task(o->outdir, static_cast<std::size_t>(*register_task));
+    }
+    if (*register_merge) {
+      const auto m = batch::slurm::merge_registrations(o->outdir);
+      std::cerr << fmt::format(
+          "lungvol batch: stored the registrations of {} subject(s): {} registered, {} already "
+          "done, {} failed; change maps in {}/registrations/\n",
+          m.subjects, m.registered, m.skipped, m.failed, o->outdir);
+      return m.exit_status();
     }
     if (*task >= 0) return batch::slurm::run_task(o->outdir, static_cast<std::size_t>(*task));
     if (*merge) {
@@ -121,6 +143,12 @@ Action add_batch_command(CLI::App& app, const GlobalOptions& global) {
     }
     if (*executor == "slurm") {
       const auto sub = batch::slurm::submit_batch(*o, *slurm);
+      std::string registrations;
+      if (!sub.registration_job_id.empty()) {
+        registrations = fmt::format(
+            "; registrations of {} subject(s) as job array {} (merge job {})",
+            sub.registration_subjects, sub.registration_job_id, sub.registration_merge_job_id);
+      }
       if (sub.finished) {
         std::cerr << fmt::format(
             "lungvol batch: {} scans, all already done: nothing submitted to Slurm; "
@@ -128,12 +156,17 @@ Action add_batch_command(CLI::App& app, const GlobalOptions& global) {
             sub.total, o->outdir);
         return 0;
       }
+      if (sub.arrays.empty()) {
+        std::cerr << fmt::format(
+            "lungvol batch: {} scans, all already done{}\n", sub.total, registrations);
+        return 0;
+      }
       std::string ids;
       for (const auto& a : sub.arrays) ids += (ids.empty() ? "" : ", ") + a.job_id;
       std::cerr << fmt::format(
-          "lungvol batch: submitted {} of {} scans to Slurm as job array {} (merge job {}); "
+          "lungvol batch: submitted {} of {} scans to Slurm as job array {} (merge job {}){}; "
           "{} already done. Progress: lungvol batch --executor slurm --status {}\n",
-          sub.submitted, sub.total, ids, sub.merge_job_id, sub.skipped, o->outdir);
+          sub.submitted, sub.total, ids, sub.merge_job_id, registrations, sub.skipped, o->outdir);
       return 0;
     }
     const batch::BatchSummary s = batch::run_batch(*o);

@@ -58,7 +58,7 @@ registration::VisitScan visit_scan(Store& store, const ScanRecord& scan) {
 std::vector<SubjectPlan> plan_registrations(Store& store, const trial::VisitSchedule& schedule,
                                             const std::string& outdir,
                                             const registration::FollowupSettings& settings,
-                                            bool force) {
+                                            bool force, bool prune) {
   const std::string baseline = schedule.baseline().name;
   std::map<std::string, std::map<std::string, ScanRecord>> by_subject;  // ok scans
   for (auto& s : store.scans()) {
@@ -100,6 +100,7 @@ std::vector<SubjectPlan> plan_registrations(Store& store, const trial::VisitSche
     planned_subjects.insert(subject);
     plans.push_back(std::move(plan));
   }
+  if (!prune) return plans;
   // Registrations that no longer describe the manifest's analyzed scans are removed (their
   // folders too): a follow-up now failed or gone, a subject without an analyzed baseline.
   for (const auto& r : store.registrations()) {

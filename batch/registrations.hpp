@@ -4,7 +4,8 @@
 // OUTDIR/registrations/<subject>/<visit>/ and stored in results.sqlite. Resumable like the scans:
 // a follow-up whose stored registration has the same key (both scans' identities, the parameters,
 // the software) is not registered again, and a subject whose cross-visit key is unchanged is not
-// touched. Local executor only (a Slurm batch does not register yet).
+// touched. The Slurm executor runs the same step as one array task per subject
+// (batch/slurm.hpp, run_registration_task).
 #include <string>
 #include <vector>
 
@@ -27,12 +28,13 @@ struct SubjectPlan {
 // The visit as the registration sees it, from its stored scan row and measurements.
 registration::VisitScan visit_scan(Store& store, const ScanRecord& scan);
 
-// Plans every manifest subject with an analyzed baseline (stale registrations of follow-ups that
-// are no longer analyzed, or of subjects without a baseline, are removed from the store).
+// Plans every manifest subject with an analyzed baseline. With `prune`, stale registrations of
+// follow-ups that are no longer analyzed, or of subjects without a baseline, are removed from the
+// store; a Slurm registration task plans on a read-only store and leaves that to its merge.
 std::vector<SubjectPlan> plan_registrations(Store& store, const trial::VisitSchedule& schedule,
                                             const std::string& outdir,
                                             const registration::FollowupSettings& settings,
-                                            bool force);
+                                            bool force, bool prune = true);
 
 struct RegistrationCounts {
   std::size_t subjects = 0, registered = 0, failed = 0, skipped = 0;

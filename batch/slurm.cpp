@@ -8,6 +8,7 @@
 #include <fmt/format.h>
 
 #include "batch/exports.hpp"
+#include "batch/registrations.hpp"
 #include "batch/slurm_internal.hpp"
 #include "core/cancel.hpp"
 #include "core/error.hpp"
@@ -20,17 +21,8 @@ namespace fs = std::filesystem;
 using nlohmann::json;
 
 namespace lungvol::batch::slurm {
-using namespace detail;
-namespace {
+namespace detail {
 
-struct Queue {
-  bool known = false;
-  std::map<std::size_t, std::string> tasks;    // task index -> state
-  std::map<std::string, std::string> others;  // job id -> state (the merge job)
-  std::string error;
-};
-
-// This user's queued jobs (squeue lists only jobs not yet finished).
 Queue query_queue(const SlurmOptions& slurm, const std::vector<ArrayJob>& arrays) {
   Queue q;
   if (!program_exists(slurm.squeue)) {
@@ -47,6 +39,32 @@ Queue query_queue(const SlurmOptions& slurm, const std::vector<ArrayJob>& arrays
   q.tasks = parse_squeue(r.output, arrays, &q.others);
   return q;
 }
+
+std::string join(const std::vector<std::string>& v, const std::string& sep) {
+  std::string out;
+  for (const auto& s : v) out += (out.empty() ? "" : sep) + s;
+  return out;
+}
+
+std::string submit(const SlurmOptions& slurm, const std::vector<std::string>& args,
+                   const char* what) {
+  const ProgramResult r = run_program(slurm.sbatch, args);
+  if (!r.started) {
+    throw Error(ExitCode::kUsage, "--executor slurm: cannot run '" + slurm.sbatch + "'");
+  }
+  if (r.status != 0) {
+    throw Error(ExitCode::kOutput,
+                fmt::format("Slurm refused the {} (sbatch exit {}): {}; command: {} {}", what,
+                            r.status, trim(r.output), slurm.sbatch, join(args, " ")));
+  }
+  return parse_job_id(r.output);
+}
+
+}  // namespace detail
+
+using namespace detail;
+namespace {
+
 
 std::string log_of_task(const Paths& p, const std::vector<ArrayJob>& arrays, std::size_t i) {
   for (const auto& a : arrays) {
@@ -144,26 +162,6 @@ bool already_merged(const Paths& p, std::int64_t run_id) {
   return read_json(p.merged_json(), "Slurm merge record").value("run_id", std::int64_t{0}) == run_id;
 }
 
-std::string join(const std::vector<std::string>& v, const std::string& sep) {
-  std::string out;
-  for (const auto& s : v) out += (out.empty() ? "" : sep) + s;
-  return out;
-}
-
-std::string submit(const SlurmOptions& slurm, const std::vector<std::string>& args,
-                   const char* what) {
-  const ProgramResult r = run_program(slurm.sbatch, args);
-  if (!r.started) {
-    throw Error(ExitCode::kUsage, "--executor slurm: cannot run '" + slurm.sbatch + "'");
-  }
-  if (r.status != 0) {
-    throw Error(ExitCode::kOutput,
-                fmt::format("Slurm refused the {} (sbatch exit {}): {}; command: {} {}", what,
-                            r.status, trim(r.output), slurm.sbatch, join(args, " ")));
-  }
-  return parse_job_id(r.output);
-}
-
 }  // namespace
 
 Submission submit_batch(const BatchOptions& options, const SlurmOptions& slurm) {
@@ -220,6 +218,8 @@ Submission submit_batch(const BatchOptions& options, const SlurmOptions& slurm) 
       merge_locked(store, p, read_tasks(p));
     }
   }
+  settle_earlier_registrations(store, p, slurm);
+  const std::vector<std::string> to_register = registration_candidates(inputs);
 
   BatchOptions o = options;
   o.outdir = p.dir.string();
@@ -244,7 +244,20 @@ Submission submit_batch(const BatchOptions& options, const SlurmOptions& slurm) 
     counts.total = sub.total;
     counts.skipped = sub.skipped;
     store.finish_run(sub.run_id, counts);
-    sub.finished = true;
+    // The scans are done, but a registration may not be (a new follow-up of a subject whose
+    // scans were all done earlier, a failed one, new parameters): only those subjects go.
+    if (!to_register.empty()) {
+      const auto settings = registration_settings(inputs.protocol, options.write_qc_images);
+      std::vector<std::string> needed;
+      for (const auto& plan :
+           plan_registrations(store, inputs.schedule, p.dir.string(), settings, options.force)) {
+        if (plan.needed) needed.push_back(plan.job.subject_id);
+      }
+      if (!needed.empty()) {
+        submit_registrations(o, inputs, slurm, binary, needed, "", &sub);
+      }
+    }
+    sub.finished = sub.registration_job_id.empty();
     return sub;
   }
 
@@ -334,6 +347,9 @@ Submission submit_batch(const BatchOptions& options, const SlurmOptions& slurm) 
   }
   commands.push_back(slurm.sbatch + " " + join(margs, " "));
   record(sub.merge_job_id);
+  if (!to_register.empty()) {
+    submit_registrations(o, inputs, slurm, binary, to_register, sub.merge_job_id, &sub);
+  }
   return sub;
 }
 
@@ -396,6 +412,7 @@ Status read_status(const std::string& outdir, const SlurmOptions& slurm) {
   s.tasks = tasks.at("tasks").size();
   s.skipped = tasks.at("skipped").get<std::size_t>();
   s.merged = already_merged(p, s.run_id);
+  read_registration_status(p, &s);
   Queue q;
   if (!s.merged) q = query_queue(slurm, s.arrays);
   s.queue_known = q.known || s.merged;
@@ -447,6 +464,11 @@ std::string format_status(const Status& s, const std::string& outdir) {
                        s.merge_job_id.empty() ? "(none)" : s.merge_job_id, outdir);
   } else {
     out += "  not merged yet\n";
+  }
+  if (!s.registration_job_id.empty()) {
+    out += fmt::format("  registrations: {} subject(s) as job array {}, {} finished; {}\n",
+                       s.registration_tasks, s.registration_job_id, s.registration_done,
+                       s.registrations_merged ? "stored in results.sqlite" : "not stored yet");
   }
   return out;
 }

@@ -40,8 +40,14 @@ struct Submission {
   std::size_t total = 0, skipped = 0, submitted = 0;
   std::vector<ArrayJob> arrays;
   std::string merge_job_id;
-  // Nothing to submit (every scan done): the run was finished and the CSVs written at once.
+  // Nothing to submit (every scan and registration done): the run was finished and the CSVs
+  // written at once.
   bool finished = false;
+  // The per-subject registration step (batch/registrations.hpp): one array task per subject with
+  // a baseline and a follow-up in the manifest, after the scans' merge, and its own merge job.
+  // Empty when nothing is to be registered (--no-registration, --no-label-maps, all done).
+  std::size_t registration_subjects = 0;
+  std::string registration_job_id, registration_merge_job_id;
 };
 
 // The controller. Error(kUsage) when sbatch is not found, Error(kOutput) when a submission is
@@ -59,6 +65,22 @@ int run_task(const std::string& outdir, std::size_t index);
 // up to `lock_wait_s` for OUTDIR/.lock.
 BatchSummary merge_results(const std::string& outdir, double lock_wait_s = 600);
 
+// A registration array task: registers the follow-ups of subject `index` of
+// OUTDIR/slurm/registrations.json that are not registered yet (planned from results.sqlite,
+// opened read-only, as the local batch plans them) and writes
+// OUTDIR/slurm/registrations/<i>/result.json. A subject already registered with the same key is
+// not redone. Returns 0, or kBatchFailures when a follow-up failed to register.
+int run_registration_task(const std::string& outdir, std::size_t index);
+
+struct RegistrationMerge {
+  std::size_t subjects = 0, registered = 0, failed = 0, skipped = 0;
+  int exit_status() const;  // 0, or kBatchFailures when a registration failed
+};
+// The registration merge job: stores every registration task's outcome with the local batch's
+// calls (a task without a result stores its follow-ups as failed registrations naming its log)
+// and rewrites the CSVs.
+RegistrationMerge merge_registrations(const std::string& outdir, double lock_wait_s = 600);
+
 struct Status {
   bool submitted = false;  // OUTDIR/slurm/submission.json exists
   std::int64_t run_id = 0;
@@ -69,6 +91,11 @@ struct Status {
   bool merged = false;
   std::string merge_job_id, merge_state;  // merge_state from squeue, "" when not queued
   std::vector<ArrayJob> arrays;
+  // The registration array of the latest submission, if any: its subjects, the tasks that left a
+  // result, and whether its merge stored them.
+  std::string registration_job_id;
+  std::size_t registration_tasks = 0, registration_done = 0;
+  bool registrations_merged = false;
 };
 Status read_status(const std::string& outdir, const SlurmOptions& slurm);
 std::string format_status(const Status& s, const std::string& outdir);
@@ -93,11 +120,22 @@ std::string slurm_pattern_escape(const std::string& path);
 // The batch scripts: the task script takes the array's offset as $1.
 std::string task_script(const std::string& lungvol_binary, const std::string& outdir);
 std::string merge_script(const std::string& lungvol_binary, const std::string& outdir);
+std::string registration_task_script(const std::string& lungvol_binary, const std::string& outdir);
+std::string registration_merge_script(const std::string& lungvol_binary, const std::string& outdir);
 // The sbatch argument lists (without the program name).
 std::vector<std::string> array_sbatch_args(const SlurmOptions& slurm, const std::string& outdir,
                                            const ArrayJob& array, int threads);
 std::vector<std::string> merge_sbatch_args(const SlurmOptions& slurm, const std::string& outdir,
                                            const std::vector<ArrayJob>& arrays);
+
+// The registration array (one task per subject, after `after_job_id` when not empty) and its
+// merge (after the array).
+std::vector<std::string> registration_sbatch_args(const SlurmOptions& slurm,
+                                                  const std::string& outdir, std::size_t subjects,
+                                                  int threads, const std::string& after_job_id);
+std::vector<std::string> registration_merge_sbatch_args(const SlurmOptions& slurm,
+                                                        const std::string& outdir,
+                                                        const std::string& array_job_id);
 
 // A task's result file <-> the scan outcome (histograms sparse, from the first to the last
 // non-empty bin; doubles written with round-trip precision).

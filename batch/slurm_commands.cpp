@@ -213,6 +213,67 @@ std::string merge_script(const std::string& lungvol_binary, const std::string& o
       printable(outdir, 4096), shell_quote(lungvol_binary), shell_quote(outdir));
 }
 
+std::string registration_task_script(const std::string& lungvol_binary, const std::string& outdir) {
+  check_script_value("output folder", outdir);
+  check_script_value("lungvol executable", lungvol_binary);
+  return fmt::format(
+      "#!/bin/bash\n"
+      "# lungvol Slurm registration task: registers the follow-ups of subject SLURM_ARRAY_TASK_ID\n"
+      "# of {0}/slurm/registrations.json to its baseline.\n"
+      "set -eu\n"
+      "index=\"${{SLURM_ARRAY_TASK_ID:-}}\"\n"
+      "case \"$index\" in ''|*[!0-9]*) echo \"lungvol registration task: bad "
+      "SLURM_ARRAY_TASK_ID '$index'\" >&2; exit 2;; esac\n"
+      "exec {1} --threads \"${{SLURM_CPUS_PER_TASK:-${{SLURM_CPUS_ON_NODE:-0}}}}\" batch "
+      "--slurm-register-task \"$(( 10#$index ))\" -o {2}\n",
+      printable(outdir, 4096), shell_quote(lungvol_binary), shell_quote(outdir));
+}
+
+std::string registration_merge_script(const std::string& lungvol_binary, const std::string& outdir) {
+  check_script_value("output folder", outdir);
+  check_script_value("lungvol executable", lungvol_binary);
+  return fmt::format(
+      "#!/bin/bash\n"
+      "# lungvol Slurm registration merge: stores every registration result of "
+      "{0}/slurm/registrations/ in results.sqlite.\n"
+      "set -eu\n"
+      "exec {1} batch --slurm-register-merge -o {2}\n",
+      printable(outdir, 4096), shell_quote(lungvol_binary), shell_quote(outdir));
+}
+
+std::vector<std::string> registration_sbatch_args(const SlurmOptions& slurm,
+                                                  const std::string& outdir, std::size_t subjects,
+                                                  int threads, const std::string& after_job_id) {
+  const Paths p(outdir);
+  std::string range = fmt::format("--array=0-{}", subjects - 1);
+  if (slurm.array_limit > 0) range += fmt::format("%{}", slurm.array_limit);
+  std::vector<std::string> args{"--parsable", range};
+  // afterany: a subject whose scan failed is still planned (and skipped) by its task, and the
+  // merge job's own failure must not leave the registrations pending for ever.
+  if (!after_job_id.empty()) args.push_back("--dependency=afterany:" + after_job_id);
+  args.push_back("--job-name=lungvol-register");
+  args.push_back("--output=" + slurm_pattern_escape(p.logs().string()) + "/register-%A_%a.log");
+  if (threads > 0) args.push_back(fmt::format("--cpus-per-task={}", threads));
+  if (!slurm.partition.empty()) args.push_back("--partition=" + slurm.partition);
+  args.insert(args.end(), slurm.sbatch_args.begin(), slurm.sbatch_args.end());
+  args.push_back(p.registration_script().string());
+  return args;
+}
+
+std::vector<std::string> registration_merge_sbatch_args(const SlurmOptions& slurm,
+                                                        const std::string& outdir,
+                                                        const std::string& array_job_id) {
+  const Paths p(outdir);
+  std::vector<std::string> args{"--parsable", "--dependency=afterany:" + array_job_id,
+                                "--job-name=lungvol-register-merge",
+                                "--output=" + slurm_pattern_escape(p.logs().string()) +
+                                    "/register-merge-%j.log"};
+  if (!slurm.partition.empty()) args.push_back("--partition=" + slurm.partition);
+  args.insert(args.end(), slurm.sbatch_args.begin(), slurm.sbatch_args.end());
+  args.push_back(p.registration_merge_script().string());
+  return args;
+}
+
 std::vector<std::string> array_sbatch_args(const SlurmOptions& slurm, const std::string& outdir,
                                            const ArrayJob& array, int threads) {
   const Paths p(outdir);

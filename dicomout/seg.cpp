@@ -121,9 +121,26 @@ bool has_dicom_source(const io::SeriesInfo& source, const Geometry& g) {
          (source.files.size() == g.size[2] || source.files.size() == 1);
 }
 
-SegWriteResult write_dicom_seg(const Geometry& g, const LabelImage& lungs,
-                               const LabelImage& lesions, const io::SeriesInfo& source,
-                               const std::string& path, const SegOptions& options) {
+namespace {
+
+// One segment to write: its definition and the label map holding it.
+struct SegmentSource {
+  const SegmentDefinition* def = nullptr;
+  const LabelImage* map = nullptr;
+  bool overlaps = false;  // its voxels may also lie in another segment (a lesion in a lung)
+};
+
+struct SegContent {
+  const char* label;        // ContentLabel (a DICOM CS: upper case, digits, '_')
+  const char* description;  // ContentDescription
+  const char* all_empty;    // why there is nothing to write, for the error message
+};
+
+// The writer of every lungvol SEG: only segments with voxels are declared, numbered 1..n in
+// the order of `segs`.
+SegWriteResult write_segments(const Geometry& g, const std::vector<SegmentSource>& segs,
+                              const io::SeriesInfo& source, const std::string& path,
+                              const SegOptions& options, const SegContent& what) {
   io::init_dcmtk();  // DCMTK's own log lines stay off stderr
   if (!has_dicom_source(source, g)) {
     throw Error(ExitCode::kInput,
@@ -131,10 +148,11 @@ SegWriteResult write_dicom_seg(const Geometry& g, const LabelImage& lungs,
                     "': the CT was not read from DICOM (or its files do not match the slices); "
                     "a SEG needs the source series to reference");
   }
-  if (!lungs.geom.same_grid(g) || !lesions.geom.same_grid(g) ||
-      lungs.size() != g.voxel_count() || lesions.size() != g.voxel_count()) {
-    throw Error(ExitCode::kOutput,
-                "cannot write DICOM SEG '" + path + "': label maps are not on the CT grid");
+  for (const auto& x : segs) {
+    if (!x.map->geom.same_grid(g) || x.map->size() != g.voxel_count()) {
+      throw Error(ExitCode::kOutput,
+                  "cannot write DICOM SEG '" + path + "': label maps are not on the CT grid");
+    }
   }
   if (g.size[0] > 65535 || g.size[1] > 65535 || g.size[2] == 0) {
     throw Error(ExitCode::kOutput, "cannot write DICOM SEG '" + path + "': unsupported size");
@@ -150,8 +168,8 @@ SegWriteResult write_dicom_seg(const Geometry& g, const LabelImage& lungs,
       options.software_version.c_str());
   ContentIdentificationMacro content;
   check(content.setInstanceNumber("1"), path, "content identification");
-  check(content.setContentLabel("LUNGVOL_SEG"), path, "content identification");
-  check(content.setContentDescription("Lungs, airway and lesions"), path, "content identification");
+  check(content.setContentLabel(what.label), path, "content identification");
+  check(content.setContentDescription(what.description), path, "content identification");
   // Person Name form (family^given) avoids dciodvfy's "retired person name form" warning.
   check(content.setContentCreatorName("lungvol^"), path, "content identification");
 
@@ -166,26 +184,24 @@ SegWriteResult write_dicom_seg(const Geometry& g, const LabelImage& lungs,
   check(seg->getSeries().setSeriesNumber(std::to_string(options.series_number).c_str()), path,
         "series number");
 
-  const auto& defs = segment_definitions();
   const std::size_t nz = g.size[2];
-  std::vector<std::size_t> counts(defs.size() * nz, 0);
+  std::vector<std::size_t> counts(segs.size() * nz, 0);
 #pragma omp parallel for schedule(dynamic, 8)
   for (std::ptrdiff_t f = 0; f < std::ptrdiff_t(counts.size()); ++f) {
-    const SegmentDefinition& def = defs[std::size_t(f) / nz];
-    counts[std::size_t(f)] = count_in_slice(def.from_lesion_map ? lesions : lungs,
-                                            def.label_value, std::size_t(f) % nz);
+    const SegmentSource& x = segs[std::size_t(f) / nz];
+    counts[std::size_t(f)] = count_in_slice(*x.map, x.def->label_value, std::size_t(f) % nz);
   }
   const std::size_t n_frames =
       std::size_t(std::count_if(counts.begin(), counts.end(), [](std::size_t c) { return c > 0; }));
   if (n_frames == 0) {
-    throw Error(ExitCode::kOutput,
-                "cannot write DICOM SEG '" + path + "': every segment is empty (no lungs found)");
+    throw Error(ExitCode::kOutput, "cannot write DICOM SEG '" + path +
+                                       "': every segment is empty (" + what.all_empty + ")");
   }
   // Only segments with voxels are declared, numbered 1..n in definition order.
-  std::vector<std::uint16_t> number_of(defs.size(), 0);
+  std::vector<std::uint16_t> number_of(segs.size(), 0);
   {
     std::uint16_t next = 1;
-    for (std::size_t d = 0; d < defs.size(); ++d) {
+    for (std::size_t d = 0; d < segs.size(); ++d) {
       bool any = false;
       for (std::size_t k = 0; k < nz && !any; ++k) any = counts[d * nz + k] > 0;
       if (any) number_of[d] = next++;
@@ -194,8 +210,9 @@ SegWriteResult write_dicom_seg(const Geometry& g, const LabelImage& lungs,
   SegWriteResult result;
   result.path = path;
   const std::string algorithm = options.software_name + " " + options.software_version;
-  for (const SegmentDefinition& def : segment_definitions()) {
-    if (number_of[def.number - 1u] == 0) continue;  // empty: not declared
+  for (std::size_t d = 0; d < segs.size(); ++d) {
+    const SegmentDefinition& def = *segs[d].def;
+    if (number_of[d] == 0) continue;  // empty: not declared
     DcmSegment* s = nullptr;
     check(DcmSegment::create(s, def.label.c_str(), code_macro(def.category), code_macro(def.type),
                              DcmSegTypes::SAT_AUTOMATIC, algorithm.c_str()),
@@ -212,7 +229,7 @@ SegWriteResult write_dicom_seg(const Geometry& g, const LabelImage& lungs,
     const auto lab = rgb_to_dicom_lab(def.rgb);
     check(s->setRecommendedDisplayCIELabValue(lab[0], lab[1], lab[2]), path, "display colour");
     SegmentSummary summary;
-    summary.number = number_of[def.number - 1u];
+    summary.number = number_of[d];
     summary.label = def.label;
     summary.tracking_id = def.tracking_id;
     summary.tracking_uid = generate_uid();
@@ -281,9 +298,9 @@ SegWriteResult write_dicom_seg(const Geometry& g, const LabelImage& lungs,
   check(pixel_data->createUint8Array(static_cast<Uint32>(packed_bytes), packed), path,
         "pixel data");
   std::size_t bit = 0;
-  for (std::size_t d = 0; d < defs.size(); ++d) {
-    const SegmentDefinition& def = defs[d];
-    const LabelImage& map = def.from_lesion_map ? lesions : lungs;
+  for (std::size_t d = 0; d < segs.size(); ++d) {
+    const SegmentDefinition& def = *segs[d].def;
+    const LabelImage& map = *segs[d].map;
     if (number_of[d] == 0) continue;
     const std::uint16_t seg_number = number_of[d];
     SegmentSummary& summary = *std::find_if(result.segments.begin(), result.segments.end(),
@@ -371,9 +388,10 @@ SegWriteResult write_dicom_seg(const Geometry& g, const LabelImage& lungs,
   check(inserted, path, "pixel data");
   // Lesion voxels lie inside the lung segments: the segments overlap whenever a lesion segment
   // is present (PS3.3 C.8.20.2; DCMTK 3.6.7 has no setter for it).
-  const bool lesion_segment = number_of[kSegGroundGlass - 1u] || number_of[kSegSolid - 1u];
-  check(file.getDataset()->putAndInsertString(DCM_SegmentsOverlap, lesion_segment ? "YES" : "NO"),
-        path, "segments overlap");
+  bool overlap = false;
+  for (std::size_t d = 0; d < segs.size(); ++d) overlap = overlap || (segs[d].overlaps && number_of[d]);
+  check(file.getDataset()->putAndInsertString(DCM_SegmentsOverlap, overlap ? "YES" : "NO"), path,
+        "segments overlap");
   write_file_atomic(path, [&](const std::string& tmp) {
     check(file.saveFile(tmp.c_str(), EXS_LittleEndianExplicit), path, "save");
   });
@@ -388,6 +406,69 @@ SegWriteResult write_dicom_seg(const Geometry& g, const LabelImage& lungs,
   result.frame_of_reference_uid = src.frame_of_reference_uid;
   result.source_series_uid = src.series_uid;
   return result;
+}
+
+}  // namespace
+
+SegWriteResult write_dicom_seg(const Geometry& g, const LabelImage& lungs,
+                               const LabelImage& lesions, const io::SeriesInfo& source,
+                               const std::string& path, const SegOptions& options) {
+  std::vector<SegmentSource> segs;
+  for (const SegmentDefinition& def : segment_definitions()) {
+    segs.push_back({&def, def.from_lesion_map ? &lesions : &lungs, def.from_lesion_map});
+  }
+  return write_segments(g, segs, source, path, options,
+                        {"LUNGVOL_SEG", "Lungs, airway and lesions", "no lungs found"});
+}
+
+const std::vector<SegmentDefinition>& change_segment_definitions() {
+  // Every class is a lesion (or the place of one) of the lung; the class is in the label,
+  // description and tracking id: DICOM has no codes for "resolved" or "progressed". Colours are
+  // the QC overlays' (registration/qc_images.cpp, change_colour).
+  static const std::vector<SegmentDefinition> defs = [] {
+    auto def = [](std::uint8_t value, const char* label, const char* description,
+                  const char* tracking, std::array<std::uint8_t, 3> rgb) {
+      SegmentDefinition d;
+      d.number = value;
+      d.label = label;
+      d.description = description;
+      d.tracking_id = tracking;
+      d.category = codes::morphologically_abnormal_structure();
+      d.type = codes::lesion();
+      d.anatomic_region = codes::lung();
+      d.rgb = rgb;
+      d.label_value = value;
+      return d;
+    };
+    return std::vector<SegmentDefinition>{
+        def(labels::kResolved, "Resolved lesion",
+            "Baseline lesion voxels without lesion at follow-up (change label 1)", "change_resolved",
+            {0, 200, 0}),
+        def(labels::kPersistent, "Persistent lesion",
+            "Lesion voxels of the same class at baseline and follow-up (change label 2)",
+            "change_persistent", {255, 220, 0}),
+        def(labels::kNew, "New lesion",
+            "Follow-up lesion voxels without lesion at baseline (change label 3)", "change_new",
+            {255, 0, 0}),
+        def(labels::kProgressed, "Progressed lesion",
+            "Ground-glass at baseline, solid at follow-up (change label 4)", "change_progressed",
+            {255, 0, 255}),
+        def(labels::kRegressed, "Regressed lesion",
+            "Solid at baseline, ground-glass at follow-up (change label 5)", "change_regressed",
+            {0, 200, 255}),
+    };
+  }();
+  return defs;
+}
+
+SegWriteResult write_change_map_seg(const Geometry& g, const LabelImage& change,
+                                    const io::SeriesInfo& source, const std::string& path,
+                                    const SegOptions& options) {
+  std::vector<SegmentSource> segs;
+  for (const SegmentDefinition& def : change_segment_definitions()) segs.push_back({&def, &change});
+  return write_segments(g, segs, source, path, options,
+                        {"LUNGVOL_CHANGE", "Lesion change from baseline",
+                         "no lesion at baseline or follow-up"});
 }
 
 }  // namespace lungvol::dicomout

@@ -87,6 +87,18 @@ SegWriteResult write_dicom_seg(const Geometry& ct_geometry, const LabelImage& lu
                                const LabelImage& lesions, const io::SeriesInfo& source,
                                const std::string& path, const SegOptions& options = {});
 
+// The lesion change map of a follow-up (registration/change_map.hpp, labels::kResolved ..
+// kRegressed) as a SEG on the baseline series: one segment per change class with voxels, numbered
+// 1..n in label order (an empty class is not declared, as in write_dicom_seg; SegWriteResult lists
+// the declared ones), segments not overlapping. `change` lies on `ct_geometry`, the baseline CT's
+// grid; every frame references its baseline slice. Error(kOutput) when every class is empty (no
+// lesion at either visit: callers write no SEG then), else as write_dicom_seg.
+SegWriteResult write_change_map_seg(const Geometry& ct_geometry, const LabelImage& change,
+                                    const io::SeriesInfo& source, const std::string& path,
+                                    const SegOptions& options);
+// The five change segment definitions, in label order (number = label value).
+const std::vector<SegmentDefinition>& change_segment_definitions();
+
 // What a segment of a SEG stands for. Found from its property type code (lung, trachea,
 // ground-glass opacity, lesion, consolidation), laterality modifier and label, never from its
 // number: 3D Slicer, OHIF and ITK-SNAP number segments in the order they were made.

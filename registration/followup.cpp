@@ -17,6 +17,7 @@
 #include "core/provenance.hpp"
 #include "core/timer.hpp"
 #include "core/version.hpp"
+#include "dicomout/seg.hpp"
 #include "io/image_io.hpp"
 #include "io/series.hpp"
 #include "registration/change_map.hpp"
@@ -34,12 +35,14 @@ constexpr const char* kAffineFile = "affine.tfm";
 constexpr const char* kDeformationFile = "deformation.nii.gz";
 constexpr const char* kInverseFile = "inverse.nii.gz";
 constexpr const char* kChangeMapFile = "change_map.nii.gz";
+constexpr const char* kChangeSegFile = "change_map_seg.dcm";
 constexpr const char* kRecordFile = "registration.json";
 constexpr const char* kMeasurementsFile = "measurements.csv";
 
 struct LoadedVisit {
   CtImage ct;
   LabelImage lungs, lesions;
+  io::SeriesInfo series;  // the CT's source files (the change map's SEG references them)
 };
 
 LabelImage read_labels_on(const std::string& path, const Geometry& grid) {
@@ -64,7 +67,9 @@ LoadedVisit load_visit(const VisitScan& v, bool with_ct = true) {
   io::ReadOptions ro;
   ro.series_uid = v.series_uid;
   if (with_ct) {
-    out.ct = io::load_ct(v.input_path, ro).image;
+    io::LoadedCt loaded = io::load_ct(v.input_path, ro);
+    out.ct = std::move(loaded.image);
+    out.series = std::move(loaded.series);
     out.lungs = read_labels_on(lungs, out.ct.geom);
     out.lesions = read_labels_on(lesions, out.ct.geom);
   } else {
@@ -273,6 +278,29 @@ FollowupOutcome register_one(const SubjectJob& job, const LoadedVisit& base, con
     write_field(r.forward.field, (d / kDeformationFile).string());
     write_field(r.inverse, (d / kInverseFile).string());
     io::write_label_image(change, (d / kChangeMapFile).string());
+    // The change map as a DICOM SEG on the baseline series, for a viewer beside the baseline
+    // CT. Only a DICOM baseline has slices to reference; no lesion at either visit gives no
+    // segment, hence no SEG. A SEG that cannot be made (a source header DCMTK cannot copy) costs
+    // the SEG, with a warning in registration.json, not the registration.
+    json seg_file = nullptr;
+    json warnings = json::array();
+    const bool any_change =
+        std::any_of(change.data.begin(), change.data.end(), [](std::uint8_t v) { return v != 0; });
+    if (base.series.dicom && dicomout::has_dicom_source(base.series, base.ct.geom) && any_change) {
+      dicomout::SegOptions so;
+      so.series_description = "lungvol lesion change " + fv.visit + " vs " + job.baseline.visit;
+      so.series_number = 9903;
+      try {
+        dicomout::write_change_map_seg(base.ct.geom, change, base.series,
+                                       (d / kChangeSegFile).string(), so);
+        seg_file = kChangeSegFile;
+      } catch (const Error& e) {
+        warnings.push_back(std::string("change map DICOM SEG not written: ") + e.what());
+        log::warn("{} {}: change map DICOM SEG not written: {}", job.subject_id, fv.visit, e.what());
+      }
+    }
+    out.record["files"]["change_seg"] = seg_file;
+    out.record["warnings"] = warnings;
     write_measurements_csv(out.measurements, (d / kMeasurementsFile).string());
     if (st.write_qc_images) {
       write_registration_qc(base.ct, base.lungs, change, fu.ct, r.forward, d.string());
@@ -352,7 +380,8 @@ VisitScan visit_scan_from_analysis(const std::string& dir, const std::string& vi
 
 bool registration_file_is_replaceable(const std::string& name) {
   static const char* const kNames[] = {kAffineFile,           kDeformationFile,        kInverseFile,
-                                       kChangeMapFile,        kRecordFile,             kMeasurementsFile,
+                                       kChangeMapFile,        kChangeSegFile,
+                                       kRecordFile,           kMeasurementsFile,
                                        "qc_change_axial.png", "qc_change_coronal.png", "qc_checker_axial.png",
                                        "qc_checker_coronal.png"};
   for (const char* n : kNames) {

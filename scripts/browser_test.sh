@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Loads the QC report (`lungvol report`) in headless Chromium with the network closed and
 # checks what a reader would see: the subjects table, every subject, a scan page with its
-# images, no console errors, no request leaving the folder. Saves screenshots.
+# images, on the demo trial the registered follow-ups and a change-map page, no console errors,
+# no request leaving the folder. Saves screenshots.
 # Usage: browser_test.sh [OUTDIR]
 #   OUTDIR   a `lungvol batch` output folder; without it the demo trial is built in
 #            $LUNGVOL_BROWSER_DIR (default out/browser-test) with scripts/demo_trial.sh.
@@ -140,6 +141,35 @@ for src in $(grep -o '<img src="[^"]*"' "$PAGE" | sed 's/<img src="//; s/"$//');
   [ -s "$REPORT/scans/$src" ] || fail "$name: image $src not in the report folder"
 done
 echo "browser_test: scan page $name OK ($n_img images)"
+
+# The demo trial registers every follow-up to its baseline (issue #17): by its design (8 subjects
+# x day10 + day28, S08's day 28 missed, S05's day 10 corrupt) 14 follow-ups, and the 6 subjects
+# with all three visits have two registered each. A follow-up's page shows the change map over
+# the baseline and the checkerboard, loaded in Chromium with their images in the report folder.
+if [ $# -eq 0 ]; then
+  REG=$(python3 - "$OUTDIR/results.sqlite" <<'PY'
+import sqlite3, sys
+db = sqlite3.connect(f"file:{sys.argv[1]}?mode=ro", uri=True)
+ok = db.execute("SELECT COUNT(*) FROM registrations WHERE status = 'ok'").fetchone()[0]
+two = db.execute("SELECT COUNT(*) FROM (SELECT subject_id FROM registrations WHERE status = 'ok'"
+                 " GROUP BY subject_id HAVING COUNT(*) = 2)").fetchone()[0]
+print(ok, two)
+PY
+)
+  [ "$REG" = "14 6" ] || fail "registrations: expected 14 ok, 6 subjects with 2 registered visits; got '$REG' (ok, subjects with 2)"
+  REGPAGES=$(grep -l '<h2>Registration to baseline</h2>' "$REPORT"/scans/*.html | wc -l)
+  [ "$REGPAGES" = 14 ] || fail "report: $REGPAGES scan pages with a registration section, expected 14"
+  RPAGE=$(grep -l '<h2>Registration to baseline</h2>' "$REPORT"/scans/*.html | head -1)
+  rname=$(basename "$RPAGE" .html)
+  load "$RPAGE" "registration-$rname"
+  RDOM="$WORK/registration-$rname.dom"
+  for f in qc_change_axial.png qc_change_coronal.png qc_checker_axial.png; do
+    src=$(grep -o "<img src=\"[^\"]*$f\"" "$RDOM" | head -1 | sed 's/<img src="//; s/"$//')
+    [ -n "$src" ] || fail "$rname: no $f (change-map overlay / checkerboard) on the page"
+    [ -s "$REPORT/scans/$src" ] || fail "$rname: $src not in the report folder"
+  done
+  echo "browser_test: registrations OK (14 follow-ups, 6 subjects with 2; change map on $rname)"
+fi
 
 if grep -rlE 'https?://' "$REPORT" --include='*.html'; then fail "the report holds http(s) URLs"; fi
 echo "browser_test: PASS; screenshots $WORK/index.png, $WORK/scan-$name.png"

@@ -33,4 +33,4 @@ bash scripts/demo_trial.sh "$LV" "$OUT/trial"
 echo
 echo "Outputs:"
 echo "  $OUT/sample/            metrics.json, measurements.csv, lungs/lesions.nii.gz, QC PNGs, seg.dcm, sr.dcm"
-echo "  $OUT/trial/results/     results.sqlite, visits_wide.csv, endpoint/, sweep/, report/index.html"
+echo "  $OUT/trial/results/     results.sqlite, visits_wide.csv, registrations/ (change maps), endpoint/, sweep/, report/index.html"

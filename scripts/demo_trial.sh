@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # A small synthetic trial (used by scripts/demo.sh): phantom scans of 8 subjects in two arms at
 # baseline, day 10 and day 28, lesions shrinking faster under "MSC" than under "placebo"; one
-# missed visit (LOCF) and one corrupt scan (a failed row). Then batch, endpoint and sweep.
+# missed visit (LOCF) and one corrupt scan (a failed row). Then batch (with label maps, so that
+# every follow-up is registered to its baseline and gets a change map in the report), endpoint
+# and sweep.
 # Usage: demo_trial.sh LUNGVOL_BINARY OUTDIR
 set -euo pipefail
 LV=$1
@@ -41,7 +43,7 @@ echo "manifest: $MANIFEST ($(($(wc -l < "$MANIFEST") - 1)) scans; S08 day28 miss
 XVFB=()
 if [ -z "${DISPLAY:-}" ] && command -v xvfb-run >/dev/null; then XVFB=(xvfb-run -a); fi
 set +e
-"${XVFB[@]}" "$LV" --log-level warn batch "$MANIFEST" -o "$DIR/results" --jobs 2 --no-label-maps --meshes
+"${XVFB[@]}" "$LV" --log-level warn batch "$MANIFEST" -o "$DIR/results" --jobs 2 --meshes
 rc=$?
 set -e
 if [ $rc -ne 0 ] && [ $rc -ne 8 ]; then echo "batch failed with exit code $rc"; exit $rc; fi

@@ -3,8 +3,10 @@
 # Debian's slurm-wlm and munge when missing, starts munged, slurmctld and slurmd with a minimal
 # configuration in a temporary folder, runs a phantom cohort (2 subjects x 2 visits) through
 # the Slurm executor and through a local batch, and checks that the two results.sqlite hold the
-# same scans, measurements, histograms, failures, identity flags and protocol texts, that --status reports the finished run,
-# and that submitting again recomputes nothing. The daemons it started are stopped by PID.
+# same scans, measurements, histograms, failures, identity flags and protocol texts, and the same
+# registrations of the follow-ups (one registration task per subject, after the scans' merge:
+# rows, change volumes, mask consistency and change maps), that --status reports the finished
+# run, and that submitting again recomputes nothing. The daemons it started are stopped by PID.
 # Usage: scripts/slurm_test.sh. Env: LUNGVOL_BUILD_DIR (default build), LUNGVOL_BINARY,
 # LUNGVOL_SKIP_SLURM=1 (skip), LUNGVOL_SLURM_TIMEOUT (seconds to wait for the jobs; 300).
 set -euo pipefail
@@ -123,13 +125,13 @@ for s in 1 2; do
 done
 printf 'subject_id,arm,visit,path\nS01,A,baseline,S01_baseline/dicom\nS01,A,day10,S01_day10/dicom\nS02,B,baseline,S02_baseline/dicom\nS02,B,day10,S02_day10/dicom\n' \
   > "$W/manifest.csv"
-"$LUNGVOL" --log-level warn --threads 1 batch "$W/manifest.csv" -o "$W/local" --no-qc --no-label-maps
+"$LUNGVOL" --log-level warn --threads 1 batch "$W/manifest.csv" -o "$W/local" --no-qc
 
 t0=$(date +%s)
 "$LUNGVOL" --log-level warn --threads 1 batch "$W/manifest.csv" -o "$W/slurm" --executor slurm \
-  --array-limit 2 --slurm-opt=--time=00:10:00 --no-qc --no-label-maps
+  --array-limit 2 --slurm-opt=--time=00:10:00 --no-qc
 "$LUNGVOL" batch --executor slurm --status "$W/slurm"
-until [ -f "$W/slurm/slurm/merged.json" ]; do
+until [ -f "$W/slurm/slurm/merged.json" ] && [ -f "$W/slurm/slurm/registrations-merged.json" ]; do
   if [ $(($(date +%s) - t0)) -gt "$TIMEOUT" ]; then
     echo "slurm_test: the jobs did not finish within $TIMEOUT s" >&2
     squeue >&2 || true
@@ -137,16 +139,23 @@ until [ -f "$W/slurm/slurm/merged.json" ]; do
   fi
   sleep 1
 done
-# merged.json is written before the merge job exits: wait for the queue to drain.
+# The merge records are written before their jobs exit: wait for the queue to drain.
 for _ in $(seq 100); do [ -z "$(squeue -h -u "$USER_NAME")" ] && break; sleep 0.2; done
 t1=$(date +%s)
-echo "slurm_test: 4 tasks + merge finished in $((t1 - t0)) s"
+echo "slurm_test: 4 scan tasks + merge, 2 registration tasks + merge finished in $((t1 - t0)) s"
 
 status=$("$LUNGVOL" batch --executor slurm --status "$W/slurm")
 echo "$status"
 grep -q "done 4, failed 0, running 0, pending 0, ended without a result 0" <<<"$status"
 grep -q "merged into results.sqlite" <<<"$status"
-ls "$W"/slurm/slurm/logs/task-*_[0-3].log >/dev/null
+grep -q "registrations: 2 subject(s) as job array [0-9]*, 2 finished; stored in results.sqlite" <<<"$status"
+ls "$W"/slurm/slurm/logs/task-*_[0-3].log "$W"/slurm/slurm/logs/register-*_[01].log >/dev/null
+# The change maps are the same voxels (gzip headers aside), and each has its DICOM SEG.
+for s in S01 S02; do
+  cmp <(gzip -dc "$W/local/registrations/$s/day10/change_map.nii.gz") \
+      <(gzip -dc "$W/slurm/registrations/$s/day10/change_map.nii.gz")
+  [ -s "$W/slurm/registrations/$s/day10/change_map_seg.dcm" ]
+done
 
 python3 - "$W/local/results.sqlite" "$W/slurm/results.sqlite" <<'EOF'
 import sqlite3, sys
@@ -162,6 +171,15 @@ queries = {
     "failures": "SELECT subject_id, visit, error, exit_code FROM failures",
     "identity_flags": "SELECT subject_id, visit, flag, detail FROM identity_flags",
     "protocols": "SELECT sha256, name, version, toml FROM protocols",
+    "registrations": "SELECT subject_id, visit, baseline_visit, registration_key, status,"
+                     " baseline_input_sha256, followup_input_sha256, parameters_sha256,"
+                     " software_version, inspiration_flagged, consistency_flagged, error"
+                     " FROM registrations",
+    "registration_measurements": "SELECT subject_id, visit, region, metric, value, unit"
+                                 " FROM registration_measurements",
+    "registration_subjects": "SELECT subject_id, subject_key, baseline_visit, best_aerated_visit,"
+                             " status, error FROM registration_subjects",
+    "lung_mask_consistency": "SELECT * FROM lung_mask_consistency",
 }
 local, slurm = (sqlite3.connect(p) for p in sys.argv[1:3])
 for name, q in queries.items():
@@ -173,10 +191,12 @@ for name, q in queries.items():
 assert slurm.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
 n = slurm.execute("SELECT n_total, n_analyzed, n_skipped, n_failed FROM runs ORDER BY run_id").fetchall()
 assert n == [(4, 4, 0, 0)], n
+regs = slurm.execute("SELECT COUNT(*) FROM registrations WHERE status = 'ok'").fetchone()[0]
+assert regs == 2, f"slurm_test: {regs} registrations, expected 2 (S01 and S02 day10)"
 EOF
 
 # Submitting again recomputes nothing and submits no job.
-again=$("$LUNGVOL" --log-level warn batch "$W/manifest.csv" -o "$W/slurm" --executor slurm --no-qc --no-label-maps 2>&1)
+again=$("$LUNGVOL" --log-level warn batch "$W/manifest.csv" -o "$W/slurm" --executor slurm --no-qc 2>&1)
 echo "$again"
 grep -q "all already done: nothing submitted" <<<"$again"
 [ -z "$(squeue -h -u "$USER_NAME")" ]

@@ -15,4 +15,4 @@ fi
 XVFB=()
 if [ -z "${DISPLAY:-}" ] && command -v xvfb-run >/dev/null; then XVFB=(xvfb-run -a); fi
 "${XVFB[@]}" ctest --test-dir "$BUILD_DIR" --output-on-failure -j "${LUNGVOL_JOBS:-$(nproc)}" "$@"
-LUNGVOL_BUILD_DIR="$BUILD_DIR" bash scripts/slurm_test.sh  # Slurm executor on a one-node cluster (~10-15 s)
+LUNGVOL_BUILD_DIR="$BUILD_DIR" bash scripts/slurm_test.sh  # Slurm executor on a one-node cluster (~20 s)

@@ -87,6 +87,20 @@ TEST(SlurmScripts, TaskScriptComputesTheIndexInBash) {
   write_text_atomic(dir + "/merge.sbatch", merge_script("/bin/echo", out));
   ASSERT_EQ(test::run_command("bash '" + dir + "/merge.sbatch'", dir + "/merge.txt"), 0);
   EXPECT_EQ(read_text_file(dir + "/merge.txt"), "batch --slurm-merge -o " + out + "\n");
+  // The registration array: one task per subject, its index the array index.
+  write_text_atomic(dir + "/register.sbatch", registration_task_script("/bin/echo", out));
+  ASSERT_EQ(test::run_command("SLURM_ARRAY_TASK_ID=012 SLURM_CPUS_PER_TASK=2 bash '" + dir +
+                                  "/register.sbatch'",
+                              dir + "/register.txt"),
+            0);
+  EXPECT_EQ(read_text_file(dir + "/register.txt"),
+            "--threads 2 batch --slurm-register-task 12 -o " + out + "\n");
+  EXPECT_NE(test::run_command("SLURM_ARRAY_TASK_ID='1;x' bash '" + dir + "/register.sbatch'",
+                              dir + "/register_bad.txt"),
+            0);
+  write_text_atomic(dir + "/register-merge.sbatch", registration_merge_script("/bin/echo", out));
+  ASSERT_EQ(test::run_command("bash '" + dir + "/register-merge.sbatch'", dir + "/rmerge.txt"), 0);
+  EXPECT_EQ(read_text_file(dir + "/rmerge.txt"), "batch --slurm-register-merge -o " + out + "\n");
 }
 
 void make_executable(const std::string& path, const std::string& text) {
@@ -268,6 +282,197 @@ TEST(SlurmExecutor, TasksPlusMergeGiveTheLocalBatchStore) {
   EXPECT_EQ(b.find_scan("S01", "baseline")->status, "ok");
   EXPECT_EQ(b.count("scans"), 4u);
   EXPECT_EQ(b.count("failures"), 2u);
+}
+
+// Registration under Slurm: one array task per subject after the scans' merge, and a merge job
+// that stores the outcomes, give the local batch's registrations (same rows, same numbers, same
+// change map), and a finished registration is not redone on resubmission.
+TEST(SlurmExecutor, PerSubjectRegistrationTasksGiveTheLocalBatchRegistrations) {
+  const std::string dir = test::temp_dir("slurm_register");
+  BatchOptions lo = options(dir + "/local");
+  lo.write_label_maps = true;  // registration needs the label maps
+  const BatchSummary local = run_batch(lo);
+  ASSERT_EQ(local.counts.analyzed, 3u);
+  ASSERT_EQ(local.registered, 1u);  // S01 day10; S02's follow-up is the corrupt file
+
+  const SlurmOptions slurm = fake_slurm(dir);
+  const std::string out = dir + "/slurm";
+  BatchOptions so = options(out);
+  so.write_label_maps = true;
+  const Submission sub = submit_batch(so, slurm);
+  EXPECT_EQ(sub.merge_job_id, "5002");
+  EXPECT_EQ(sub.registration_subjects, 2u);  // S01 and S02 have a baseline and a follow-up
+  EXPECT_EQ(sub.registration_job_id, "5003");
+  EXPECT_EQ(sub.registration_merge_job_id, "5004");
+  const std::string log = read_text_file(dir + "/sbatch.log");
+  EXPECT_NE(log.find("--parsable --array=0-1 --dependency=afterany:5002 "
+                     "--job-name=lungvol-register --output=" + out +
+                     "/slurm/logs/register-%A_%a.log --cpus-per-task=2 " + out +
+                     "/slurm/register.sbatch\n"),
+            std::string::npos)
+      << log;
+  EXPECT_NE(log.find("--parsable --dependency=afterany:5003 --job-name=lungvol-register-merge "
+                     "--output=" + out + "/slurm/logs/register-merge-%j.log " + out +
+                     "/slurm/register-merge.sbatch\n"),
+            std::string::npos)
+      << log;
+
+  for (std::size_t i = 0; i < 3; ++i) EXPECT_EQ(run_task(out, i), 0);
+  EXPECT_EQ(run_task(out, 3), static_cast<int>(ExitCode::kInput));
+  merge_results(out, 5);
+  EXPECT_EQ(run_registration_task(out, 0), 0);  // S01: registers day10
+  EXPECT_EQ(run_registration_task(out, 1), 0);  // S02: no analyzed follow-up, nothing to do
+  EXPECT_THROW(run_registration_task(out, 2), Error);
+  {
+    const Status st = read_status(out, slurm);
+    EXPECT_EQ(st.registration_job_id, "5003");
+    EXPECT_EQ(st.registration_tasks, 2u);
+    EXPECT_EQ(st.registration_done, 2u);
+    EXPECT_FALSE(st.registrations_merged);
+  }
+  const RegistrationMerge m = merge_registrations(out, 5);
+  EXPECT_TRUE(read_status(out, slurm).registrations_merged);
+  EXPECT_NE(format_status(read_status(out, slurm), out)
+                .find("registrations: 2 subject(s) as job array 5003, 2 finished; stored in "
+                      "results.sqlite"),
+            std::string::npos);
+  EXPECT_EQ(m.subjects, 1u);
+  EXPECT_EQ(m.registered, 1u);
+  EXPECT_EQ(m.failed, 0u);
+  EXPECT_EQ(m.exit_status(), 0);
+
+  std::string registered_at;
+  {
+    Store a(dir + "/local/results.sqlite");
+    Store b(out + "/results.sqlite");
+    ASSERT_EQ(b.registrations().size(), 1u);
+    const auto ra = a.find_registration("S01", "day10"), rb = b.find_registration("S01", "day10");
+    ASSERT_TRUE(ra && rb);
+    EXPECT_EQ(rb->status, "ok");
+    EXPECT_EQ(rb->key, ra->key);
+    EXPECT_EQ(rb->inspiration_flagged, ra->inspiration_flagged);
+    EXPECT_EQ(rb->consistency_flagged, ra->consistency_flagged);
+    registered_at = rb->registered_at;
+    std::map<std::string, std::string> ma, mb;
+    for (auto* x : {&a, &b}) {
+      for (const auto& r : x->registration_measurements()) {
+        char v[64];
+        std::snprintf(v, sizeof v, "%.17g", r.value ? *r.value : -12345.0);
+        (x == &a ? ma : mb)[r.subject_id + "/" + r.visit + " " + r.region + " " + r.metric] =
+            std::string(v) + " " + r.unit;
+      }
+    }
+    EXPECT_GT(ma.size(), 50u);  // change classes per region and zone, inspiration, adjusted HU
+    EXPECT_EQ(ma, mb);
+    const auto ca = a.lung_mask_consistency(), cb = b.lung_mask_consistency();
+    ASSERT_EQ(ca.size(), cb.size());
+    ASSERT_GT(cb.size(), 0u);
+    for (std::size_t i = 0; i < ca.size(); ++i) {
+      EXPECT_EQ(ca[i].target_visit, cb[i].target_visit);
+      EXPECT_EQ(ca[i].dice, cb[i].dice);
+      EXPECT_EQ(ca[i].disagreement_ml, cb[i].disagreement_ml);
+    }
+    // The change classes partition the baseline lesion: resolved + persistent + progressed +
+    // regressed is the baseline scan's own lesion volume (measured by analyze, not registration),
+    // and the phantom's lesions shrank (scale 1.5 -> 1.0), so some resolved.
+    std::map<std::string, double> change;
+    for (const auto& r : b.registration_measurements("S01", "day10")) {
+      if (r.region == "lungs" && r.value) change[r.metric] = *r.value;
+    }
+    double baseline_lesion_ml = 0;
+    for (const auto& x : b.measurements(b.find_scan("S01", "baseline")->scan_id)) {
+      if (x.region == "lungs" && x.metric == "lesion_ml") baseline_lesion_ml = *x.value;
+    }
+    ASSERT_GT(baseline_lesion_ml, 1.0);
+    EXPECT_NEAR(change.at("change_resolved_ml") + change.at("change_persistent_ml") +
+                    change.at("change_progressed_ml") + change.at("change_regressed_ml"),
+                baseline_lesion_ml, 1e-6 * baseline_lesion_ml);
+    EXPECT_GT(change.at("change_resolved_ml"), 0.0);
+  }
+  EXPECT_EQ(read_text_file(out + "/registrations/S01/day10/change_map.nii.gz"),
+            read_text_file(dir + "/local/registrations/S01/day10/change_map.nii.gz"));
+
+  // Resubmitted (the corrupt scan is retried): the registration tasks go again, but S01's
+  // registration is done with the same key, so its task skips it and the row stays as it was.
+  const Submission again = submit_batch(so, slurm);
+  EXPECT_EQ(again.submitted, 1u);
+  EXPECT_EQ(again.registration_job_id, "5007");
+  EXPECT_EQ(run_task(out, 0), static_cast<int>(ExitCode::kInput));
+  merge_results(out, 5);
+  EXPECT_EQ(run_registration_task(out, 0), 0);
+  EXPECT_NE(read_text_file(out + "/slurm/registrations/0/result.json").find("\"status\":\"skipped\""),
+            std::string::npos);
+  const RegistrationMerge m2 = merge_registrations(out, 5);
+  EXPECT_EQ(m2.registered, 0u);
+  EXPECT_EQ(m2.skipped, 1u);
+  Store b(out + "/results.sqlite");
+  EXPECT_EQ(b.find_registration("S01", "day10")->registered_at, registered_at);
+
+  // Every scan done and registered: nothing at all is submitted.
+  write_text_atomic(dir + "/good.csv", "subject_id,arm,visit,path\n"
+                                       "S01,A,baseline," + cohort().dir + "/S01_baseline/dicom\n"
+                                       "S01,A,day10," + cohort().dir + "/S01_day10/dicom\n");
+  BatchOptions good = so;
+  good.manifest = dir + "/good.csv";
+  const std::string before = read_text_file(dir + "/sbatch.log");
+  const Submission none = submit_batch(good, slurm);
+  EXPECT_TRUE(none.finished);
+  EXPECT_TRUE(none.registration_job_id.empty());
+  EXPECT_EQ(read_text_file(dir + "/sbatch.log"), before);
+}
+
+// Scans all done (here by a local batch with --no-registration) but follow-ups not registered:
+// only the registration array and its merge are submitted, without a dependency.
+TEST(SlurmExecutor, ScansDoneRegistrationsMissingSubmitsOnlyRegistrations) {
+  const std::string dir = test::temp_dir("slurm_register_only");
+  write_text_atomic(dir + "/manifest.csv",
+                    "subject_id,arm,visit,path\n"
+                    "S01,A,baseline," + cohort().dir + "/S01_baseline/dicom\n"
+                    "S01,A,day10," + cohort().dir + "/S01_day10/dicom\n");
+  BatchOptions o = options(dir + "/out");
+  o.manifest = dir + "/manifest.csv";
+  o.write_label_maps = true;
+  o.register_followups = false;
+  ASSERT_EQ(run_batch(o).counts.analyzed, 2u);
+  o.register_followups = true;
+  const SlurmOptions slurm = fake_slurm(dir);
+  const Submission sub = submit_batch(o, slurm);
+  EXPECT_FALSE(sub.finished);
+  EXPECT_TRUE(sub.arrays.empty());
+  EXPECT_EQ(sub.skipped, 2u);
+  EXPECT_EQ(sub.registration_subjects, 1u);
+  EXPECT_EQ(sub.registration_job_id, "5001");
+  EXPECT_EQ(read_text_file(dir + "/sbatch.log"),
+            "--parsable --array=0-0 --job-name=lungvol-register --output=" + dir +
+                "/out/slurm/logs/register-%A_%a.log --cpus-per-task=2 " + dir +
+                "/out/slurm/register.sbatch\n"
+                "--parsable --dependency=afterany:5001 --job-name=lungvol-register-merge --output=" +
+                dir + "/out/slurm/logs/register-merge-%j.log " + dir +
+                "/out/slurm/register-merge.sbatch\n");
+  // A second submission while the registration jobs are queued is refused.
+  write_text_atomic(dir + "/queue.txt", "5001|0|PENDING\n5002|N/A|PENDING\n");
+  EXPECT_THROW(submit_batch(o, slurm), Error);
+  write_text_atomic(dir + "/queue.txt", "");
+  // The task never ran (node lost): the merge stores the follow-up as a failed registration
+  // naming the task's log, and the next submission registers it again.
+  const RegistrationMerge lost = merge_registrations(dir + "/out", 5);
+  EXPECT_EQ(lost.failed, 1u);
+  {
+    Store store(dir + "/out/results.sqlite");
+    const auto r = store.find_registration("S01", "day10");
+    ASSERT_TRUE(r);
+    EXPECT_EQ(r->status, "failed");
+    EXPECT_NE(r->error.find("register-5001_0.log"), std::string::npos) << r->error;
+  }
+  const Submission again = submit_batch(o, slurm);
+  EXPECT_EQ(again.registration_job_id, "5003");
+  EXPECT_EQ(run_registration_task(dir + "/out", 0), 0);
+  const RegistrationMerge m = merge_registrations(dir + "/out", 5);
+  EXPECT_EQ(m.registered, 1u);
+  EXPECT_EQ(m.failed, 0u);
+  Store store(dir + "/out/results.sqlite");
+  EXPECT_EQ(store.find_registration("S01", "day10")->status, "ok");
+  EXPECT_TRUE(fs::is_regular_file(dir + "/out/registrations/S01/day10/change_map.nii.gz"));
 }
 
 TEST(SlurmExecutor, AllDoneSubmitsNothing) {

@@ -386,5 +386,90 @@ TEST(SegOutput, EmptyLabelMapsAreRefusedAndLeaveNoFile) {
   EXPECT_FALSE(std::filesystem::exists(dir + "/seg.dcm"));
 }
 
+// The change map SEG, read back with DCMTK alone: one segment per class with voxels (an empty
+// class is not declared), frames and voxels per segment exactly the label map's, the baseline
+// series referenced, segments not overlapping; a map without any change is refused, no file.
+TEST(ChangeMapSeg, OneSegmentPerNonEmptyClassVoxelForVoxel) {
+  const std::string dir = test::temp_dir("dicomout_change_seg");
+  const Scan scan = test_support::make_scan(dir, 0);  // 20 x 13 x 7
+  const Geometry& g = scan.ct.geom;
+  LabelImage change(g, labels::kNoChange);
+  // resolved: a 4 x 3 box on slices 0-2 (36 voxels, 3 frames); new: 2 x 2 on slices 3-4 (8, 2);
+  // progressed: one voxel on slice 6 (1, 1); persistent and regressed: none.
+  for (std::size_t k = 0; k < 3; ++k)
+    for (std::size_t j = 2; j < 5; ++j)
+      for (std::size_t i = 3; i < 7; ++i) change[g.index(i, j, k)] = labels::kResolved;
+  for (std::size_t k = 3; k < 5; ++k)
+    for (std::size_t j = 8; j < 10; ++j)
+      for (std::size_t i = 12; i < 14; ++i) change[g.index(i, j, k)] = labels::kNew;
+  change[g.index(10, 6, 6)] = labels::kProgressed;
+  SegOptions so;
+  so.series_number = 9903;
+  const std::string path = dir + "/change_seg.dcm";
+  const SegWriteResult r = write_change_map_seg(g, change, scan.series, path, so);
+  ASSERT_EQ(r.segments.size(), 3u);
+  EXPECT_EQ(r.frames, 6u);
+
+  DcmFileFormat ff;
+  ASSERT_TRUE(ff.loadFile(path.c_str()).good());
+  DcmDataset& ds = *ff.getDataset();
+  EXPECT_EQ(str(ds, DCM_SOPClassUID), UID_SegmentationStorage);
+  EXPECT_EQ(str(ds, DCM_SegmentsOverlap), "NO");
+  DcmItem* refser = nullptr;
+  ASSERT_TRUE(ds.findAndGetSequenceItem(DCM_ReferencedSeriesSequence, refser).good());
+  EXPECT_EQ(str(*refser, DCM_SeriesInstanceUID), scan.meta.series_uid);
+  std::map<Uint16, std::string> label_of;
+  DcmSequenceOfItems* segs = nullptr;
+  ASSERT_TRUE(ds.findAndGetSequence(DCM_SegmentSequence, segs).good());
+  for (unsigned long i = 0; i < segs->card(); ++i) {
+    Uint16 number = 0;
+    segs->getItem(i)->findAndGetUint16(DCM_SegmentNumber, number);
+    label_of[number] = str(*segs->getItem(i), DCM_SegmentLabel);
+  }
+  const std::map<Uint16, std::string> expected_labels{
+      {1, "Resolved lesion"}, {2, "New lesion"}, {3, "Progressed lesion"}};
+  EXPECT_EQ(label_of, expected_labels);
+  const Uint8* bits = nullptr;
+  unsigned long nbytes = 0;
+  ASSERT_TRUE(ds.findAndGetUint8Array(DCM_PixelData, bits, &nbytes).good());
+  DcmSequenceOfItems* frames = nullptr;
+  ASSERT_TRUE(ds.findAndGetSequence(DCM_PerFrameFunctionalGroupsSequence, frames).good());
+  std::map<std::string, std::size_t> n_frames, n_voxels;
+  const std::size_t n = g.slice_voxels();
+  ASSERT_GE(nbytes * 8, frames->card() * n);
+  for (unsigned long f = 0; f < frames->card(); ++f) {
+    DcmItem* segid = nullptr;
+    ASSERT_TRUE(frames->getItem(f)->findAndGetSequenceItem(DCM_SegmentIdentificationSequence, segid).good());
+    Uint16 number = 0;
+    segid->findAndGetUint16(DCM_ReferencedSegmentNumber, number);
+    ++n_frames[label_of[number]];
+    for (std::size_t q = 0; q < n; ++q) {
+      const std::size_t bit = f * n + q;
+      n_voxels[label_of[number]] += (bits[bit / 8] >> (bit % 8)) & 1u;
+    }
+  }
+  const std::map<std::string, std::size_t> expected_frames{
+      {"Resolved lesion", 3}, {"New lesion", 2}, {"Progressed lesion", 1}};
+  const std::map<std::string, std::size_t> expected_voxels{
+      {"Resolved lesion", 36}, {"New lesion", 8}, {"Progressed lesion", 1}};
+  EXPECT_EQ(n_frames, expected_frames);
+  EXPECT_EQ(n_voxels, expected_voxels);
+  if (have_dciodvfy()) {
+    EXPECT_TRUE(dciodvfy_errors(path, dir + "/dciodvfy_change.log").empty());
+  }
+
+  const LabelImage nothing(g, labels::kNoChange);
+  try {
+    write_change_map_seg(g, nothing, scan.series, dir + "/none.dcm", so);
+    FAIL() << "no error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("none.dcm': every segment is empty (no lesion at "
+                                         "baseline or follow-up)"),
+              std::string::npos)
+        << e.what();
+  }
+  EXPECT_FALSE(std::filesystem::exists(dir + "/none.dcm"));
+}
+
 }  // namespace
 }  // namespace lungvol::dicomout

@@ -10,6 +10,9 @@
 #include <fstream>
 #include <map>
 
+#include <dcmtk/dcmdata/dcdeftag.h>
+#include <dcmtk/dcmdata/dcfilefo.h>
+
 #include "batch/exports.hpp"
 #include "batch/runner.hpp"
 #include "batch/store.hpp"
@@ -91,6 +94,64 @@ const Cohort& cohort() {
   return c;
 }
 
+// A change map SEG as DCMTK reads it: frames and set voxels per segment label, and the series
+// its frames reference.
+struct SegContent {
+  std::map<std::string, std::size_t> frames, voxels;
+  std::string referenced_series, overlap;
+};
+
+std::string dcm_string(DcmItem& item, const DcmTagKey& tag) {
+  OFString v;
+  item.findAndGetOFStringArray(tag, v);
+  return v.c_str();
+}
+
+SegContent read_change_seg(const std::string& path) {
+  SegContent out;
+  DcmFileFormat ff;
+  if (ff.loadFile(path.c_str()).bad()) {
+    ADD_FAILURE() << "cannot read " << path;
+    return out;
+  }
+  DcmDataset& ds = *ff.getDataset();
+  out.overlap = dcm_string(ds, DCM_SegmentsOverlap);
+  DcmItem* refser = nullptr;
+  if (ds.findAndGetSequenceItem(DCM_ReferencedSeriesSequence, refser).good()) {
+    out.referenced_series = dcm_string(*refser, DCM_SeriesInstanceUID);
+  }
+  std::map<Uint16, std::string> label_of;
+  DcmSequenceOfItems* segs = nullptr;
+  ds.findAndGetSequence(DCM_SegmentSequence, segs);
+  for (unsigned long i = 0; segs && i < segs->card(); ++i) {
+    Uint16 number = 0;
+    segs->getItem(i)->findAndGetUint16(DCM_SegmentNumber, number);
+    label_of[number] = dcm_string(*segs->getItem(i), DCM_SegmentLabel);
+  }
+  Uint16 rows = 0, cols = 0;
+  ds.findAndGetUint16(DCM_Rows, rows);
+  ds.findAndGetUint16(DCM_Columns, cols);
+  const std::size_t n = std::size_t(rows) * cols;
+  const Uint8* bits = nullptr;
+  unsigned long nbytes = 0;
+  ds.findAndGetUint8Array(DCM_PixelData, bits, &nbytes);
+  DcmSequenceOfItems* frames = nullptr;
+  ds.findAndGetSequence(DCM_PerFrameFunctionalGroupsSequence, frames);
+  for (unsigned long f = 0; frames && bits && f < frames->card(); ++f) {
+    DcmItem* segid = nullptr;
+    frames->getItem(f)->findAndGetSequenceItem(DCM_SegmentIdentificationSequence, segid);
+    Uint16 number = 0;
+    if (segid) segid->findAndGetUint16(DCM_ReferencedSegmentNumber, number);
+    const std::string& label = label_of[number];
+    ++out.frames[label];
+    for (std::size_t q = 0; q < n && (f * n + q) / 8 < nbytes; ++q) {
+      const std::size_t bit = f * n + q;
+      out.voxels[label] += (bits[bit / 8] >> (bit % 8)) & 1u;
+    }
+  }
+  return out;
+}
+
 batch::BatchOptions options(const std::string& outdir) {
   batch::BatchOptions o;
   o.manifest = cohort().manifest;
@@ -153,9 +214,49 @@ TEST(ChangeMapBatch, EveryClassWithinTenPercentOfTruth) {
   const LabelImage change = io::read_label_image(d + "change_map.nii.gz");
   const LabelImage base_lungs = io::read_label_image(out + "/scans/P1/baseline/lungs.nii.gz");
   EXPECT_EQ(change.geom.size, base_lungs.geom.size);
+  // The change map as a DICOM SEG on the baseline series: per class, as many frames as slices of
+  // change_map.nii.gz holding it and exactly its voxels; the frames reference the baseline series
+  // (its UID read from a baseline DICOM file, not from lungvol).
+  {
+    const SegContent seg = read_change_seg(d + "change_map_seg.dcm");
+    const std::map<std::uint8_t, std::string> seg_label = {
+        {labels::kResolved, "Resolved lesion"}, {labels::kPersistent, "Persistent lesion"},
+        {labels::kNew, "New lesion"},           {labels::kProgressed, "Progressed lesion"},
+        {labels::kRegressed, "Regressed lesion"}};
+    std::map<std::string, std::size_t> frames, voxels;
+    const std::size_t n = change.geom.slice_voxels();
+    for (const auto& [label, name] : seg_label) {
+      for (std::size_t k = 0; k < change.geom.size[2]; ++k) {
+        std::size_t in_slice = 0;
+        for (std::size_t q = 0; q < n; ++q) in_slice += change[k * n + q] == label;
+        voxels[name] += in_slice;
+        frames[name] += in_slice > 0;
+      }
+    }
+    for (const auto& [name, count] : voxels) {
+      std::printf("change SEG %-18s %5zu voxels in %2zu frames (NIfTI: %5zu voxels, %2zu slices)\n",
+                  name.c_str(), seg.voxels.count(name) ? seg.voxels.at(name) : 0,
+                  seg.frames.count(name) ? seg.frames.at(name) : 0, count, frames.at(name));
+      ASSERT_GT(count, 0u) << name;  // every class occurs in this cohort
+    }
+    EXPECT_EQ(seg.voxels, voxels);
+    EXPECT_EQ(seg.frames, frames);
+    EXPECT_EQ(seg.overlap, "NO");
+    std::string baseline_series;
+    for (const auto& e : fs::directory_iterator(c.dir + "/baseline/dicom")) {
+      DcmFileFormat ct;
+      if (ct.loadFile(e.path().c_str()).good()) {
+        baseline_series = dcm_string(*ct.getDataset(), DCM_SeriesInstanceUID);
+        break;
+      }
+    }
+    ASSERT_FALSE(baseline_series.empty());
+    EXPECT_EQ(seg.referenced_series, baseline_series);
+  }
   const auto record = nlohmann::json::parse(read_text_file(d + "registration.json"));
   EXPECT_EQ(record["schema"], "lungvol.registration/1");
   EXPECT_EQ(record["key"], reg->key);
+  EXPECT_EQ(record["files"]["change_seg"], "change_map_seg.dcm");
   EXPECT_EQ(record["baseline"]["input_sha256"], store.find_scan("P1", "baseline")->input_sha256);
   EXPECT_EQ(report::read_png(d + "qc_change_axial.png").channels, 3);
 
