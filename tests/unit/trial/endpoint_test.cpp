@@ -286,6 +286,49 @@ TEST(Endpoint, AbsoluteChangeForNonProportionColumns) {
   EXPECT_NE(r.warnings[0].find("day90"), std::string::npos);
 }
 
+// The change map's fractions (batch's visits_wide.csv: resolved_fraction etc., 0 at the
+// baseline, issue #17) are endpoints like the others: an absolute change from a zero baseline
+// is the follow-up's own fraction, carried forward when a scan is missed.
+TEST(Endpoint, ChangeMapFractionsAreEndpoints) {
+  const char* table =
+      "subject_id,arm,visit,visit_day,status,lesion_pct,resolved_fraction,new_lesion_fraction\n"
+      "A1,MSC,baseline,0,ok,10,0,0\n"
+      "A1,MSC,day10,10,ok,8,30,5\n"
+      "A1,MSC,day28,28,ok,5,60,2\n"
+      "A2,MSC,baseline,0,ok,20,0,0\n"
+      "A2,MSC,day10,10,ok,15,40,1\n"
+      "A3,MSC,baseline,0,ok,4,0,0\n"
+      "A3,MSC,day10,10,ok,3,10,0\n"
+      "A3,MSC,day28,28,ok,2,50,4\n"
+      "B1,Placebo,baseline,0,ok,10,0,0\n"
+      "B1,Placebo,day10,10,ok,12,5,20\n"
+      "B1,Placebo,day28,28,ok,9,20,10\n"
+      "B2,Placebo,baseline,0,ok,6,0,0\n"
+      "B2,Placebo,day10,10,ok,6,0,8\n"
+      "B2,Placebo,day28,28,ok,7,10,15\n";
+  EndpointOptions opt;
+  opt.arm_a = "MSC";
+  opt.arm_b = "Placebo";
+  const EndpointResult r =
+      run_endpoints(parse_visit_table(table, "change.csv"), parse_visit_schedule(kSchedule, "s.toml"), opt);
+  const auto& a2 = change(r, "A2", "resolved_fraction_abs_change", "day28", "mITT");
+  EXPECT_TRUE(has_flag(a2, "imputed_locf"));  // A2 missed day 28: its day-10 fraction
+  EXPECT_DOUBLE_EQ(*a2.abs_change, 40);
+  const ComparisonRow* c = r.find("resolved_fraction_abs_change", "day28", "mITT");
+  ASSERT_NE(c, nullptr);
+  EXPECT_EQ(c->kind, ChangeKind::kAbsolute);
+  // MSC 60, 40, 50; Placebo 20, 10: every MSC value above every placebo one: W = 6, exact
+  // P(W >= 6) for m = 3, n = 2 is 1/10 -> p = 0.2; differences 20..50, HL = median = 35.
+  EXPECT_DOUBLE_EQ(*c->a.median, 50);
+  EXPECT_DOUBLE_EQ(*c->b.median, 15);
+  ASSERT_TRUE(c->test);
+  EXPECT_EQ(c->test->method(), "exact");
+  EXPECT_DOUBLE_EQ(c->test->w, 6);
+  EXPECT_NEAR(*c->test->p_value, 0.2, 1e-15);
+  EXPECT_DOUBLE_EQ(*c->test->estimate, 35);
+  ASSERT_NE(r.find("new_lesion_fraction_abs_change", "day10", "PP"), nullptr);
+}
+
 TEST(Endpoint, OutputsHaveTheContractColumns) {
   const EndpointResult r = run_hand_table();
   const std::string cmp = comparison_csv(r);
