@@ -48,7 +48,7 @@ rc=$?
 set -e
 if [ $rc -ne 0 ] && [ $rc -ne 8 ]; then echo "batch failed with exit code $rc"; exit $rc; fi
 echo "batch: exit code $rc (8 = finished, some scans failed: see results/failures in results.sqlite)"
-"$LV" endpoint "$DIR/results" --arms MSC,placebo --endpoints lesion_pct,ggo_pct,solid_pct,mean_hu,p15_hu
+"$LV" endpoint "$DIR/results" --arms MSC,placebo --endpoints lesion_pct,ggo_pct,solid_pct,mean_hu,p15_hu,resolved_fraction,new_lesion_fraction
 "$LV" --log-level warn sweep "$DIR/results" --split -400:-200:50 --arms MSC,placebo >/dev/null
 echo "sweep: $DIR/results/sweep/sweep.csv, sweep.svg"
 if "$LV" --help | grep -q "^  report"; then
