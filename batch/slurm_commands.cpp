@@ -201,16 +201,26 @@ std::string task_script(const std::string& lungvol_binary, const std::string& ou
       printable(outdir, 4096), shell_quote(lungvol_binary), shell_quote(outdir));
 }
 
-std::string merge_script(const std::string& lungvol_binary, const std::string& outdir) {
+namespace {
+// A merge job: one lungvol call that stores the results the array's tasks left in
+// OUTDIR/slurm/<folder>/ (the scans' merge and the registrations' share it).
+std::string store_script(const std::string& lungvol_binary, const std::string& outdir,
+                         const char* job, const char* results, const char* folder,
+                         const char* flag) {
   check_script_value("output folder", outdir);
   check_script_value("lungvol executable", lungvol_binary);
   return fmt::format(
       "#!/bin/bash\n"
-      "# lungvol Slurm merge: stores every task result of {0}/slurm/tasks/ in "
-      "results.sqlite.\n"
+      "# lungvol Slurm {3}: stores every {4} of {0}/slurm/{5}/ in results.sqlite.\n"
       "set -eu\n"
-      "exec {1} batch --slurm-merge -o {2}\n",
-      printable(outdir, 4096), shell_quote(lungvol_binary), shell_quote(outdir));
+      "exec {1} batch {6} -o {2}\n",
+      printable(outdir, 4096), shell_quote(lungvol_binary), shell_quote(outdir), job, results,
+      folder, flag);
+}
+}  // namespace
+
+std::string merge_script(const std::string& lungvol_binary, const std::string& outdir) {
+  return store_script(lungvol_binary, outdir, "merge", "task result", "tasks", "--slurm-merge");
 }
 
 std::string registration_task_script(const std::string& lungvol_binary, const std::string& outdir) {
@@ -230,15 +240,8 @@ std::string registration_task_script(const std::string& lungvol_binary, const st
 }
 
 std::string registration_merge_script(const std::string& lungvol_binary, const std::string& outdir) {
-  check_script_value("output folder", outdir);
-  check_script_value("lungvol executable", lungvol_binary);
-  return fmt::format(
-      "#!/bin/bash\n"
-      "# lungvol Slurm registration merge: stores every registration result of "
-      "{0}/slurm/registrations/ in results.sqlite.\n"
-      "set -eu\n"
-      "exec {1} batch --slurm-register-merge -o {2}\n",
-      printable(outdir, 4096), shell_quote(lungvol_binary), shell_quote(outdir));
+  return store_script(lungvol_binary, outdir, "registration merge", "registration result",
+                      "registrations", "--slurm-register-merge");
 }
 
 std::vector<std::string> registration_sbatch_args(const SlurmOptions& slurm,
