@@ -45,8 +45,9 @@ int usage(const char* argv0, const std::string& problem) {
   if (!problem.empty()) std::fprintf(stderr, "%s: %s\n", argv0, problem.c_str());
   std::fprintf(stderr,
                "usage: %s [--seeds N] [--families F,...] [--cases C,...] [--no-severity]\n"
-               "          [--protocol P] [--threads N] [--no-cache] [--qc-all] [-o DIR]\n"
+               "          [--protocol P] [--threads N] [--no-cache] [--qc-all] [--dump] [-o DIR]\n"
                "--qc-all: also one picture per lesion, qc_<family>_<case>_<seed>_<index>.png\n"
+               "--dump: also <family>_<case>_<seed>_{ct,lungs,truth}.nii.gz (truth = index + 1)\n"
                "families: round_juxtapleural band_consolidation band_ground_glass lobar\n"
                "          paramediastinal hilar_mass (default: all)\n"
                "cases: popi cip popi_1mm (default: all); data from $LUNGVOL_SHARED_DIR/data or\n"
@@ -61,7 +62,7 @@ int main(int argc, char** argv) {
   int seeds = 2;
   std::vector<std::string> families, cases = stress::case_names();
   for (Family f : all_families()) families.push_back(family_name(f));
-  bool severity = true, use_cache = true, qc_all = false;
+  bool severity = true, use_cache = true, qc_all = false, dump = false;
   std::string outdir = "families_out", protocol_name = kDefaultProtocol;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
@@ -80,6 +81,8 @@ int main(int argc, char** argv) {
         severity = false;
       } else if (a == "--qc-all") {
         qc_all = true;
+      } else if (a == "--dump") {
+        dump = true;
       } else if (a == "--no-cache") {
         use_cache = false;
       } else if (a == "--protocol") {
@@ -150,6 +153,18 @@ int main(int argc, char** argv) {
               stress::write_truth_qc_png(png, *run.ct_after, *run.lungs_after, l.truth,
                                          l.qc_slice);
             }
+          }
+          if (dump) {
+            // For looking at a failure in a viewer: the scan with its lesions, the lung map
+            // found and the truth (value = lesion index + 1).
+            const std::string stem = outdir + "/" + fname + "_" + scan.name + "_" + std::to_string(s);
+            io::write_ct_image(*run.ct_after, stem + "_ct.nii.gz");
+            io::write_label_image(*run.lungs_after, stem + "_lungs.nii.gz");
+            LabelImage truth(run.ct_after->geom, 0);
+            for (const FamilyLesion& l : run.lesions_with_voxels) {
+              for (const std::size_t n : l.truth) truth[n] = std::uint8_t(l.index + 1);
+            }
+            io::write_label_image(truth, stem + "_truth.nii.gz");
           }
           bool new_worst = false;
           for (std::size_t i = 0; i < run.lesions.size(); ++i) {
