@@ -69,4 +69,40 @@ LungBase lung_base(const LabelImage& labels, std::uint8_t label) {
   return out;
 }
 
+std::vector<std::int32_t> open_base_heights(const std::vector<std::int32_t>& h, std::size_t nx,
+                                            std::size_t ny, std::size_t wi, std::size_t wj) {
+  constexpr std::int32_t kNone = std::numeric_limits<std::int32_t>::max();
+  // Separable: along i into tmp (every column, so that the pass along j sees the neighbours of
+  // columns without lung too), then along j for the columns with lung.
+  const auto pass = [&](const std::vector<std::int32_t>& in, bool erode) {
+    std::vector<std::int32_t> tmp(in.size(), kNone), out(in.size(), kNone);
+    const auto better = [erode](std::int32_t a, std::int32_t b) { return erode ? a < b : a > b; };
+    for (std::size_t j = 0; j < ny; ++j) {
+      for (std::size_t i = 0; i < nx; ++i) {
+        std::int32_t v = kNone;
+        for (std::size_t a = i >= wi ? i - wi : 0; a <= std::min(nx - 1, i + wi); ++a) {
+          const std::int32_t x = in[j * nx + a];
+          if (x != kNone && (v == kNone || better(x, v))) v = x;
+        }
+        tmp[j * nx + i] = v;
+      }
+    }
+    for (std::size_t j = 0; j < ny; ++j) {
+      for (std::size_t i = 0; i < nx; ++i) {
+        if (h[j * nx + i] == kNone) continue;
+        std::int32_t v = kNone;
+        for (std::size_t b = j >= wj ? j - wj : 0; b <= std::min(ny - 1, j + wj); ++b) {
+          const std::int32_t x = tmp[b * nx + i];
+          if (x != kNone && (v == kNone || better(x, v))) v = x;
+        }
+        out[j * nx + i] = v;
+      }
+    }
+    return out;
+  };
+  std::vector<std::int32_t> o = pass(pass(h, true), false);
+  for (std::size_t n = 0; n < o.size(); ++n) o[n] = std::min(o[n], h[n]);
+  return o;
+}
+
 }  // namespace lungvol::seg

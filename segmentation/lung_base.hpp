@@ -9,6 +9,7 @@
 // whose base lies higher at the back than at the front has lost its dependent part, whatever
 // the density, the size or the position of the lesion that did it.
 #include <cstdint>
+#include <vector>
 
 #include "core/image.hpp"
 
@@ -35,5 +36,17 @@ double base_rise_flag_mm(double slice_mm);
 // z): per column its lowest voxel; the columns in the front and the back quarter of the lung's
 // anteroposterior extent; the 10th percentile of their lowest heights in each.
 LungBase lung_base(const LabelImage& labels, std::uint8_t label);
+
+// The diaphragm is a smooth dome; a consolidation resting on it lifts the aerated base of the
+// columns it covers into a plateau as wide as the lesion, and a diaphragm limit taken from the
+// aerated base would then keep the lesion out. A grayscale opening of the base heights (erosion,
+// then dilation, by a square of half-width wi x wj columns) removes raised plateaus narrower than
+// the square and keeps the dome's slopes: an opening leaves a monotonic ramp unchanged, and on a
+// paraboloid lowers only the summit (by its curvature times the half-width squared).
+// `heights`: one value per column (nx x ny, i fastest), larger is higher; INT32_MAX = no lung in
+// the column, which stays so and is ignored by its neighbours. The result is never above the
+// input.
+std::vector<std::int32_t> open_base_heights(const std::vector<std::int32_t>& heights, std::size_t nx,
+                                            std::size_t ny, std::size_t wi, std::size_t wj);
 
 }  // namespace lungvol::seg

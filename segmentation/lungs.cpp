@@ -308,6 +308,10 @@ MaskImage downsample(const MaskImage& m, const std::array<std::size_t, 3>& f, bo
 // along the chest wall (within chest_wall_mm of bone), so that the diaphragm dome and the
 // cardiac notch are not filled.
 constexpr double kHilumMm = 30.0;
+// Half-width of the opening of the lungs' base heights (open_base_heights): consolidations on the
+// diaphragm up to about twice this across (a 100 mL sphere is 58 mm) no longer lift the
+// diaphragm limit with them.
+constexpr double kDomeLesionMm = 30.0;
 
 // Per-slice extent of a lung. The hilum is the medial third of the lung's width within the
 // central half of its antero-posterior depth: a closing there would take in the hilar vessels.
@@ -1046,10 +1050,13 @@ std::vector<std::int32_t> lowest_heights(const LabelImage& lab, std::uint8_t lun
 // consolidation) its aerated part ends high above it. The other lung's base, mirrored across
 // the body midline and raised or lowered by the two domes' typical difference (the right dome
 // is higher, over the liver), stands in for the hidden part: a lung may be filled down to the
-// lower of its own base and the mirrored one. Both lungs consolidated at the base: the limit is
-// the higher of the two, the tissue below is reported as left out (costal.left_out_ml).
+// lower of its own base and the mirrored one. Both bases are first opened (open_base_heights):
+// a consolidation on the dome lifts the aerated base only over its own width, and the dome
+// around it says where the diaphragm lies beneath. Both lungs consolidated at the base over more
+// than the opening's width: the limit is the higher of the two, the tissue below is reported as
+// left out (costal.left_out_ml).
 struct DiaphragmFloors {
-  std::vector<std::int32_t> right, left;          // own base, or the mirrored one if lower
+  std::vector<std::int32_t> right, left;          // opened own base, or the mirrored one if lower
   std::vector<std::int32_t> right_own, left_own;  // each lung's own aerated base
 };
 
@@ -1096,8 +1103,14 @@ DiaphragmFloors diaphragm_floors(const LabelImage& lab, double midline_x, int su
     return f;
   };
   DiaphragmFloors out;
-  out.right = floor_of(low_r, low_l, offset(low_r, low_l));
-  out.left = floor_of(low_l, low_r, offset(low_l, low_r));
+  // Offsets from the lungs' own aerated bases, before the opening below changes them.
+  const std::int32_t d_rl = offset(low_r, low_l), d_lr = offset(low_l, low_r);
+  const std::size_t wi = std::size_t(std::lround(kDomeLesionMm / g.spacing[0]));
+  const std::size_t wj = std::size_t(std::lround(kDomeLesionMm / g.spacing[1]));
+  const auto smooth_r = open_base_heights(low_r, nx, ny, wi, wj);
+  const auto smooth_l = open_base_heights(low_l, nx, ny, wi, wj);
+  out.right = floor_of(smooth_r, smooth_l, d_rl);
+  out.left = floor_of(smooth_l, smooth_r, d_lr);
   out.right_own = low_r;
   out.left_own = low_l;
   return out;

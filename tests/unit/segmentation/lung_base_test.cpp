@@ -7,6 +7,8 @@
 
 #include <cmath>
 #include <functional>
+#include <limits>
+#include <vector>
 
 #include "core/labels.hpp"
 
@@ -80,6 +82,89 @@ TEST(LungBase, AbsentOrTinyLungHasNoColumns) {
   const LungBase b = lung_base(l, labels::kLeftLung);
   EXPECT_EQ(b.columns, 1u);
   EXPECT_DOUBLE_EQ(b.rise_mm(), 0.0);  // too few columns to judge: never flagged
+}
+
+// A diaphragm dome as base heights (1 mm columns, 0.1 mm height units: h = 10000 - 0.05 r^2,
+// r in mm from the summit), with no lung beyond r = 140 mm.
+constexpr std::int32_t kNoLung = std::numeric_limits<std::int32_t>::max();
+constexpr std::size_t kN = 300;
+std::int32_t dome(double i, double j) {
+  const double r2 = (i - 150) * (i - 150) + (j - 150) * (j - 150);
+  return r2 > 140.0 * 140.0 ? kNoLung : std::int32_t(std::lround(10000 - 0.05 * r2));
+}
+
+TEST(LungBase, OpeningRemovesALesionPlateauAndKeepsTheDomesSlopes) {
+  std::vector<std::int32_t> h(kN * kN), truth(kN * kN);
+  for (std::size_t j = 0; j < kN; ++j) {
+    for (std::size_t i = 0; i < kN; ++i) truth[j * kN + i] = h[j * kN + i] = dome(double(i), double(j));
+  }
+  // A round consolidation of 40 mm on the dome's slope (centre 110 mm from the summit) lifts the
+  // aerated base over it by 25 mm.
+  std::size_t plateau = 0;
+  for (std::size_t j = 0; j < kN; ++j) {
+    for (std::size_t i = 0; i < kN; ++i) {
+      const double di = double(i) - 260, dj = double(j) - 150;
+      if (di * di + dj * dj <= 20.0 * 20.0 && h[j * kN + i] != kNoLung) {
+        h[j * kN + i] += 250;
+        ++plateau;
+      }
+    }
+  }
+  ASSERT_GT(plateau, 1000u);
+  const auto o = open_base_heights(h, kN, kN, 30, 30);
+  std::size_t checked = 0;
+  for (std::size_t j = 0; j < kN; ++j) {
+    for (std::size_t i = 0; i < kN; ++i) {
+      const std::size_t n = j * kN + i;
+      if (h[n] == kNoLung) {
+        EXPECT_EQ(o[n], kNoLung);
+        continue;
+      }
+      ASSERT_NE(o[n], kNoLung);
+      EXPECT_LE(o[n], h[n]);
+      // Never deeper than the dome's own drop over the square's diagonal (2 x 30 sqrt 2 mm).
+      const double r = std::hypot(double(i) - 150, double(j) - 150);
+      const double reach = std::min(140.0, r + 2 * 30 * std::sqrt(2.0));
+      EXPECT_GE(o[n], std::lround(10000 - 0.05 * reach * reach) - 1);
+      const double di = double(i) - 260, dj = double(j) - 150;
+      if (di * di + dj * dj <= 20.0 * 20.0) {
+        // The plateau is gone: back on (or below) the dome, 25 mm lower than it was.
+        EXPECT_LE(o[n], truth[n] + 1);
+        ++checked;
+      }
+    }
+  }
+  EXPECT_EQ(checked, plateau);
+}
+
+TEST(LungBase, OpeningLeavesARampAndColumnsWithoutLungAlone) {
+  // A base sloping 0.4 mm per column, and a band of columns with no lung in its middle.
+  constexpr std::size_t nx = 120, ny = 40;
+  std::vector<std::int32_t> h(nx * ny);
+  for (std::size_t j = 0; j < ny; ++j) {
+    for (std::size_t i = 0; i < nx; ++i) {
+      h[j * nx + i] = (i >= 50 && i < 60) ? kNoLung : std::int32_t(4 * i);
+    }
+  }
+  const auto o = open_base_heights(h, nx, ny, 10, 10);
+  for (std::size_t j = 0; j < ny; ++j) {
+    for (std::size_t i = 0; i < nx; ++i) {
+      const std::size_t n = j * nx + i;
+      if (i >= 50 && i < 60) {
+        EXPECT_EQ(o[n], kNoLung) << "column " << i;
+      } else if (i < 40) {
+        EXPECT_EQ(o[n], h[n]) << "column " << i;  // the ramp: unchanged
+      } else if (i < 50 || i >= nx - 10) {
+        // The ramp's high end against the lung's edge (the band, the grid's end) is a plateau to
+        // the opening: lowered, by at most the ramp's rise over the square.
+        EXPECT_LE(o[n], h[n]) << "column " << i;
+        EXPECT_GE(o[n], h[n] - 4 * 10) << "column " << i;
+      } else {
+        // Beyond the band the ramp starts afresh at its low end: unchanged.
+        EXPECT_EQ(o[n], h[n]) << "column " << i;
+      }
+    }
+  }
 }
 
 }  // namespace
