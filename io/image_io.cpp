@@ -87,6 +87,8 @@ typename itk::Image<T, 3>::Pointer read_itk(const std::string& path) {
   return reader->GetOutput();
 }
 
+}  // namespace
+
 // ITK 5.2's NIfTI writer ignores the compression level and gzips slowly; .nii.gz is written
 // as .nii by ITK and gzipped here at level 1 (3x faster, files a few % larger).
 void gzip_file(const std::string& src, const std::string& dst, const std::string& path) {
@@ -107,6 +109,8 @@ void gzip_file(const std::string& src, const std::string& dst, const std::string
     throw Error(ExitCode::kOutput, "cannot write image '" + path + "' (disk full?)");
   }
 }
+
+namespace {
 
 template <class T>
 void write_itk(const Image<T>& image, const std::string& path) {

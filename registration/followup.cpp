@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <ctime>
 #include <filesystem>
 #include <limits>
 #include <optional>
@@ -140,11 +141,23 @@ FollowupOutcome register_one(const SubjectJob& job, const LoadedVisit& base, con
   out.outdir = job.flat ? job.outdir : (fs::path(job.outdir) / fv.visit).string();
   const FollowupSettings& st = job.settings;
   try {
+    Stopwatch stage;
+    std::clock_t cpu_mark = std::clock();
+    // CPU seconds of the process (all threads) since the last call.
+    const auto cpu_lap = [&cpu_mark] {
+      const std::clock_t now = std::clock();
+      const double s = double(now - cpu_mark) / CLOCKS_PER_SEC;
+      cpu_mark = now;
+      return s;
+    };
     const LoadedVisit fu = load_visit(fv);
+    log::debug("registration: {} read in {:.2f} s (CPU {:.2f} s)", fv.visit, stage.lap(), cpu_lap());
     throw_if_interrupted();
     const VisitImages bi{&base.ct, &base.lungs, &base.lesions};
     const VisitImages fi{&fu.ct, &fu.lungs, &fu.lesions};
     RegistrationResult r = register_to_baseline(bi, fi, st.params);
+    stage.lap();
+    cpu_lap();
     throw_if_interrupted();
     Stopwatch post;
 
@@ -159,6 +172,7 @@ FollowupOutcome register_one(const SubjectJob& job, const LoadedVisit& base, con
     }
     const LabelImage change = change_map(base.lesions, warped_lesions);
     const auto volumes = change_volumes(change, base.lungs, warped_lungs);
+    log::debug("registration: change map {:.2f} s (CPU {:.2f} s)", stage.lap(), cpu_lap());
 
     // Inspiration and volume-adjusted densitometry.
     const JacobianStats jac = jacobian_in_lungs(r.forward, base.lungs);
@@ -168,6 +182,7 @@ FollowupOutcome register_one(const SubjectJob& job, const LoadedVisit& base, con
     };
     const RegionDensity bl = region_or(job.baseline, "lungs"), fl = region_or(fv, "lungs");
     const InspirationLevel insp = inspiration_level(bl.volume_ml, fl.volume_ml, jac, st.inspiration_tolerance);
+    log::debug("registration: Jacobian {:.2f} s (CPU {:.2f} s)", stage.lap(), cpu_lap());
 
     // The baseline's lung mask carried into the follow-up.
     VisitTransforms vt;
@@ -179,6 +194,7 @@ FollowupOutcome register_one(const SubjectJob& job, const LoadedVisit& base, con
     MaskAgreement agree = compare_lung_masks(carried, fu.lungs, fu.ct, st.consistency);
     agree.source_visit = job.baseline.visit;
     agree.target_visit = fv.visit;
+    log::debug("registration: mask consistency {:.2f} s (CPU {:.2f} s)", stage.lap(), cpu_lap());
 
     // Measurements.
     for (const auto& v : volumes) {
@@ -277,6 +293,7 @@ FollowupOutcome register_one(const SubjectJob& job, const LoadedVisit& base, con
     write_affine(r.forward.affine, (d / kAffineFile).string());
     write_field(r.forward.field, (d / kDeformationFile).string());
     write_field(r.inverse, (d / kInverseFile).string());
+    log::debug("registration: transforms written in {:.2f} s (CPU {:.2f} s)", stage.lap(), cpu_lap());
     io::write_label_image(change, (d / kChangeMapFile).string());
     // The change map as a DICOM SEG on the baseline series, for a viewer beside the baseline
     // CT. Only a DICOM baseline has slices to reference; no lesion at either visit gives no
@@ -301,6 +318,7 @@ FollowupOutcome register_one(const SubjectJob& job, const LoadedVisit& base, con
     }
     out.record["files"]["change_seg"] = seg_file;
     out.record["warnings"] = warnings;
+    log::debug("registration: change map and its SEG written in {:.2f} s (CPU {:.2f} s)", stage.lap(), cpu_lap());
     write_measurements_csv(out.measurements, (d / kMeasurementsFile).string());
     if (st.write_qc_images) {
       write_registration_qc(base.ct, base.lungs, change, fu.ct, r.forward, d.string());

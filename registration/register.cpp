@@ -432,10 +432,10 @@ RegistrationResult register_to_baseline(const VisitImages& baseline, const Visit
   r.timing.inverse_s = lap.lap();
   r.timing.total_s = total.seconds();
   r.timing.cpu_s = double(std::clock() - cpu0) / CLOCKS_PER_SEC;
-  log::debug("registration: prepare {:.2f} s, affine {:.2f} s, demons {:.2f} s, inverse {:.2f} s; "
-             "MAD {:.1f} -> {:.1f} -> {:.1f} HU",
+  log::debug("registration: prepare {:.2f} s, affine {:.2f} s, demons {:.2f} s, inverse {:.2f} s "
+             "(CPU {:.2f} s); MAD {:.1f} -> {:.1f} -> {:.1f} HU",
              r.timing.prepare_s, r.timing.affine_s, r.timing.deformable_s, r.timing.inverse_s,
-             r.mad_initial_hu, r.mad_affine_hu, r.mad_final_hu);
+             r.timing.cpu_s, r.mad_initial_hu, r.mad_affine_hu, r.mad_final_hu);
   return r;
 }
 

@@ -16,6 +16,7 @@
 
 #include "core/error.hpp"
 #include "core/fs.hpp"
+#include "io/image_io.hpp"
 
 namespace lungvol::registration {
 namespace {
@@ -126,17 +127,29 @@ void write_field(const DisplacementField& f, const std::string& path) {
   for (std::size_t q = 0; q < f.voxel_count(); ++q) {
     for (unsigned c = 0; c < 3; ++c) dst[q][c] = src[3 * q + c];
   }
+  // A .nii.gz is written as .nii by ITK and gzipped at level 1 (io::gzip_file): ITK's own gzip of
+  // the two float fields took a tenth of a registration's CPU time.
+  const bool nii_gz = path.size() > 7 && path.compare(path.size() - 7, 7, ".nii.gz") == 0;
   write_file_atomic(path, [&](const std::string& tmp) {
+    const std::string itk_path = nii_gz ? tmp.substr(0, tmp.size() - 3) : tmp;
     auto writer = itk::ImageFileWriter<FieldImage>::New();
     writer->SetImageIO(itk::NiftiImageIO::New());
-    writer->SetFileName(tmp);
+    writer->SetFileName(itk_path);
     writer->SetInput(img);
-    writer->SetUseCompression(true);
+    writer->SetUseCompression(!nii_gz);
     try {
       writer->Update();
+      if (nii_gz) io::gzip_file(itk_path, tmp, path);
     } catch (const itk::ExceptionObject& e) {
+      std::error_code ec;
+      if (nii_gz) std::filesystem::remove(itk_path, ec);
       throw Error(ExitCode::kOutput, "cannot write '" + path + "': " + e.GetDescription());
+    } catch (...) {
+      std::error_code ec;
+      if (nii_gz) std::filesystem::remove(itk_path, ec);
+      throw;
     }
+    if (nii_gz) std::filesystem::remove(itk_path);
   });
 }
 
