@@ -7,6 +7,7 @@
 
 #include "core/error.hpp"
 #include "core/labels.hpp"
+#include "registration/field.hpp"
 
 namespace lungvol::registration {
 namespace {
@@ -98,21 +99,47 @@ MaskAgreement compare_lung_masks(const LabelImage& carried, const LabelImage& ow
     throw Error(ExitCode::kProcessing, "mask comparison: images not on one grid");
   }
   MaskAgreement m;
-  LabelImage carried_lung(carried.geom, LabelImage::Uninitialised{});
-  for (std::size_t q = 0; q < carried.size(); ++q) carried_lung.data[q] = is_lung(carried.data[q]);
-  const MaskImage core = erode_box(carried_lung, p.erode_mm);
-  double inter = 0, a = 0, b = 0, missed = 0;
+  const Geometry& g = own.geom;
+  // The follow-up's own lung voxels, over the whole grid.
+  double b = 0;
   const long n = static_cast<long>(own.size());
-#pragma omp parallel for schedule(static) reduction(+ : inter, a, b, missed)
-  for (long q = 0; q < n; ++q) {
-    const std::size_t i = std::size_t(q);
-    const bool x = carried_lung.data[i] != 0, y = is_lung(own.data[i]);
-    inter += x && y;
-    a += x;
-    b += y;
-    if (core.data[i] && !y && own.data[i] != labels::kAirway && ct.data[i] >= p.dense_low_hu &&
-        ct.data[i] < p.dense_high_hu) {
-      missed += 1;
+#pragma omp parallel for schedule(static) reduction(+ : b)
+  for (long q = 0; q < n; ++q) b += is_lung(own.data[std::size_t(q)]);
+  // Everything else is zero outside the carried lungs' bounding box (the eroded core lies inside
+  // the carried lungs), so it is computed on that box only. The erosion gives the same core: a
+  // window that crosses the box's border holds a voxel outside the carried lungs either way.
+  double inter = 0, a = 0, missed = 0;
+  const IndexBox box = label_box(carried, 0.0, {labels::kRightLung, labels::kLeftLung});
+  if (!box.empty()) {
+    Geometry cg = g;
+    for (int ax = 0; ax < 3; ++ax) cg.size[ax] = box.hi[ax] - box.lo[ax];
+    LabelImage carried_lung(cg, LabelImage::Uninitialised{});
+    const long nk = static_cast<long>(cg.size[2]);
+#pragma omp parallel for schedule(static)
+    for (long k = 0; k < nk; ++k) {
+      for (std::size_t j = 0; j < cg.size[1]; ++j) {
+        const std::uint8_t* src = carried.data.data() + g.index(box.lo[0], box.lo[1] + j, box.lo[2] + std::size_t(k));
+        std::uint8_t* dst = carried_lung.data.data() + cg.index(0, j, std::size_t(k));
+        for (std::size_t i = 0; i < cg.size[0]; ++i) dst[i] = is_lung(src[i]);
+      }
+    }
+    const MaskImage core = erode_box(carried_lung, p.erode_mm);
+#pragma omp parallel for schedule(static) reduction(+ : inter, a, missed)
+    for (long k = 0; k < nk; ++k) {
+      for (std::size_t j = 0; j < cg.size[1]; ++j) {
+        const std::size_t q0 = g.index(box.lo[0], box.lo[1] + j, box.lo[2] + std::size_t(k));
+        const std::size_t c0 = cg.index(0, j, std::size_t(k));
+        for (std::size_t i = 0; i < cg.size[0]; ++i) {
+          const std::size_t q = q0 + i, c = c0 + i;
+          const bool x = carried_lung.data[c] != 0, y = is_lung(own.data[q]);
+          inter += x && y;
+          a += x;
+          if (core.data[c] && !y && own.data[q] != labels::kAirway && ct.data[q] >= p.dense_low_hu &&
+              ct.data[q] < p.dense_high_hu) {
+            missed += 1;
+          }
+        }
+      }
     }
   }
   const double vml = own.geom.voxel_volume_ml();

@@ -342,6 +342,15 @@ RegistrationResult register_to_baseline(const VisitImages& baseline, const Visit
                                         const RegistrationParams& p) {
   Stopwatch total, lap;
   const std::clock_t cpu0 = std::clock();
+  // CPU seconds of the process (all threads) per stage, for the debug log.
+  std::clock_t cpu_mark = cpu0;
+  const auto cpu_lap = [&cpu_mark] {
+    const std::clock_t now = std::clock();
+    const double s = double(now - cpu_mark) / CLOCKS_PER_SEC;
+    cpu_mark = now;
+    return s;
+  };
+  double cpu_stage[4] = {0, 0, 0, 0};
   check_visit(baseline, "baseline");
   check_visit(followup, "follow-up");
   if (p.iterations.empty() || p.grid_mm <= 0) {
@@ -371,6 +380,7 @@ RegistrationResult register_to_baseline(const VisitImages& baseline, const Visit
       prepare_image(followup, gm, p, r.baseline_parenchyma_hu, r.density_scale, &moving_lesions);
   const FloatImage weight = lung_weight(*baseline.lungs, gf);
   r.timing.prepare_s = lap.lap();
+  cpu_stage[0] = cpu_lap();
 
   Affine init;
   for (int a = 0; a < 3; ++a) init.t[a] = cf[a] - cb[a];
@@ -385,6 +395,7 @@ RegistrationResult register_to_baseline(const VisitImages& baseline, const Visit
   const FloatImage moved = resample(moving, ta, gf, p.clip_high_hu);
   r.mad_affine_hu = mean_abs_difference(fixed, moved, weight);
   r.timing.affine_s = lap.lap();
+  cpu_stage[1] = cpu_lap();
 
   // Each scan's lesions, brought into the other's image by the affine and grown by one voxel (its
   // error), are replaced in both: where either visit has a lesion, both images are the same flat
@@ -426,16 +437,19 @@ RegistrationResult register_to_baseline(const VisitImages& baseline, const Visit
   r.forward.field = itk_demons(demons_fixed, demons_moving, p);
   r.mad_final_hu = mean_abs_difference(fixed, resample(moving, r.forward, gf, p.clip_high_hu), weight);
   r.timing.deformable_s = lap.lap();
+  cpu_stage[2] = cpu_lap();
 
   r.inverse = invert(r.forward, lung_grid(*followup.lungs, p.margin_mm, p.grid_mm),
                      p.inverse_iterations, &r.inverse_quality);
   r.timing.inverse_s = lap.lap();
+  cpu_stage[3] = cpu_lap();
   r.timing.total_s = total.seconds();
   r.timing.cpu_s = double(std::clock() - cpu0) / CLOCKS_PER_SEC;
   log::debug("registration: prepare {:.2f} s, affine {:.2f} s, demons {:.2f} s, inverse {:.2f} s "
-             "(CPU {:.2f} s); MAD {:.1f} -> {:.1f} -> {:.1f} HU",
+             "(CPU {:.2f} s: {:.2f}, {:.2f}, {:.2f}, {:.2f}); MAD {:.1f} -> {:.1f} -> {:.1f} HU",
              r.timing.prepare_s, r.timing.affine_s, r.timing.deformable_s, r.timing.inverse_s,
-             r.timing.cpu_s, r.mad_initial_hu, r.mad_affine_hu, r.mad_final_hu);
+             r.timing.cpu_s, cpu_stage[0], cpu_stage[1], cpu_stage[2], cpu_stage[3],
+             r.mad_initial_hu, r.mad_affine_hu, r.mad_final_hu);
   return r;
 }
 
