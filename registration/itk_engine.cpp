@@ -128,18 +128,23 @@ class Demons : public itk::DiffeomorphicDemonsRegistrationFilter<ItkImage, ItkIm
 
  protected:
   void SmoothDisplacementField() override {
-    ItkField* f = this->GetOutput();
-    if (f->GetBufferedRegion() != f->GetLargestPossibleRegion())
-      return Superclass::SmoothDisplacementField();
-    smooth_field(f, this->GetStandardDeviations(), this->GetMaximumError(),
-                 this->GetMaximumKernelWidth(), this->GetMultiThreader());
+    if (!smooth_whole(this->GetOutput(), this->GetStandardDeviations())) {
+      Superclass::SmoothDisplacementField();
+    }
   }
   void SmoothUpdateField() override {
-    ItkField* f = this->GetUpdateBuffer();
-    if (f->GetBufferedRegion() != f->GetLargestPossibleRegion())
-      return Superclass::SmoothUpdateField();
-    smooth_field(f, this->GetUpdateFieldStandardDeviations(), this->GetMaximumError(),
-                 this->GetMaximumKernelWidth(), this->GetMultiThreader());
+    if (!smooth_whole(this->GetUpdateBuffer(), this->GetUpdateFieldStandardDeviations())) {
+      Superclass::SmoothUpdateField();
+    }
+  }
+
+ private:
+  // smooth_field works on a whole buffer; a field split into regions is left to ITK.
+  bool smooth_whole(ItkField* f, const itk::FixedArray<double, 3>& sigma) {
+    if (f->GetBufferedRegion() != f->GetLargestPossibleRegion()) return false;
+    smooth_field(f, sigma, this->GetMaximumError(), this->GetMaximumKernelWidth(),
+                 this->GetMultiThreader());
+    return true;
   }
 };
 
